@@ -1,0 +1,31 @@
+"""vaekit: variational autoencoders and their latent spaces, on PyTorch.
+
+    import vaekit
+    result = vaekit.fit(vaekit.RunConfig(), run_dir="runs/digits")    # train on the bundled digits
+    model = vaekit.load("runs/digits")                                # encode / decode / sample / reconstruct
+    print(vaekit.evaluate(model, test_x))
+"""
+
+from .build import build_model, resolve_model_config
+from .config import DataConfig, ModelConfig, ObjectiveConfig, RunConfig, TrainConfig, build_run_config
+from .data import DataBundle, Split, load_data
+from .errors import CheckpointError, ConfigError, DataError, TrainingError, VaekitError
+from .evaluate import EvalResult, evaluate, importance_sampled_nll
+from .io import Run, load, load_run
+from .likelihoods import LIKELIHOODS
+from .models import VAE, Batch, VAEOutput
+from .nets import NETWORKS
+from .objectives import ELBO, IWAE, OBJECTIVES, Loss, build_objective
+from .priors import PRIORS
+from .registry import REGISTRIES
+from .train import FitResult, fit
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "VAE", "Batch", "VAEOutput", "ELBO", "IWAE", "Loss", "build_objective", "build_model", "resolve_model_config",
+    "RunConfig", "DataConfig", "ModelConfig", "ObjectiveConfig", "TrainConfig", "build_run_config",
+    "DataBundle", "Split", "load_data", "fit", "FitResult", "load", "load_run", "Run", "evaluate", "EvalResult",
+    "importance_sampled_nll", "VaekitError", "ConfigError", "DataError", "CheckpointError", "TrainingError",
+    "LIKELIHOODS", "PRIORS", "NETWORKS", "OBJECTIVES", "REGISTRIES",
+]

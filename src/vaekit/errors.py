@@ -1,0 +1,24 @@
+"""Exceptions with a message meant for the user.
+
+The CLI turns every `VaekitError` into a one-line message and a non-zero exit; anything else is a bug.
+"""
+
+
+class VaekitError(Exception):
+    """Base class of all errors whose message is written for the user."""
+
+
+class ConfigError(VaekitError):
+    """A configuration value, key or override is invalid."""
+
+
+class DataError(VaekitError):
+    """A data set is missing, unreadable or holds invalid values."""
+
+
+class CheckpointError(VaekitError):
+    """A run folder or checkpoint is missing, unreadable or inconsistent."""
+
+
+class TrainingError(VaekitError):
+    """Training cannot go on (e.g. the loss became non-finite)."""

@@ -1,0 +1,66 @@
+"""Fully connected encoder and decoder (the pytorch/examples VAE is `hidden=[400]`)."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from .base import NETWORKS, NetworkPair, activation
+
+
+def mlp(sizes: Sequence[int], act: str) -> nn.Sequential:
+    """Linear layers of the given sizes with `act` between them (none after the last)."""
+    layers: list[nn.Module] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(n_in, n_out))
+        if i < len(sizes) - 2:
+            layers.append(activation(act))
+    return nn.Sequential(*layers)
+
+
+class MLPEncoder(nn.Module):
+    """x (B, *event) -> flatten, append c -> hidden layers -> (B, 2D)."""
+
+    def __init__(self, n_in: int, hidden: Sequence[int], latent_dim: int, cond_dim: int, act: str) -> None:
+        super().__init__()
+        self.net = mlp([n_in + cond_dim, *hidden, 2 * latent_dim], act)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        h = x.flatten(1)
+        if c is not None:
+            h = torch.cat([h, c], dim=1)
+        return self.net(h)
+
+
+class MLPDecoder(nn.Module):
+    """z (N, D), c -> hidden layers -> (N, P, *event)."""
+
+    def __init__(self, event_shape, hidden, latent_dim: int, params: int, cond_dim: int, act: str) -> None:
+        super().__init__()
+        self.out_shape = (params, *event_shape)
+        self.net = mlp([latent_dim + cond_dim, *hidden, params * math.prod(event_shape)], act)
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        if c is not None:
+            z = torch.cat([z, c], dim=1)
+        return self.net(z).view(z.shape[0], *self.out_shape)
+
+
+@NETWORKS.register("mlp")
+def build_mlp(
+    event_shape: tuple[int, ...],
+    latent_dim: int,
+    params_per_entry: int = 1,
+    cond_dim: int = 0,
+    hidden: Sequence[int] = (512, 256),
+    activation: str = "relu",
+) -> NetworkPair:
+    """Multilayer perceptron; the decoder mirrors the encoder's hidden sizes."""
+    n_in = math.prod(event_shape)
+    return NetworkPair(
+        encoder=MLPEncoder(n_in, list(hidden), latent_dim, cond_dim, activation),
+        decoder=MLPDecoder(event_shape, list(reversed(hidden)), latent_dim, params_per_entry, cond_dim, activation),
+    )

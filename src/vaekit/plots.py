@@ -1,0 +1,118 @@
+"""Figures: image grids (samples, reconstructions) and training curves, as PNG files via matplotlib."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .errors import DataError
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; no display needed
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def tile_images(images: torch.Tensor | np.ndarray, ncol: int, pad: int = 1) -> np.ndarray:
+    """(N, C, H, W) in [0, 1] -> one (rows*(H+pad)+pad, ncol*(W+pad)+pad, C) array with light grey gutters."""
+    images = np.asarray(images.detach().cpu() if torch.is_tensor(images) else images, dtype=np.float32)
+    if images.ndim != 4:
+        raise DataError(f"an image grid needs (N, C, H, W) images, got shape {images.shape}")
+    n, c, h, w = images.shape
+    rows = math.ceil(n / ncol)
+    canvas = np.full((rows * (h + pad) + pad, ncol * (w + pad) + pad, c), 0.8, dtype=np.float32)
+    for i in range(n):
+        r, col = divmod(i, ncol)
+        top, left = pad + r * (h + pad), pad + col * (w + pad)
+        canvas[top : top + h, left : left + w] = images[i].transpose(1, 2, 0)
+    return np.clip(canvas, 0.0, 1.0)
+
+
+def save_image_grid(
+    images: torch.Tensor | np.ndarray,
+    path: str | Path,
+    ncol: int | None = None,
+    title: str | None = None,
+    row_labels: Sequence[str] | None = None,
+    col_labels: Sequence[str] | None = None,
+) -> Path:
+    """Writes (N, C, H, W) images in [0, 1] as a grid PNG; optional title and row/column labels."""
+    plt = _pyplot()
+    n = images.shape[0]
+    ncol = ncol or math.ceil(math.sqrt(n))
+    canvas = tile_images(images, ncol)
+    rows = math.ceil(n / ncol)
+    h, w = images.shape[-2:]
+    # About 0.45 inch per tile, at least 3 inches wide, so that 8x8 and 28x28 grids are both legible.
+    cell = 0.45 if max(h, w) <= 32 else 0.9
+    fig_w, fig_h = max(3.0, ncol * cell + 0.8), max(2.0, rows * cell + 0.8)
+    fig, ax = plt.subplots(figsize=(fig_w, fig_h), dpi=120)
+    if canvas.shape[2] == 1:
+        ax.imshow(canvas[:, :, 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    else:
+        ax.imshow(canvas[:, :, :3], interpolation="nearest")
+    ax.set_xticks([] if col_labels is None else [1 + (w + 1) * i + w / 2 for i in range(len(col_labels))])
+    ax.set_yticks([] if row_labels is None else [1 + (h + 1) * i + h / 2 for i in range(len(row_labels))])
+    if col_labels is not None:
+        ax.set_xticklabels(col_labels, fontsize=8)
+        ax.xaxis.tick_top()
+    if row_labels is not None:
+        ax.set_yticklabels(row_labels, fontsize=8)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def save_reconstruction_grid(originals: torch.Tensor, reconstructions: torch.Tensor, path: str | Path,
+                             title: str = "Reconstructions") -> Path:
+    """Pairs of rows: originals above, their reconstructions below, up to 16 per row."""
+    n = originals.shape[0]
+    ncol = min(16, n)
+    rows = []
+    labels = []
+    for start in range(0, n, ncol):
+        rows += [originals[start : start + ncol], reconstructions[start : start + ncol]]
+        labels += ["data", "recon"]
+    stacked = torch.cat([_pad_row(r, ncol) for r in rows])
+    return save_image_grid(stacked, path, ncol=ncol, title=title, row_labels=labels)
+
+
+def _pad_row(row: torch.Tensor, ncol: int) -> torch.Tensor:
+    if row.shape[0] == ncol:
+        return row
+    filler = torch.full((ncol - row.shape[0], *row.shape[1:]), 0.8)
+    return torch.cat([row, filler])
+
+
+def save_training_curves(history: list[dict], path: str | Path) -> Path:
+    """Train and validation loss (negative ELBO) and KL per epoch."""
+    plt = _pyplot()
+    epochs = [r["epoch"] for r in history]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), dpi=120)
+    for split, style in (("train", "-"), ("valid", "--")):
+        axes[0].plot(epochs, [r[f"{split}_loss"] for r in history], style, label=split)
+        axes[1].plot(epochs, [r[f"{split}_kl"] for r in history], style, label=split)
+    axes[0].set(xlabel="epoch", ylabel="negative ELBO (nats)", title="Loss")
+    axes[1].set(xlabel="epoch", ylabel="KL (nats)", title="KL(q(z|x) || p(z))")
+    for ax in axes:
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)

@@ -1,0 +1,225 @@
+"""`fit`: the one training loop.
+
+Plain PyTorch: the training split lives in memory as a tensor and is sliced with a fresh permutation each
+epoch (cheaper than a DataLoader on small data); loss terms are accumulated on the device and read once per
+epoch, not once per batch. Every epoch writes a line to metrics.jsonl and a resumable checkpoint; the best
+weights by validation loss go to model.safetensors. Each epoch's permutation is seeded by (seed, epoch), so a
+resumed run sees the same batches and the same KL warm-up schedule as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from . import io
+from .build import build_model, resolve_model_config
+from .config import RunConfig
+from .data import DataBundle, load_data
+from .errors import CheckpointError, TrainingError
+from .models.vae import VAE, Batch
+from .objectives import Objective, build_objective
+
+log = logging.getLogger(__name__)
+
+# How often (in batches) the loop reads the loss back to check that it is finite.
+FINITE_CHECK_EVERY = 25
+
+
+@dataclass
+class FitResult:
+    """The trained model (best validation weights), its config, and one dict of metrics per epoch."""
+
+    model: VAE
+    config: RunConfig
+    history: list[dict] = field(default_factory=list)
+    run_dir: Path | None = None
+
+
+def load_bundle(config: RunConfig) -> DataBundle:
+    """Loads the data set a run config names."""
+    d = config.data
+    return load_data(
+        d.name, d.root, binarize=d.binarize, valid_fraction=d.valid_fraction, test_fraction=d.test_fraction,
+        limit=d.limit, seed=d.seed, label_column=d.label_column,
+    )
+
+
+def make_optimizer(model: VAE, config: RunConfig) -> torch.optim.Optimizer:
+    """Adam; the fused kernel where this torch build has it for the model's device."""
+    t = config.train
+    try:
+        return torch.optim.Adam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.Adam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+
+
+@torch.no_grad()
+def average_terms(model: VAE, objective: Objective, x: torch.Tensor, y: torch.Tensor | None, step: int,
+                  batch_size: int = 1024) -> dict[str, float]:
+    """Per-example means of the objective's terms over a whole split (no gradients)."""
+    was_training = model.training
+    model.eval()
+    sums: dict[str, torch.Tensor] = {}
+    for start in range(0, x.shape[0], batch_size):
+        stop = start + batch_size
+        loss = objective(model, Batch(x[start:stop], None if y is None else y[start:stop]), step)
+        for key, value in loss.terms.items():
+            sums[key] = sums.get(key, 0.0) + value.sum()
+    model.train(was_training)
+    return {key: float(value) / x.shape[0] for key, value in sums.items()}
+
+
+def prepare_run_dir(run_dir: Path, resume: bool) -> None:
+    """Refuses to write into a folder that holds anything unless resuming a run there."""
+    if resume:
+        if not (run_dir / io.LAST_CHECKPOINT).is_file():
+            raise CheckpointError(f"cannot resume: {run_dir / io.LAST_CHECKPOINT} does not exist")
+        return
+    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        raise CheckpointError(f"{str(run_dir)!r} already exists and is not empty; choose another --out or "
+                              f"continue it with --resume")
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def fit(
+    config: RunConfig,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    data: DataBundle | None = None,
+) -> FitResult:
+    """Trains a VAE as `config` says; with `run_dir`, writes config, metrics and checkpoints there."""
+    t = config.train
+    if t.threads:
+        torch.set_num_threads(t.threads)
+    torch.manual_seed(t.seed)
+    run_dir = Path(run_dir) if run_dir is not None else None
+    if run_dir is not None and resume:
+        prepare_run_dir(run_dir, resume)
+        # The data, model and objective of a resumed run are the saved ones; only train settings may change.
+        saved = io.load_config(run_dir)
+        config = RunConfig(data=saved.data, model=saved.model, objective=saved.objective, train=config.train)
+    bundle = data if data is not None else load_bundle(config)
+    if run_dir is not None and not resume:
+        prepare_run_dir(run_dir, resume)  # after the data loaded, so a bad data set leaves no empty folder
+    config.model = resolve_model_config(config.model, bundle)
+    device = torch.device(t.device)
+    model = build_model(config.model).to(device)
+    train_split, valid_split = bundle.split("train"), bundle.splits.get("valid") or bundle.split("test")
+    x_train = train_split.x.to(device)
+    y_train = train_split.y.to(device) if model.conditional else None
+    x_valid = valid_split.x.to(device)
+    y_valid = valid_split.y.to(device) if model.conditional else None
+    if model.conditional and (y_train is None or y_valid is None):
+        raise TrainingError(f"model.conditional needs labels on the train and validation splits of {bundle.name!r}")
+    if t.batch_size < 1 or t.epochs < 0 or t.lr <= 0:
+        raise TrainingError("train.batch_size and train.lr must be positive and train.epochs >= 0")
+
+    steps_per_epoch = math.ceil(x_train.shape[0] / t.batch_size)
+    o = config.objective
+    objective = build_objective(o.name, beta=o.beta, warmup_steps=int(o.warmup_epochs * steps_per_epoch),
+                                free_bits=o.free_bits, n_samples=o.n_samples, k=o.k)
+    optimizer = make_optimizer(model, config)
+
+    state = {"epoch": 0, "step": 0, "best_valid": None, "best_epoch": None, "bad_epochs": 0}
+    history: list[dict] = []
+    if run_dir is not None:
+        if resume:
+            state = io.load_training_state(run_dir / io.LAST_CHECKPOINT, model, optimizer)
+            # Drop metrics of epochs after the checkpoint (written before a crash), so the log matches the state.
+            history = _read_history(run_dir)[: state["epoch"]]
+            io.atomic_write_text(run_dir / io.METRICS_FILE, "".join(json.dumps(r) + "\n" for r in history))
+            log.info("resuming %s at epoch %d", run_dir, state["epoch"])
+        else:
+            io.save_config(run_dir, config)
+
+    from tqdm.auto import tqdm
+
+    total_steps = steps_per_epoch * t.epochs
+    bar = tqdm(total=total_steps, initial=state["step"], disable=not t.progress, unit="batch", dynamic_ncols=True)
+    model.train()
+    try:
+        for epoch in range(state["epoch"], t.epochs):
+            bar.set_description(f"epoch {epoch + 1}/{t.epochs}")
+            started = time.perf_counter()
+            train_terms, step = _train_epoch(model, objective, optimizer, x_train, y_train, bundle.dynamic_binarize,
+                                             epoch, state["step"], config, bar)
+            elapsed = time.perf_counter() - started
+            valid_terms = average_terms(model, objective, x_valid, y_valid, step)
+            record = {"epoch": epoch + 1, "step": step, "seconds": round(elapsed, 3),
+                      "samples_per_s": round(x_train.shape[0] / elapsed, 1),
+                      **{f"train_{k}": v for k, v in train_terms.items()},
+                      **{f"valid_{k}": v for k, v in valid_terms.items()}}
+            history.append(record)
+            state["epoch"], state["step"] = epoch + 1, step
+            improved = state["best_valid"] is None or valid_terms["loss"] < state["best_valid"]
+            if improved:
+                state["best_valid"], state["best_epoch"], state["bad_epochs"] = valid_terms["loss"], epoch + 1, 0
+            else:
+                state["bad_epochs"] += 1
+            if run_dir is not None:
+                with open(run_dir / io.METRICS_FILE, "a") as handle:
+                    handle.write(json.dumps(record) + "\n")
+                if improved:
+                    io.save_model(run_dir / io.MODEL_FILE, model)
+                io.save_training_state(run_dir / io.LAST_CHECKPOINT, model, optimizer, state)
+            bar.set_postfix(loss=f"{train_terms['loss']:.2f}", valid=f"{valid_terms['loss']:.2f}",
+                            rate=f"{record['samples_per_s']:.0f}/s")
+            log.info("epoch %d: %s", epoch + 1, record)
+            if t.patience is not None and state["bad_epochs"] >= t.patience:
+                log.info("no better validation loss for %d epochs: stopping early", t.patience)
+                break
+    finally:
+        bar.close()
+
+    if run_dir is not None and (run_dir / io.MODEL_FILE).is_file():
+        tensors, _ = io.load_tensors(run_dir / io.MODEL_FILE)
+        io.load_weights(model, tensors, str(run_dir / io.MODEL_FILE))
+    model.eval()
+    return FitResult(model=model, config=config, history=history, run_dir=run_dir)
+
+
+def _train_epoch(model, objective, optimizer, x, y, dynamic_binarize, epoch, step, config, bar):
+    """One pass over the shuffled training split; returns the per-example mean terms and the new step."""
+    t = config.train
+    generator = torch.Generator().manual_seed(t.seed * 1_000_003 + epoch)
+    order = torch.randperm(x.shape[0], generator=generator).to(x.device)
+    sums: dict[str, torch.Tensor] = {}
+    for i, start in enumerate(range(0, x.shape[0], t.batch_size)):
+        index = order[start : start + t.batch_size]
+        xb = x[index]
+        if dynamic_binarize:
+            xb = torch.bernoulli(xb)
+        loss = objective(model, Batch(xb, None if y is None else y[index]), step)
+        optimizer.zero_grad(set_to_none=True)
+        loss.total.backward()
+        if t.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+        optimizer.step()
+        step += 1
+        for key, value in loss.terms.items():
+            sums[key] = sums.get(key, 0.0) + value.detach().sum()
+        if (i + 1) % FINITE_CHECK_EVERY == 0:
+            if not torch.isfinite(loss.total):
+                raise TrainingError(f"the loss became {float(loss.total)} at epoch {epoch + 1}, step {step}; the "
+                                    f"last good checkpoint is kept (try a lower train.lr or train.grad_clip)")
+            bar.update(FINITE_CHECK_EVERY)
+    bar.update(step - bar.n)
+    terms = {key: float(value) / x.shape[0] for key, value in sums.items()}
+    if not all(math.isfinite(v) for v in terms.values()):
+        raise TrainingError(f"the loss became non-finite during epoch {epoch + 1}; the last good checkpoint is "
+                            f"kept (try a lower train.lr or train.grad_clip)")
+    return terms, step
+
+
+def _read_history(run_dir: Path) -> list[dict]:
+    path = run_dir / io.METRICS_FILE
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
