@@ -75,7 +75,9 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     seed: int = 0
+    lr_schedule: str = "constant"  # "constant" or "cosine" (decays to 0 over `epochs`)
     patience: int | None = None  # stop after this many epochs without a better validation loss
+    time_limit: float | None = None  # minutes; stop at the first epoch end past this budget
     grad_clip: float | None = None
     threads: int | None = None  # torch intra-op threads (default: torch's choice)
     device: str = "cpu"

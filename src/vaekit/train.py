@@ -126,6 +126,8 @@ def fit(
     objective = build_objective(o.name, beta=o.beta, warmup_steps=int(o.warmup_epochs * steps_per_epoch),
                                 free_bits=o.free_bits, n_samples=o.n_samples, k=o.k)
     optimizer = make_optimizer(model, config)
+    if t.lr_schedule not in ("constant", "cosine"):
+        raise TrainingError(f"train.lr_schedule must be 'constant' or 'cosine', got {t.lr_schedule!r}")
 
     state = {"epoch": 0, "step": 0, "best_valid": None, "best_epoch": None, "bad_epochs": 0}
     history: list[dict] = []
@@ -145,8 +147,13 @@ def fit(
     bar = tqdm(total=total_steps, initial=state["step"], disable=not t.progress, unit="batch", dynamic_ncols=True)
     model.train()
     try:
+        budget_start = time.perf_counter()
         for epoch in range(state["epoch"], t.epochs):
             bar.set_description(f"epoch {epoch + 1}/{t.epochs}")
+            if t.lr_schedule == "cosine":
+                # lr_e = lr / 2 * (1 + cos(pi * e / epochs)), set per epoch so that resuming needs no scheduler state
+                for group in optimizer.param_groups:
+                    group["lr"] = 0.5 * t.lr * (1 + math.cos(math.pi * epoch / t.epochs))
             started = time.perf_counter()
             train_terms, step = _train_epoch(model, objective, optimizer, x_train, y_train, bundle.dynamic_binarize,
                                              epoch, state["step"], config, bar)
@@ -174,6 +181,9 @@ def fit(
             log.info("epoch %d: %s", epoch + 1, record)
             if t.patience is not None and state["bad_epochs"] >= t.patience:
                 log.info("no better validation loss for %d epochs: stopping early", t.patience)
+                break
+            if t.time_limit is not None and time.perf_counter() - budget_start > 60 * t.time_limit:
+                log.info("time limit of %.1f minutes reached after epoch %d", t.time_limit, epoch + 1)
                 break
     finally:
         bar.close()

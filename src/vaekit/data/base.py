@@ -47,7 +47,7 @@ class DataBundle:
     meta: dict = field(default_factory=dict)
 
     def split(self, name: str) -> Split:
-        """The split called `name`; falls back from "valid" to "test" when there is no validation split."""
+        """The split called `name`; a DataError naming the available splits otherwise."""
         from ..errors import DataError
 
         if name in self.splits:

@@ -17,7 +17,7 @@ import torch
 
 from ..errors import DataError
 from .base import DataBundle, Split, ValueKind
-from .loading import DEFAULT_TEST_FRACTION, DEFAULT_VALID_FRACTION, apply_binarize, split_tensors
+from .loading import DEFAULT_TEST_FRACTION, DEFAULT_VALID_FRACTION, apply_binarize, count_nonfinite, split_tensors
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
@@ -147,8 +147,6 @@ def _read_csv(path: Path, label_column: str | int | None) -> tuple[Parts, tuple[
     if not rows:
         raise DataError(f"{path}: no data rows below the header")
     features = [j for j in range(width) if j != label_idx]
-    if not features:
-        raise DataError(f"{path}: no feature columns besides the label column")
     x = np.empty((len(rows), len(features)), dtype=np.float64)
     labels: list[str] = []
     for r, (line, row) in enumerate(rows):
@@ -229,10 +227,8 @@ def _read(path: Path, label_column: str | int | None) -> tuple[Parts, tuple[str,
     if suffix in (".csv", ".tsv"):
         parts, feature_names = _read_csv(path, label_column)
         return parts, None, feature_names
-    raise DataError(
-        f"{path}: unsupported data file type {suffix or '(none)'!r} "
-        "(expected .npy, .npz, .csv, or a folder of PNG/JPEG images)"
-    )
+    kind = suffix or "(none)"
+    raise DataError(f"{path}: unsupported data file type {kind!r} (expected .npy, .npz, .csv, or an image folder)")
 
 
 def _tensors(parts: Parts, name: str) -> tuple[dict[str, tuple], tuple[str, ...] | None]:
@@ -242,10 +238,9 @@ def _tensors(parts: Parts, name: str) -> tuple[dict[str, tuple], tuple[str, ...]
     if len(shapes) > 1:
         raise DataError(f"{name}: splits have different example shapes: {', '.join(map(str, sorted(shapes)))}")
     for k, (x, _) in events.items():
-        bad = ~np.isfinite(x)
-        if bad.any():
-            at = tuple(int(i) for i in np.argwhere(bad)[0])
-            n_bad, where = int(bad.sum()), "" if k == "all" else f" of split {k!r}"
+        n_bad, at = count_nonfinite(torch.from_numpy(x))  # index in the file's layout, before any shuffling
+        if n_bad:
+            where = "" if k == "all" else f" of split {k!r}"
             raise DataError(f"data set {name!r} contains {n_bad} non-finite values (first at index {at}{where})")
     # Labels of all labelled splits together, so text classes get the same numbers everywhere.
     labelled = [k for k, (_, y) in parts.items() if y is not None]
@@ -277,6 +272,8 @@ def load_path(
 ) -> DataBundle:
     """A bundle from a .npy/.npz/.csv/.tsv file or an image folder; split by seed unless the file has splits."""
     path = Path(path)
+    if binarize is not None and path.suffix.lower() in (".csv", ".tsv"):
+        raise DataError(f"option binarize={binarize!r} applies to image data, not to the table {path}")
     parts, class_names, feature_names = _read(path, label_column)
     tensors, text_classes = _tensors(parts, path.name)
     class_names = text_classes or class_names

@@ -21,7 +21,7 @@ from .base import DATASETS, DataBundle, Split
 DEFAULT_VALID_FRACTION = 0.1
 DEFAULT_TEST_FRACTION = 0.2
 BINARIZE_MODES = ("dynamic", "threshold")
-# Evaluation splits of dynamically binarized data are drawn once with these seeds (valid: +0, test: +1), whatever
+# Evaluation splits of dynamically binarized data are drawn once with these seeds (valid: +1, test: +2), whatever
 # the training seed, so that test scores of different runs are comparable.
 EVAL_BINARIZE_SEED = 20240101
 SPLIT_ORDER = ("train", "valid", "test")
@@ -56,8 +56,8 @@ def find_file(folder: Path, name: str, candidates: Sequence[str]) -> Path:
     for candidate in candidates:
         if (folder / candidate).is_file():
             return folder / candidate
-    where = folder if folder.is_dir() else f"{folder} (no such folder)"
-    raise DataError(f"{name}: expected {candidates[0]} in {where} ({_hint(name)})")
+    missing = "" if folder.is_dir() else "no such folder; "
+    raise DataError(f"{name}: expected {candidates[0]} in {folder} ({missing}{_hint(name)})")
 
 
 def check_fractions(valid_fraction: float, test_fraction: float) -> None:

@@ -1,0 +1,52 @@
+"""Shared fixtures: a tiny trained run on the bundled digits, and the location of the shared data sets."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+import vaekit
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data_root() -> Path | None:
+    """$VAEKIT_DATA, or ../shared/data beside the repository, when it exists."""
+    for candidate in (os.environ.get("VAEKIT_DATA"), REPO.parent / "shared" / "data"):
+        if candidate and Path(candidate).is_dir():
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture(autouse=True)
+def _seed_and_threads():
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+
+
+def tiny_config(**train) -> vaekit.RunConfig:
+    """A config that trains in about a second on digits."""
+    config = vaekit.RunConfig()
+    config.model.hidden = [64]
+    config.model.latent_dim = 4
+    config.train.epochs = train.pop("epochs", 3)
+    config.train.progress = False
+    for key, value in train.items():
+        setattr(config.train, key, value)
+    return config
+
+
+@pytest.fixture(scope="session")
+def digits() -> vaekit.DataBundle:
+    return vaekit.load_data("digits")
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, digits) -> Path:
+    """A run folder trained for a few epochs on digits (shared by read-only tests)."""
+    run_dir = tmp_path_factory.mktemp("runs") / "digits"
+    vaekit.fit(tiny_config(epochs=3), run_dir, data=digits)
+    return run_dir
