@@ -1,0 +1,1 @@
+"""Subcommands of the `vaekit` CLI; each module has `register(subparsers)`."""

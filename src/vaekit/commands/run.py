@@ -1,0 +1,187 @@
+"""Core subcommands: train, eval, sample, reconstruct, ls.
+
+Every module in `vaekit.commands` has `register(subparsers)`, which adds its subcommands with
+`set_defaults(func=handler)`; a handler takes the parsed arguments and returns the exit code.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from ..errors import VaekitError
+
+
+def guard_output(path: str | None, force: bool) -> None:
+    """Never overwrite a file the user already has unless --force."""
+    if path and Path(path).exists() and not force:
+        raise VaekitError(f"{path} already exists; choose another --out or pass --force to overwrite it")
+
+
+def _train_parser(sub) -> None:
+    p = sub.add_parser("train", help="train a VAE and write a run folder")
+    p.set_defaults(func=cmd_train)
+    p.add_argument("--config", help="TOML or JSON config file")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="dotted override, e.g. model.latent_dim=32 (repeatable)")
+    p.add_argument("--data", help="registered data set name or a path (file or folder)")
+    p.add_argument("--data-root", help="folder holding the data files (default: $VAEKIT_DATA/<name>)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--latent-dim", type=int)
+    p.add_argument("--network", help="e.g. mlp, conv")
+    p.add_argument("--likelihood", help="e.g. bernoulli, gaussian, gaussian-learned")
+    p.add_argument("--beta", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--out", help="run folder (default: runs/<data>-<time>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run_args(p, out_help: str) -> None:
+    p.add_argument("run", help="run folder written by `vaekit train`")
+    p.add_argument("--out", help=out_help)
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+
+
+def register(sub) -> None:
+    """Adds train, eval, sample, reconstruct and ls."""
+    _train_parser(sub)
+
+    p = sub.add_parser("eval", help="test-set ELBO, importance-sampled NLL, bits/dim, active units")
+    p.set_defaults(func=cmd_eval)
+    run_args(p, "where to write the metrics (default: RUN/eval.json)")
+    p.add_argument("--iw-samples", type=int, default=1000, help="importance samples per example (default 1000)")
+    p.add_argument("--split", default="test")
+    p.add_argument("--limit", type=int, help="evaluate only the first N examples")
+    p.add_argument("--data-root", help="folder holding the data files")
+
+    p = sub.add_parser("sample", help="draw new data from the prior and save an image grid")
+    p.set_defaults(func=cmd_sample)
+    run_args(p, "output file: .png grid, or .npy/.csv array (default: RUN/samples.png)")
+    p.add_argument("-n", type=int, default=64, help="number of samples")
+    p.add_argument("--label", type=int, help="class to generate (conditional models)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--draw", action="store_true", help="draw x ~ p(x|z) instead of its mean")
+
+    p = sub.add_parser("reconstruct", help="encode and decode data and save originals vs reconstructions")
+    p.set_defaults(func=cmd_reconstruct)
+    run_args(p, "output file (default: RUN/reconstructions.png)")
+    p.add_argument("-n", type=int, default=32)
+    p.add_argument("--split", default="test")
+    p.add_argument("--data-root", help="folder holding the data files")
+
+    sub.add_parser("ls", help="list registered data sets, networks, likelihoods, priors and objectives").set_defaults(
+        func=cmd_ls)
+
+
+def cmd_train(args) -> int:
+    from .. import build_run_config, fit
+    from ..report import write_run_figures
+    from ..train import load_bundle
+
+    flags = {"data.name": args.data, "data.root": args.data_root, "train.epochs": args.epochs,
+             "train.batch_size": args.batch_size, "train.lr": args.lr, "model.latent_dim": args.latent_dim,
+             "model.network": args.network, "model.likelihood": args.likelihood, "objective.beta": args.beta,
+             "train.seed": args.seed}
+    overrides = [f"{k}={json.dumps(v)}" for k, v in flags.items() if v is not None] + args.overrides
+    if args.no_progress:
+        overrides.append("train.progress=false")
+    config = build_run_config(args.config, overrides)
+    if args.resume and not args.out:
+        raise VaekitError("--resume needs --out RUN, the run folder to continue")
+    out = Path(args.out or f"runs/{Path(config.data.name).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
+    data = None if args.resume else load_bundle(config)
+    result = fit(config, out, resume=args.resume, data=data)
+    data = data or load_bundle(result.config)
+    written = write_run_figures(result.model, data, result.history, out)
+    last = result.history[-1] if result.history else {}
+    print(f"run folder: {out}")
+    if last:
+        print(f"epochs: {last['epoch']}  train loss: {last['train_loss']:.3f}  valid loss: {last['valid_loss']:.3f} "
+              f"nats  ({last['samples_per_s']:.0f} samples/s)")
+    print("wrote: " + ", ".join(p.name for p in written))
+    return 0
+
+
+def load_with_data(args):
+    from ..io import load_run
+    from ..train import load_bundle
+
+    run = load_run(args.run)
+    if getattr(args, "data_root", None):
+        run.config.data.root = args.data_root
+    return run, load_bundle(run.config)
+
+
+def cmd_eval(args) -> int:
+    from ..evaluate import evaluate
+    from ..io import atomic_write_text
+
+    guard_output(args.out, args.force)
+    if args.iw_samples < 1:
+        raise VaekitError("--iw-samples must be >= 1")
+    run, data = load_with_data(args)
+    split = data.split(args.split)
+    x, y = split.x, split.y
+    if args.limit:
+        x, y = x[: args.limit], None if y is None else y[: args.limit]
+    result = evaluate(run.model, x, y, iw_samples=args.iw_samples, progress=True)
+    out = Path(args.out or run.path / "eval.json")
+    atomic_write_text(out, json.dumps({"split": args.split, **result.to_dict()}, indent=2) + "\n")
+    rows = [("examples", f"{result.n}"), ("negative ELBO", f"{result.neg_elbo:.3f} nats"),
+            ("  reconstruction", f"{result.recon:.3f} nats"), ("  KL", f"{result.kl:.3f} nats"),
+            (f"NLL (IWAE, k={result.iw_samples})", f"{result.nll:.3f} nats"),
+            ("bits/dim", f"{result.bits_per_dim:.4f}"),
+            ("active units", f"{result.active_units} / {result.latent_dim}")]
+    if result.kl_per_dim is not None:
+        rows.append(("KL per dim", " ".join(f"{v:.2f}" for v in result.kl_per_dim)))
+    width = max(len(r[0]) for r in rows)
+    print(f"{run.path} ({args.split} split)")
+    for name, value in rows:
+        print(f"  {name:<{width}}  {value}")
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_sample(args) -> int:
+    from ..io import load_run
+    from ..report import draw_samples, save_samples
+
+    guard_output(args.out, args.force)
+    if args.n < 1:
+        raise VaekitError("-n must be >= 1")
+    run = load_run(args.run)
+    samples = draw_samples(run.model, args.n, args.label, args.seed, mean=not args.draw)
+    title = "Samples" if args.label is None else f"Samples of class {args.label}"
+    out = save_samples(samples, run.model, args.out or run.path / "samples.png", title=title)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_reconstruct(args) -> int:
+    from ..report import save_reconstructions
+
+    guard_output(args.out, args.force)
+    run, data = load_with_data(args)
+    split = data.split(args.split)
+    n = max(1, min(args.n, len(split)))
+    out = save_reconstructions(run.model, split.x[:n], None if split.y is None else split.y[:n],
+                               args.out or run.path / "reconstructions.png")
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_ls(args) -> int:
+    import vaekit  # noqa: F401  (imports every registry)
+    from ..registry import REGISTRIES
+
+    for kind, registry in REGISTRIES.items():
+        print(f"{kind}s:")
+        for name in registry.names():
+            print(f"  {name:<18} {registry.help(name)}")
+    return 0
+
+
