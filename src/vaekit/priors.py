@@ -3,20 +3,35 @@
 A prior is an `nn.Module` whose `forward()` returns a distribution over z with event shape (D,). Its `kl`
 uses the closed form when torch.distributions knows one, otherwise the single-sample Monte Carlo estimate
 log q(z|x) - log p(z) at the z the model drew (unbiased; its expectation is the KL).
+
+    normal  N(0, I)                                                 (Kingma & Welling 2014)
+    mog     p(z) = sum_k pi_k N(z; mu_k, diag sigma_k^2), all learned (a learnable mixture of Gaussians)
+    vamp    p(z) = 1/K sum_k q(z | u_k), K learned pseudo-inputs u_k  (VampPrior, Tomczak & Welling 2018)
+
+The two mixtures make the prior multi-modal, so that it can follow the aggregate posterior instead of pulling
+every q(z|x) towards one Gaussian blob. Their KL is always the Monte Carlo estimate.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+import inspect
+from typing import TYPE_CHECKING, Callable
 
 import torch
 from torch import distributions as D
 from torch import nn
 
 from .distributions import diagonal_normal
+from .errors import ConfigError
 from .registry import Registry
 
+if TYPE_CHECKING:  # the VAE imports this module; only type hints point back
+    from .models.vae import VAE
+
 PRIORS: Registry[Callable[..., "Prior"]] = Registry("prior")
+
+# Generator seed of the Monte Carlo per-dimension KL diagnostics (fixed, so that they never touch the global RNG).
+DIAGNOSTIC_SEED = 0
 
 
 class Prior(nn.Module):
@@ -24,6 +39,8 @@ class Prior(nn.Module):
 
     #: True when KL(q || p) has a closed form for a diagonal-Gaussian q.
     analytic_kl: bool = False
+    #: True when p(z) = prod_d p(z_d), so that the KL is the sum of `kl_per_dim`.
+    factorised: bool = False
 
     def __init__(self, latent_dim: int) -> None:
         super().__init__()
@@ -32,9 +49,12 @@ class Prior(nn.Module):
     def forward(self) -> D.Distribution:
         raise NotImplementedError
 
-    def kl(self, qz: D.Distribution, z: torch.Tensor) -> torch.Tensor:
-        """KL(q(z|x) || p(z)) per example: (B,) when analytic, else the MC estimate at `z` (S, B, D) -> (S, B)."""
-        pz = self()
+    def kl(self, qz: D.Distribution, z: torch.Tensor, pz: D.Distribution | None = None) -> torch.Tensor:
+        """KL(q(z|x) || p(z)) per example: (B,) when analytic, else the MC estimate at `z` (S, B, D) -> (S, B).
+
+        `pz` is this prior's distribution when the caller already has it (saves a second VampPrior encoding).
+        """
+        pz = self() if pz is None else pz
         if self.analytic_kl:
             return D.kl_divergence(qz, pz)
         return qz.log_prob(z) - pz.log_prob(z)
@@ -43,12 +63,32 @@ class Prior(nn.Module):
         """Closed-form KL of each latent dimension, (B, D); only for factorised priors."""
         raise NotImplementedError(f"{type(self).__name__} has no per-dimension KL")
 
+    def marginal(self) -> D.Distribution:
+        """The prior's one-dimensional marginals p(z_d): a distribution with batch shape (D,)."""
+        raise NotImplementedError(f"{type(self).__name__} has no marginals")
+
+    def marginal_kl_per_dim(self, qz: D.Independent, generator: torch.Generator | None = None) -> torch.Tensor:
+        """KL(q(z_d|x) || p(z_d)) per example and dimension, (B, D): a posterior-collapse diagnostic.
+
+        Exact (`kl_per_dim`) for factorised priors. Otherwise a one-sample Monte Carlo estimate against the
+        prior's 1-D marginals, log q(z_d|x) - log p(z_d) at z_d ~ q(z_d|x); a dimension whose q(z_d|x) equals
+        the marginal for every x carries no information. For non-factorised priors the values do not sum to
+        the KL of the joint.
+        """
+        if self.factorised:
+            return self.kl_per_dim(qz)
+        q = qz.base_dist  # Normal with batch shape (B, D)
+        eps = torch.randn(q.loc.shape, generator=generator, device="cpu").to(q.loc)
+        z = q.loc + q.scale * eps  # (B, D)
+        return q.log_prob(z) - self.marginal().log_prob(z)
+
 
 @PRIORS.register("normal")
 class StandardNormalPrior(Prior):
     """Standard normal N(0, I), with the closed-form KL of a diagonal Gaussian."""
 
     analytic_kl = True
+    factorised = True
 
     def __init__(self, latent_dim: int) -> None:
         super().__init__(latent_dim)
@@ -64,7 +104,99 @@ class StandardNormalPrior(Prior):
         mu, s = qz.base_dist.loc, qz.base_dist.scale
         return 0.5 * (mu.pow(2) + s.pow(2) - 1.0) - s.log()
 
+    def marginal(self) -> D.Normal:
+        return D.Normal(self.loc, self.scale, validate_args=False)
+
+
+class MixturePrior(Prior):
+    """A mixture of K diagonal Gaussians; subclasses say where the weights, means and scales come from."""
+
+    def components(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Mixture logits (K,), means (K, D) and standard deviations (K, D)."""
+        raise NotImplementedError
+
+    def forward(self) -> D.MixtureSameFamily:
+        logits, loc, scale = self.components()
+        # log p(z) = logsumexp_k [log pi_k + log N(z; mu_k, diag sigma_k^2)], evaluated by torch.
+        return D.MixtureSameFamily(D.Categorical(logits=logits, validate_args=False), diagonal_normal(loc, scale),
+                                   validate_args=False)
+
+    def marginal(self) -> D.MixtureSameFamily:
+        logits, loc, scale = self.components()
+        # p(z_d) = sum_k pi_k N(z_d; mu_kd, sigma_kd^2): batch shape (D,), K components each.
+        weights = D.Categorical(logits=logits.expand(self.latent_dim, -1), validate_args=False)  # (D, K)
+        return D.MixtureSameFamily(weights, D.Normal(loc.T, scale.T, validate_args=False), validate_args=False)
+
+
+@PRIORS.register("mog")
+class MixtureOfGaussiansPrior(MixturePrior):
+    """Learnable mixture of K diagonal Gaussians (weights, means and scales are parameters)."""
+
+    def __init__(self, latent_dim: int, components: int = 10) -> None:
+        super().__init__(latent_dim)
+        if components < 1:
+            raise ConfigError(f"prior 'mog' needs model.prior_components >= 1, got {components}")
+        self.n_components = components
+        self.logits = nn.Parameter(torch.zeros(components))
+        # Means spread like draws from N(0, I), so that the components start apart; unit scales.
+        self.loc = nn.Parameter(torch.randn(components, latent_dim))
+        self.log_scale = nn.Parameter(torch.zeros(components, latent_dim))
+
+    def components(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.logits, self.loc, self.log_scale.exp()
+
+
+@PRIORS.register("vamp")
+class VampPrior(MixturePrior):
+    """VampPrior: p(z) = 1/K sum_k q(z|u_k), the encoder at K learned pseudo-inputs (Tomczak & Welling 2018)."""
+
+    def __init__(self, latent_dim: int, components: int = 500, event_shape: tuple[int, ...] | None = None,
+                 init: str = "data") -> None:
+        super().__init__(latent_dim)
+        if components < 1:
+            raise ConfigError(f"prior 'vamp' needs model.prior_components >= 1, got {components}")
+        if event_shape is None:
+            raise ConfigError("prior 'vamp' needs the data shape: build it through build_model (event_shape set)")
+        if init not in ("data", "random"):
+            raise ConfigError(f"model.prior_init must be 'data' or 'random', got {init!r}")
+        self.n_components, self.init = components, init
+        # Pseudo-inputs u_k live in data space, (K, *event); `init_from_data` may replace them by examples.
+        self.pseudo_inputs = nn.Parameter(0.1 * torch.randn(components, *event_shape))
+
+    def attach(self, model: "VAE") -> None:
+        """Remembers the VAE whose encoder q(z|u) defines the prior (not as a submodule: no cycle)."""
+        if model.conditional:
+            raise ConfigError("prior 'vamp' needs an unconditional model (its pseudo-inputs have no labels); "
+                              "set model.conditional=false or use prior 'mog'")
+        if tuple(model.event_shape) != tuple(self.pseudo_inputs.shape[1:]):
+            raise ConfigError(f"prior 'vamp': pseudo-inputs of shape {tuple(self.pseudo_inputs.shape[1:])} do not "
+                              f"fit data of shape {tuple(model.event_shape)}")
+        self.__dict__["_owner"] = model  # bypasses nn.Module.__setattr__, so the model is not registered twice
+
+    @torch.no_grad()
+    def init_from_data(self, x: torch.Tensor, generator: torch.Generator | None = None) -> None:
+        """With init='data', sets the pseudo-inputs to K random training examples (repeated if fewer)."""
+        if self.init != "data" or x.shape[0] == 0:
+            return
+        n = x.shape[0]
+        if n >= self.n_components:
+            index = torch.randperm(n, generator=generator)[: self.n_components]
+        else:
+            index = torch.randint(n, (self.n_components,), generator=generator)
+        self.pseudo_inputs.copy_(x[index.to(x.device)].to(self.pseudo_inputs))
+
+    def components(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        owner = self.__dict__.get("_owner")
+        if owner is None:
+            raise ConfigError("prior 'vamp' is not attached to a VAE: build it through build_model")
+        qu = owner.encode(self.pseudo_inputs)  # q(z|u_k): batch (K,), event (D,)
+        logits = torch.zeros(self.n_components, device=qu.mean.device, dtype=qu.mean.dtype)  # uniform 1/K
+        return logits, qu.base_dist.loc, qu.base_dist.scale
+
 
 def build_prior(name: str, latent_dim: int, **options) -> Prior:
-    """Builds the prior registered as `name`."""
-    return PRIORS.get(name)(latent_dim, **options)
+    """Builds the prior registered as `name`; options it does not take, or that are None, are ignored."""
+    factory = PRIORS.get(name)
+    accepted = inspect.signature(factory).parameters
+    return factory(latent_dim, **{k: v for k, v in options.items() if k in accepted and v is not None})
+

@@ -106,8 +106,6 @@ def fit(
         saved = io.load_config(run_dir)
         config = RunConfig(data=saved.data, model=saved.model, objective=saved.objective, train=config.train)
     bundle = data if data is not None else load_bundle(config)
-    if run_dir is not None and not resume:
-        prepare_run_dir(run_dir, resume)  # after the data loaded, so a bad data set leaves no empty folder
     config.model = resolve_model_config(config.model, bundle)
     device = torch.device(t.device)
     model = build_model(config.model).to(device)
@@ -128,6 +126,9 @@ def fit(
     optimizer = make_optimizer(model, config)
     if t.lr_schedule not in ("constant", "cosine"):
         raise TrainingError(f"train.lr_schedule must be 'constant' or 'cosine', got {t.lr_schedule!r}")
+
+    if run_dir is not None and not resume:
+        prepare_run_dir(run_dir, resume)  # only once data, model and objective are valid: no empty folder on error
 
     state = {"epoch": 0, "step": 0, "best_valid": None, "best_epoch": None, "bad_epochs": 0}
     history: list[dict] = []

@@ -9,6 +9,6 @@ from .base import DATASETS, DataBundle, Split, ValueKind
 from .loading import data_root, load_data, validate_bundle
 
 # Imported for their side effect: each module registers its loaders in DATASETS.
-from . import builtin, files, mnist  # noqa: E402,F401  isort: skip
+from . import builtin, files, mnist, shapes  # noqa: E402,F401  isort: skip
 
 __all__ = ["Split", "DataBundle", "ValueKind", "DATASETS", "load_data", "data_root", "validate_bundle"]

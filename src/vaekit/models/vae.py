@@ -119,6 +119,9 @@ class VAE(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, y: torch.Tensor | int | None = None, mean: bool = True) -> torch.Tensor:
         """n new data points (n, *event) from z ~ p(z): the likelihood's mean, or a draw when `mean=False`."""
+        if y is not None and not self.conditional:
+            raise ConfigError("this model is not conditional, so it cannot sample a given class; train one with "
+                              "model.conditional=true")
         z = self.prior().sample((n,))  # (n, D)
         labels = None if y is None else torch.as_tensor(y).reshape(-1)
         if labels is not None and labels.numel() == 1:

@@ -39,7 +39,9 @@ NETWORKS: Registry[Callable[..., NetworkPair]] = Registry("network")
 
 
 def activation(name: str) -> nn.Module:
-    """A fresh activation module by name."""
+    """A fresh activation module by name ("gated" is handled by the MLP itself and means ReLU elsewhere)."""
+    if name == "gated":
+        return nn.ReLU()
     if name not in ACTIVATIONS:
         raise ConfigError(f"unknown activation {name!r}; choose one of: {', '.join(ACTIVATIONS)}")
     return ACTIVATIONS[name]()

@@ -1,0 +1,138 @@
+"""Interpolation in latent space, and the latent-plane "manifold" grid of a 2-D model.
+
+    linear   z(t) = (1 - t) z_a + t z_b
+    slerp    z(t) = sin((1 - t) w) / sin(w) z_a + sin(t w) / sin(w) z_b,  cos(w) = <z_a, z_b> / (|z_a| |z_b|)
+             (spherical interpolation, White 2016, "Sampling generative networks"): under a Gaussian prior most
+             mass lies near a sphere, and the straight line between two codes passes closer to the origin
+             than typical codes do; slerp keeps to the sphere. Both paths start at z_a and end at z_b.
+    grid     decode a regular grid over two latent dimensions through the prior's inverse CDF, so that each cell
+             covers equal prior mass (Kingma & Welling 2014, fig. 4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError
+from ..models.vae import VAE
+from .traversal import check_latent_dims, prior_moments
+
+METHODS = ("linear", "slerp")
+# Angles below this (radians) make sin(w) ~ 0: slerp then falls back to the linear path it approaches.
+SLERP_EPS = 1e-6
+
+
+def lerp(z_a: torch.Tensor, z_b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Linear path: (D,), (D,), (T,) -> (T, D)."""
+    t = t.reshape(-1, 1).to(z_a)
+    return (1 - t) * z_a + t * z_b
+
+
+def slerp(z_a: torch.Tensor, z_b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical path: (D,), (D,), (T,) -> (T, D); z(0) = z_a and z(1) = z_b exactly."""
+    t = t.reshape(-1, 1).to(z_a)
+    cos = torch.dot(z_a, z_b) / (z_a.norm() * z_b.norm()).clamp_min(1e-12)
+    omega = torch.arccos(cos.clamp(-1.0, 1.0))
+    if float(omega) < SLERP_EPS or float(torch.sin(omega)) < SLERP_EPS:
+        return lerp(z_a, z_b, t)  # (anti)parallel codes: the great circle is undefined
+    sin = torch.sin(omega)
+    return torch.sin((1 - t) * omega) / sin * z_a + torch.sin(t * omega) / sin * z_b
+
+
+@dataclass(frozen=True)
+class Interpolation:
+    """Decoded means `images` (T, *event) along the path `z` (T, D) at positions `t` (T,) from a (0) to b (1)."""
+
+    t: np.ndarray
+    z: torch.Tensor
+    images: torch.Tensor
+    method: str
+
+
+def _labels(model: VAE, label: int | None, n: int) -> torch.Tensor | None:
+    if not model.conditional:
+        return None
+    if label is None:
+        raise ConfigError("this model is conditional: give the class to decode (e.g. --label 3)")
+    return torch.full((n,), int(label), dtype=torch.long)
+
+
+@torch.no_grad()
+def interpolate_codes(model: VAE, z_a: torch.Tensor, z_b: torch.Tensor, steps: int = 10, method: str = "linear",
+                      label: int | None = None) -> Interpolation:
+    """Decodes `steps` points on the `method` path from code z_a (D,) to z_b (D,)."""
+    if method not in METHODS:
+        raise ConfigError(f"unknown interpolation {method!r}; choose one of {', '.join(METHODS)}")
+    if steps < 2:
+        raise ConfigError(f"an interpolation needs at least 2 steps, got {steps}")
+    z_a, z_b = z_a.reshape(-1).float(), z_b.reshape(-1).float()
+    if z_a.shape != (model.latent_dim,) or z_b.shape != (model.latent_dim,):
+        raise ConfigError(f"codes must have {model.latent_dim} values, got {z_a.numel()} and {z_b.numel()}")
+    t = torch.linspace(0, 1, steps)
+    path = (lerp if method == "linear" else slerp)(z_a, z_b, t)  # (T, D)
+    images = model.decode(path, _labels(model, label, steps)).mean
+    return Interpolation(t=t.numpy(), z=path, images=images.cpu(), method=method)
+
+
+@torch.no_grad()
+def interpolate(model: VAE, x_a: torch.Tensor, x_b: torch.Tensor, steps: int = 10, method: str = "linear",
+                y_a: int | None = None, y_b: int | None = None, label: int | None = None) -> Interpolation:
+    """Encodes x_a and x_b (each (*event) or (1, *event)) to their posterior means and interpolates between them.
+
+    For conditional models `y_a`/`y_b` are the examples' labels and `label` the class decoded along the path
+    (default `y_a`)."""
+    x = torch.stack([x_a.reshape(model.event_shape), x_b.reshape(model.event_shape)])  # (2, *event)
+    y = None
+    if model.conditional:
+        if y_a is None or y_b is None:
+            raise ConfigError("this model is conditional: the two examples need labels")
+        y = torch.tensor([int(y_a), int(y_b)])
+    z = model.encode(x, y).mean  # (2, D)
+    return interpolate_codes(model, z[0], z[1], steps, method, y_a if label is None else label)
+
+
+@dataclass(frozen=True)
+class LatentGrid:
+    """Decoded means `images` (n, n, *event) over dimensions `dims`: row i has z[dims[1]] = `values[1][i]`
+    (top row highest), column j has z[dims[0]] = `values[0][j]`."""
+
+    images: torch.Tensor
+    values: tuple[np.ndarray, np.ndarray]
+    dims: tuple[int, int]
+
+
+@torch.no_grad()
+def latent_grid(model: VAE, n: int = 15, dims: Sequence[int] | None = None, *, low: float = 0.05,
+                high: float = 0.95, label: int | None = None) -> LatentGrid:
+    """The classic manifold plot: an n x n grid over two latent dimensions at the prior's quantiles low..high
+    (the other dimensions at the prior mean). `dims` may be left out for 2-D models only."""
+    latent = model.latent_dim
+    if dims is None:
+        if latent != 2:
+            raise ConfigError(f"the latent grid varies two dimensions and this model has {latent}: choose which "
+                              f"(e.g. --grid-dims 0,1; the others stay at the prior mean)")
+        dims = (0, 1)
+    dims = check_latent_dims(dims, latent)
+    if len(dims) != 2:
+        raise ConfigError(f"the latent grid varies exactly 2 dimensions, got {len(dims)}")
+    if n < 2:
+        raise ConfigError(f"the grid needs at least 2 points per side, got {n}")
+    if not 0 < low < high < 1:
+        raise ConfigError(f"quantiles must satisfy 0 < low < high < 1, got {low} and {high}")
+    centre, scale = prior_moments(model)
+    # Equal prior mass per cell: z = mean + std * Phi^-1(q) (exact for the normal prior; a Gaussian
+    # approximation for other priors).
+    q = torch.linspace(low, high, n)
+    unit = torch.distributions.Normal(0.0, 1.0).icdf(q)  # (n,)
+    cols = centre[dims[0]] + scale[dims[0]] * unit
+    rows = (centre[dims[1]] + scale[dims[1]] * unit).flip(0)  # top row = highest value, as on a plot's y axis
+    z = centre.expand(n, n, latent).clone()  # (n, n, D)
+    z[:, :, dims[0]] = cols.reshape(1, n)
+    z[:, :, dims[1]] = rows.reshape(n, 1)
+    images = model.decode(z.reshape(-1, latent), _labels(model, label, n * n)).mean
+    return LatentGrid(images=images.reshape(n, n, *images.shape[1:]).cpu(),
+                      values=(cols.numpy(), rows.numpy()), dims=dims)

@@ -1,0 +1,171 @@
+"""Embedding a data set: the amortised posterior q(z|x) = N(mu(x), diag sigma^2(x)) of every example.
+
+The posterior means are the usual "latent codes" (Kingma & Welling 2014); their per-dimension KL to the prior
+says how much information each dimension carries, and dimensions with (almost) no KL are collapsed
+(Burda et al. 2016 call the others "active units").
+
+    KL_d = mean over x of KL(q(z_d|x) || p(z_d))   (nats; closed form for the normal prior)
+
+An `Embedding` can be saved to / read from `.npz` with the keys
+    mean (N, D), var (N, D), index (N,), [labels (N,)], [samples (S, N, D)], [kl_per_dim (D,)]
+"""
+
+from __future__ import annotations
+
+import logging
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+from ..models.vae import VAE
+
+log = logging.getLogger(__name__)
+
+# A dimension whose mean KL to the prior is below this many nats carries (almost) no information: collapsed.
+COLLAPSED_KL = 0.01
+
+
+@dataclass(frozen=True)
+class Embedding:
+    """Posterior parameters of N examples: `mean`/`var` (N, D), optional `samples` (S, N, D) and `labels` (N,).
+
+    `index` (N,) gives each row's position in the split it came from (it differs from 0..N-1 after subsampling);
+    `kl_per_dim` (D,) is the mean KL of each dimension to the prior, None when the prior has no closed form.
+    """
+
+    mean: np.ndarray
+    var: np.ndarray
+    index: np.ndarray
+    labels: np.ndarray | None = None
+    samples: np.ndarray | None = None
+    kl_per_dim: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return self.mean.shape[0]
+
+    @property
+    def latent_dim(self) -> int:
+        return self.mean.shape[1]
+
+    def informativeness(self) -> np.ndarray:
+        """Per-dimension score used to rank dimensions: the KL when known, else the variance of the means (D,)."""
+        if self.kl_per_dim is not None:
+            return self.kl_per_dim
+        return self.mean.var(0) if len(self) > 1 else np.zeros(self.latent_dim)
+
+    def collapsed(self, threshold: float = COLLAPSED_KL) -> np.ndarray:
+        """(D,) bool: dimensions whose score is below `threshold` (nats of KL, or variance of the means)."""
+        return self.informativeness() < threshold
+
+    def subset(self, rows: np.ndarray) -> "Embedding":
+        """The embedding of the given rows (a new object; this one is unchanged)."""
+        return Embedding(
+            mean=self.mean[rows], var=self.var[rows], index=self.index[rows],
+            labels=None if self.labels is None else self.labels[rows],
+            samples=None if self.samples is None else self.samples[:, rows],
+            kl_per_dim=self.kl_per_dim,
+        )
+
+
+def subsample_indices(n: int, max_points: int | None, seed: int = 0) -> np.ndarray:
+    """All of 0..n-1 when n <= max_points, else `max_points` of them drawn without replacement, sorted."""
+    if max_points is None or n <= max_points:
+        return np.arange(n)
+    if max_points < 1:
+        raise DataError(f"max_points must be at least 1, got {max_points}")
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n, size=max_points, replace=False))
+
+
+@torch.no_grad()
+def encode_dataset(
+    model: VAE,
+    x: torch.Tensor,
+    y: torch.Tensor | None = None,
+    *,
+    n_samples: int = 0,
+    batch_size: int = 512,
+    seed: int = 0,
+    progress: bool = False,
+) -> Embedding:
+    """q(z|x) of every example of `x` (N, *event): means, variances, `n_samples` draws, and the KL per dimension.
+
+    `y` (N,) is kept as the embedding's labels; conditional models also see it when encoding.
+    """
+    from tqdm.auto import tqdm
+
+    if x.ndim < 2 or x.shape[0] == 0:
+        raise DataError(f"nothing to encode: expected examples of shape (N, *event), got {tuple(x.shape)}")
+    if n_samples < 0:
+        raise DataError(f"n_samples must be >= 0, got {n_samples}")
+    model.eval()
+    generator = torch.Generator().manual_seed(seed)
+    means, variances, draws = [], [], []
+    kl_sum = torch.zeros(model.latent_dim, dtype=torch.float64)
+    has_kl = True
+    device = next(model.parameters()).device
+    starts = range(0, x.shape[0], batch_size)
+    for start in tqdm(starts, disable=not progress, desc="encoding", unit="batch", leave=False):
+        xb = x[start : start + batch_size].to(device)
+        yb = None if (y is None or not model.conditional) else y[start : start + batch_size].to(device)
+        qz = model.encode(xb, yb)
+        mu, sigma = qz.mean, qz.base_dist.scale  # (B, D) each
+        means.append(mu.cpu())
+        variances.append(sigma.pow(2).cpu())
+        if n_samples:
+            eps = torch.randn((n_samples, *mu.shape), generator=generator).to(mu)  # (S, B, D)
+            draws.append((mu + sigma * eps).cpu())  # z = mu + sigma * eps
+        if has_kl:
+            try:
+                kl_sum += model.prior.kl_per_dim(qz).sum(0).double().cpu()
+            except NotImplementedError:
+                has_kl = False
+    n = x.shape[0]
+    return Embedding(
+        mean=torch.cat(means).numpy(),
+        var=torch.cat(variances).numpy(),
+        index=np.arange(n),
+        labels=None if y is None else y.cpu().numpy().astype(np.int64),
+        samples=torch.cat(draws, 1).numpy() if n_samples else None,
+        kl_per_dim=(kl_sum / n).numpy().astype(np.float32) if has_kl else None,
+    )
+
+
+def save_embedding(embedding: Embedding, path: str | Path) -> Path:
+    """Writes the embedding as a compressed `.npz` (keys in the module docstring)."""
+    path = Path(path)
+    if path.suffix != ".npz":
+        raise DataError(f"embeddings are saved as .npz; got {str(path)!r} (name the file e.g. z.npz)")
+    arrays = {"mean": embedding.mean, "var": embedding.var, "index": embedding.index}
+    for key in ("labels", "samples", "kl_per_dim"):
+        value = getattr(embedding, key)
+        if value is not None:
+            arrays[key] = value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    tmp.replace(path)  # atomic: a crash leaves no half-written file under the final name
+    return path
+
+
+def load_embedding(path: str | Path) -> Embedding:
+    """Reads what `save_embedding` wrote."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise DataError(f"{path}: cannot read the embedding ({error})") from None
+    missing = [key for key in ("mean", "var") if key not in arrays]
+    if missing:
+        raise DataError(f"{path}: not an embedding file (missing {', '.join(missing)}); write one with "
+                        f"`vaekit latent embed`")
+    n = arrays["mean"].shape[0]
+    return Embedding(
+        mean=arrays["mean"], var=arrays["var"], index=arrays.get("index", np.arange(n)),
+        labels=arrays.get("labels"), samples=arrays.get("samples"), kl_per_dim=arrays.get("kl_per_dim"),
+    )

@@ -1,0 +1,1 @@
+"""Metrics over trained models: sample quality (classifier-based), disentanglement."""

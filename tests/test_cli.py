@@ -1,0 +1,158 @@
+"""Every core CLI command end to end on digits, and a one-line error (never a traceback) for bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vaekit.cli import main
+
+TINY = ["--epochs", "2", "--no-progress", "--set", "model.hidden=[32]", "--latent-dim", "3"]
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("cli") / "run"
+    assert main(["train", "--data", "digits", "--out", str(out), *TINY]) == 0
+    return out
+
+
+def test_train_writes_a_complete_run_folder(cli_run):
+    for name in ("config.json", "model.safetensors", "metrics.jsonl", "checkpoints/last.safetensors",
+                 "samples.png", "reconstructions.png", "curves.png"):
+        assert (cli_run / name).is_file(), name
+    config = json.loads((cli_run / "config.json").read_text())
+    assert config["model"]["latent_dim"] == 3 and config["model"]["hidden"] == [32]
+    assert config["model"]["event_shape"] == [1, 8, 8]
+    with Image.open(cli_run / "samples.png") as image:
+        assert image.size[0] > 100
+
+
+def test_eval_prints_a_table_and_writes_json(cli_run, capsys):
+    code, out, _ = run_cli(capsys, "eval", cli_run, "--iw-samples", "20", "--limit", "40")
+    assert code == 0
+    assert "NLL (IWAE, k=20)" in out and "active units" in out
+    result = json.loads((cli_run / "eval.json").read_text())
+    assert result["n"] == 40 and result["iw_samples"] == 20
+    assert np.isfinite(result["nll"]) and result["bits_per_dim"] > 0
+
+
+def test_sample_and_reconstruct_write_images(cli_run, tmp_path, capsys):
+    assert run_cli(capsys, "sample", cli_run, "-n", "9", "--out", tmp_path / "grid.png")[0] == 0
+    assert run_cli(capsys, "reconstruct", cli_run, "--out", tmp_path / "recon.png", "-n", "8")[0] == 0
+    assert run_cli(capsys, "sample", cli_run, "-n", "5", "--out", tmp_path / "s.npy")[0] == 0
+    assert np.load(tmp_path / "s.npy").shape == (5, 64)
+    for name in ("grid.png", "recon.png"):
+        with Image.open(tmp_path / name) as image:
+            image.verify()
+
+
+def test_existing_output_is_never_overwritten(cli_run, tmp_path, capsys):
+    target = tmp_path / "mine.png"
+    target.write_bytes(b"precious")
+    code, _, err = run_cli(capsys, "sample", cli_run, "--out", target)
+    assert code != 0 and "already exists" in err
+    assert target.read_bytes() == b"precious"
+    assert run_cli(capsys, "sample", cli_run, "--out", target, "--force")[0] == 0
+
+
+def test_resume_from_the_cli(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run_cli(capsys, "train", "--out", out, *TINY)[0] == 0
+    code, stdout, _ = run_cli(capsys, "train", "--out", out, "--resume", "--epochs", "3", "--no-progress")
+    assert code == 0 and "epochs: 3" in stdout
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 3
+
+
+def test_ls_lists_every_registry(capsys):
+    code, out, _ = run_cli(capsys, "ls")
+    assert code == 0
+    for expected in ("datasets:", "digits", "likelihoods:", "bernoulli", "priors:", "normal", "networks:", "conv",
+                     "objectives:", "iwae"):
+        assert expected in out
+
+
+def test_train_from_a_toml_config(tmp_path, capsys):
+    config = tmp_path / "c.toml"
+    config.write_text('[model]\nhidden = [16]\nlatent_dim = 2\nnetwork = "conv"\nchannels = [4]\n'
+                      '[train]\nepochs = 1\nprogress = false\n')
+    code, _, err = run_cli(capsys, "train", "--config", config, "--out", tmp_path / "r")
+    assert code == 0, err
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["model"]["network"] == "conv"
+
+
+def _bad_csv(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    return path
+
+
+BAD_TRAIN_INPUTS = {
+    "unknown data set": (["--data", "no-such-set"], "no-such-set"),
+    "unknown likelihood": (["--likelihood", "poisson"], "unknown likelihood 'poisson'"),
+    "unknown network": (["--network", "transformer"], "unknown network"),
+    "wrong type": (["--set", "model.latent_dim=many"], "must be int"),
+    "unknown key": (["--set", "model.latent_size=3"], "unknown config key 'model.latent_size'"),
+    "missing data folder": (["--data", "mnist", "--data-root", "/nonexistent/folder"], "mnist"),
+    "bad latent size": (["--latent-dim", "0"], "latent_dim must be >= 1"),
+    "conv on tabular": (["--data", "CSV:1,2\n3,4\n5,6\n7,8\n", "--network", "conv"], "needs images"),
+    "NaN in data": (["--data", "CSV:1,2\nnan,4\n5,6\n7,8\n"], "non-finite"),
+    "empty data": (["--data", "CSV:"], "empty"),
+    "missing config file": (["--config", "/nonexistent.toml"], "does not exist"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_TRAIN_INPUTS))
+def test_bad_train_input_gets_a_one_line_error(case, tmp_path, capsys):
+    args, expected = BAD_TRAIN_INPUTS[case]
+    args = [str(_bad_csv(tmp_path, a[4:])) if str(a).startswith("CSV:") else a for a in args]
+    out = tmp_path / "run"
+    code, _, err = run_cli(capsys, "train", *args, "--out", out, "--epochs", "1", "--no-progress")
+    assert code != 0
+    assert expected in err, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not out.exists()  # a failed start leaves nothing behind
+
+
+def test_bad_run_folders_get_one_line_errors(tmp_path, cli_run, capsys):
+    broken = tmp_path / "broken"
+    shutil.copytree(cli_run, broken)
+    (broken / "model.safetensors").write_bytes(b"\x00\x01 not a checkpoint")
+    bad_config = tmp_path / "bad_config"
+    shutil.copytree(cli_run, bad_config)
+    (bad_config / "config.json").write_text('{"model": {"latent_dim": "x"}}')
+    cases = [
+        (["eval", tmp_path / "missing"], "does not exist"),
+        (["eval", tmp_path], "not a run folder"),
+        (["sample", broken], "unreadable or truncated"),
+        (["sample", bad_config], "must be int"),
+        (["sample", cli_run, "-n", "0"], "-n must be >= 1"),
+        (["sample", cli_run, "--label", "3", "--out", tmp_path / "x.png"], "not conditional"),
+        (["eval", cli_run, "--split", "nope"], "no 'nope' split"),
+        (["train", "--resume"], "--resume needs --out"),
+    ]
+    for argv, expected in cases:
+        code, _, err = run_cli(capsys, *argv)
+        assert code != 0, argv
+        assert expected in err, (argv, err)
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_console_script_runs_without_traceback(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "vaekit.cli", "eval", str(tmp_path / "nope")],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"vaekit eval: error: run folder '{tmp_path / 'nope'}' does not exist"
