@@ -22,6 +22,8 @@ EVENT_SHAPES = [(6,), (1, 8, 8), (3, 7, 5)]
 def _data_for(name: str, shape) -> torch.Tensor:
     if name == "bernoulli":
         return torch.bernoulli(torch.full((4, *shape), 0.5))
+    if name == "discretized-logistic":
+        return torch.randint(0, 256, (4, *shape)) / 255.0  # 8-bit grey levels
     return torch.randn(4, *shape)
 
 
@@ -67,7 +69,7 @@ def test_fixed_gaussian_is_squared_error_up_to_constants():
 @pytest.mark.parametrize("name", PRIORS.names())
 def test_prior_sampling_log_prob_and_kl(name):
     torch.manual_seed(0)
-    prior = build_prior(name, 3)
+    prior = _model(prior=name).prior  # through a model: the VampPrior needs its encoder
     pz = prior()
     z = pz.sample((5, 2))
     assert z.shape == (5, 2, 3)
@@ -107,9 +109,9 @@ def test_conv_rejects_flat_data():
         build_networks("conv", (7,), latent_dim=2)
 
 
-def _model(likelihood="bernoulli", network="mlp", shape=(1, 8, 8), num_classes=0):
+def _model(likelihood="bernoulli", network="mlp", shape=(1, 8, 8), num_classes=0, prior="normal"):
     config = ModelConfig(network=network, hidden=[16], channels=[4], conv_hidden=16, latent_dim=3,
-                         likelihood=likelihood, event_shape=list(shape), num_classes=num_classes)
+                         likelihood=likelihood, event_shape=list(shape), num_classes=num_classes, prior=prior)
     return build_model(config)
 
 

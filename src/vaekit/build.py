@@ -45,8 +45,8 @@ def build_model(config: ModelConfig) -> VAE:
         raise ConfigError("model.hidden and model.channels must hold positive sizes")
     event_shape = tuple(config.event_shape)
     likelihood_name = config.likelihood or "bernoulli"
-    options = {"sigma": config.sigma} if likelihood_name.startswith("gaussian") and "hetero" not in likelihood_name else {}
-    likelihood = build_likelihood(likelihood_name, event_shape, **options)
+    # Each likelihood and prior takes the options it knows (build_* drop the others).
+    likelihood = build_likelihood(likelihood_name, event_shape, sigma=config.sigma, n_mix=config.n_mix)
     nets = build_networks(
         config.network,
         event_shape,
@@ -58,7 +58,8 @@ def build_model(config: ModelConfig) -> VAE:
         conv_hidden=config.conv_hidden,
         activation=config.activation,
     )
-    prior = build_prior(config.prior, config.latent_dim)
+    prior = build_prior(config.prior, config.latent_dim, components=config.prior_components,
+                        event_shape=event_shape, init=config.prior_init)
     return VAE(nets.encoder, nets.decoder, likelihood, prior, config.latent_dim, event_shape, config.num_classes)
 
 

@@ -49,6 +49,9 @@ class ModelConfig:
     likelihood: str | None = None  # None: bernoulli for [0, 1] data, gaussian-learned for real data
     sigma: float = 0.1  # (initial) standard deviation of Gaussian likelihoods
     prior: str = "normal"
+    prior_components: int | None = None  # mixture priors: K components (None: 10 for "mog", 500 for "vamp")
+    prior_init: str = "data"  # "vamp": pseudo-inputs start as random training examples ("data") or noise ("random")
+    n_mix: int = 5  # "discretized-logistic": logistic mixture components per entry (1: one discretized logistic)
     conditional: bool = False  # condition encoder and decoder on the class label (CVAE)
     event_shape: list[int] | None = None
     num_classes: int = 0
@@ -61,7 +64,13 @@ class ObjectiveConfig:
     name: str = "elbo"
     beta: float = 1.0
     warmup_epochs: float = 0.0  # KL weight rises linearly from 0 to beta over this many epochs
+    kl_schedule: str = "linear"  # "constant", "linear" (over warmup_epochs) or "cyclical" (Fu et al. 2019)
+    cycles: int = 4  # cyclical: number of cycles over train.epochs
+    cycle_ratio: float = 0.5  # cyclical: fraction of each cycle spent raising the weight from 0 to beta
     free_bits: float = 0.0  # nats per latent dimension
+    gamma: float = 1000.0  # "capacity": weight of |KL - C| (Burgess et al. 2018)
+    capacity_max: float = 25.0  # "capacity": final KL target C in nats
+    capacity_epochs: float | None = None  # "capacity": epochs over which C rises from 0 (None: all of train.epochs)
     n_samples: int = 1
     k: int = 5  # IWAE samples
 

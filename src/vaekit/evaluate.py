@@ -6,19 +6,23 @@
                        as K grows.
     bits/dim           NLL / (number of data entries * ln 2)
     active units       dimension d is active when Cov_x(E_q[z_d]) > 0.01 (Burda et al. 2016)
-    KL per dimension   mean over x of KL(q(z_d|x) || p(z_d)), for factorised priors
+    KL per dimension   mean over x of KL(q(z_d|x) || p(z_d)): closed form for factorised priors, a Monte Carlo
+                       estimate against the prior's 1-D marginals for mixture priors
+    sharpness          mean gradient magnitude of images, sqrt(dx^2 + dy^2) of neighbouring-pixel differences,
+                       for reconstructions and data; their ratio (< 1: blurrier than the data) measures blur
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 
 from .distributions import log_mean_exp
 from .models.vae import VAE, Batch
 from .objectives import ELBO
+from .priors import DIAGNOSTIC_SEED
 
 ACTIVE_UNIT_THRESHOLD = 0.01
 # Rows (samples x examples) decoded at once by the importance-sampled estimate: bounds memory.
@@ -39,6 +43,10 @@ class EvalResult:
     active_units: int
     latent_dim: int
     kl_per_dim: list[float] | None
+    # Image data only (None otherwise): mean gradient magnitude of the data, of the reconstructions, and their ratio.
+    sharpness_data: float | None = None
+    sharpness_recon: float | None = None
+    sharpness_ratio: float | None = None
 
     def to_dict(self) -> dict:
         """JSON-ready dict."""
@@ -75,6 +83,55 @@ def active_units(means: torch.Tensor, threshold: float = ACTIVE_UNIT_THRESHOLD) 
     return int((variances > threshold).sum()), variances
 
 
+@dataclass(frozen=True)
+class PosteriorDiagnostics:
+    """Posterior-collapse diagnostics of a split: mean KL per latent dimension (nats) and active units."""
+
+    kl_per_dim: list[float]
+    active_units: int
+    variances: list[float] = field(default_factory=list)  # Cov_x(E_q[z_d]) per dimension
+
+
+@torch.no_grad()
+def posterior_diagnostics(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None,
+                          batch_size: int = 1024) -> PosteriorDiagnostics:
+    """KL(q(z_d|x) || p(z_d)) averaged over `x` and the active-unit count, in one pass of the encoder."""
+    was_training = model.training
+    model.eval()
+    y = y if model.conditional else None
+    generator = torch.Generator().manual_seed(DIAGNOSTIC_SEED)  # MC estimates never touch the global RNG
+    kl_sum = torch.zeros(model.latent_dim, dtype=torch.float64)
+    means = []
+    for start in range(0, x.shape[0], batch_size):
+        qz = model.encode(x[start : start + batch_size], None if y is None else y[start : start + batch_size])
+        kl_sum += model.prior.marginal_kl_per_dim(qz, generator).sum(0).double().cpu()  # (D,)
+        means.append(qz.mean)
+    model.train(was_training)
+    count, variances = active_units(torch.cat(means))
+    return PosteriorDiagnostics(kl_per_dim=(kl_sum / max(1, x.shape[0])).tolist(), active_units=count,
+                                variances=variances.tolist())
+
+
+def sharpness(images: torch.Tensor) -> torch.Tensor:
+    """Mean gradient magnitude of each image (N, C, H, W) or (N, H, W) -> (N,); higher is sharper.
+
+    Forward differences dx = x[i, j+1] - x[i, j], dy = x[i+1, j] - x[i, j] on the common (H-1, W-1) grid,
+    magnitude sqrt(dx^2 + dy^2), averaged over pixels and channels.
+    """
+    if images.dim() == 3:
+        images = images.unsqueeze(1)
+    if images.dim() != 4 or images.shape[-1] < 2 or images.shape[-2] < 2:
+        raise ValueError(f"sharpness needs images (N, C, H, W) of at least 2x2 pixels, got {tuple(images.shape)}")
+    dx = images[..., :-1, 1:] - images[..., :-1, :-1]
+    dy = images[..., 1:, :-1] - images[..., :-1, :-1]
+    return (dx.pow(2) + dy.pow(2)).sqrt().flatten(1).mean(1)
+
+
+def is_image_shape(event_shape: tuple[int, ...]) -> bool:
+    """True for (C, H, W) or (H, W) data with at least 2x2 pixels."""
+    return len(event_shape) in (2, 3) and min(event_shape[-2:]) >= 2
+
+
 @torch.no_grad()
 def evaluate(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None, iw_samples: int = 1000,
              batch_size: int = 100, progress: bool = False) -> EvalResult:
@@ -85,8 +142,8 @@ def evaluate(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None, iw_samp
     y = y if model.conditional else None
     elbo = ELBO()
     sums = {"loss": 0.0, "recon": 0.0, "kl": 0.0, "nll": 0.0}
-    kl_dims = torch.zeros(model.latent_dim)
-    has_kl_dims = True
+    image = is_image_shape(model.event_shape)
+    sharp = {"data": 0.0, "recon": 0.0}
     for start in tqdm(range(0, x.shape[0], batch_size), disable=not progress, desc="evaluating", unit="batch"):
         xb = x[start : start + batch_size]
         yb = None if y is None else y[start : start + batch_size]
@@ -94,14 +151,13 @@ def evaluate(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None, iw_samp
         for key in ("loss", "recon", "kl"):
             sums[key] += float(terms[key].sum())
         sums["nll"] += float(importance_sampled_nll(model, xb, yb, iw_samples).sum())
-        if has_kl_dims:
-            try:
-                kl_dims += model.prior.kl_per_dim(model.encode(xb, yb)).sum(0).cpu()
-            except NotImplementedError:
-                has_kl_dims = False
+        if image:
+            sharp["data"] += float(sharpness(xb).sum())
+            sharp["recon"] += float(sharpness(model.reconstruct(xb, yb)).sum())
     n = x.shape[0]
-    count, _ = active_units(posterior_means(model, x, y))
+    diagnostics = posterior_diagnostics(model, x, y)
     nll = sums["nll"] / n
+    sharp = {key: value / n for key, value in sharp.items()}
     return EvalResult(
         n=n,
         neg_elbo=sums["loss"] / n,
@@ -110,7 +166,10 @@ def evaluate(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None, iw_samp
         nll=nll,
         iw_samples=iw_samples,
         bits_per_dim=nll / (math.prod(model.event_shape) * math.log(2)),
-        active_units=count,
+        active_units=diagnostics.active_units,
         latent_dim=model.latent_dim,
-        kl_per_dim=(kl_dims / n).tolist() if has_kl_dims else None,
+        kl_per_dim=diagnostics.kl_per_dim,
+        sharpness_data=sharp["data"] if image else None,
+        sharpness_recon=sharp["recon"] if image else None,
+        sharpness_ratio=sharp["recon"] / sharp["data"] if image and sharp["data"] > 0 else None,
     )

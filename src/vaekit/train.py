@@ -2,9 +2,10 @@
 
 Plain PyTorch: the training split lives in memory as a tensor and is sliced with a fresh permutation each
 epoch (cheaper than a DataLoader on small data); loss terms are accumulated on the device and read once per
-epoch, not once per batch. Every epoch writes a line to metrics.jsonl and a resumable checkpoint; the best
-weights by validation loss go to model.safetensors. Each epoch's permutation is seeded by (seed, epoch), so a
-resumed run sees the same batches and the same KL warm-up schedule as an uninterrupted one.
+epoch, not once per batch. Every epoch writes a line to metrics.jsonl, with the posterior-collapse diagnostics
+of the validation split (`valid_kl_per_dim`, `active_units`), and a resumable checkpoint; the best weights by
+validation loss go to model.safetensors. Each epoch's permutation is seeded by (seed, epoch), so a resumed run
+sees the same batches and the same KL warm-up schedule as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from .build import build_model, resolve_model_config
 from .config import RunConfig
 from .data import DataBundle, load_data
 from .errors import CheckpointError, TrainingError
+from .evaluate import posterior_diagnostics
 from .models.vae import VAE, Batch
 from .objectives import Objective, build_objective
 
@@ -30,6 +32,8 @@ log = logging.getLogger(__name__)
 
 # How often (in batches) the loop reads the loss back to check that it is finite.
 FINITE_CHECK_EVERY = 25
+# Epochs in a row with fewer than half the latent units active (past the KL warm-up) before a collapse warning.
+COLLAPSE_PATIENCE = 3
 
 
 @dataclass
@@ -121,8 +125,14 @@ def fit(
 
     steps_per_epoch = math.ceil(x_train.shape[0] / t.batch_size)
     o = config.objective
+    capacity_epochs = t.epochs if o.capacity_epochs is None else o.capacity_epochs
     objective = build_objective(o.name, beta=o.beta, warmup_steps=int(o.warmup_epochs * steps_per_epoch),
-                                free_bits=o.free_bits, n_samples=o.n_samples, k=o.k)
+                                free_bits=o.free_bits, n_samples=o.n_samples, k=o.k, kl_schedule=o.kl_schedule,
+                                total_steps=steps_per_epoch * t.epochs, cycles=o.cycles, cycle_ratio=o.cycle_ratio,
+                                gamma=o.gamma, capacity_max=o.capacity_max,
+                                capacity_steps=int(capacity_epochs * steps_per_epoch))
+    if hasattr(model.prior, "init_from_data"):  # VampPrior pseudo-inputs from training examples (seeded)
+        model.prior.init_from_data(x_train, torch.Generator().manual_seed(t.seed))
     optimizer = make_optimizer(model, config)
     if t.lr_schedule not in ("constant", "cosine"):
         raise TrainingError(f"train.lr_schedule must be 'constant' or 'cosine', got {t.lr_schedule!r}")
@@ -147,6 +157,7 @@ def fit(
     total_steps = steps_per_epoch * t.epochs
     bar = tqdm(total=total_steps, initial=state["step"], disable=not t.progress, unit="batch", dynamic_ncols=True)
     model.train()
+    warned_collapse, collapsed_epochs = False, 0
     try:
         budget_start = time.perf_counter()
         for epoch in range(state["epoch"], t.epochs):
@@ -160,10 +171,20 @@ def fit(
                                              epoch, state["step"], config, bar)
             elapsed = time.perf_counter() - started
             valid_terms = average_terms(model, objective, x_valid, y_valid, step)
+            # Posterior-collapse diagnostics on the validation split, once per epoch.
+            collapse = posterior_diagnostics(model, x_valid, y_valid)
             record = {"epoch": epoch + 1, "step": step, "seconds": round(elapsed, 3),
                       "samples_per_s": round(x_train.shape[0] / elapsed, 1),
                       **{f"train_{k}": v for k, v in train_terms.items()},
-                      **{f"valid_{k}": v for k, v in valid_terms.items()}}
+                      **{f"valid_{k}": v for k, v in valid_terms.items()},
+                      "valid_kl_per_dim": [round(v, 4) for v in collapse.kl_per_dim],
+                      "active_units": collapse.active_units}
+            # Collapse: fewer than half the units active after an epoch trained entirely past the KL warm-up. Units
+            # often wake up a few epochs in, so warn after COLLAPSE_PATIENCE such epochs in a row, or at the end.
+            collapsed = objective.warmed_up(state["step"]) and 2 * collapse.active_units < model.latent_dim
+            collapsed_epochs = collapsed_epochs + 1 if collapsed else 0
+            if collapsed_epochs >= COLLAPSE_PATIENCE:
+                warned_collapse = warned_collapse or _warn_collapse(record, model.latent_dim)
             history.append(record)
             state["epoch"], state["step"] = epoch + 1, step
             improved = state["best_valid"] is None or valid_terms["loss"] < state["best_valid"]
@@ -188,12 +209,21 @@ def fit(
                 break
     finally:
         bar.close()
+    if collapsed_epochs and not warned_collapse:
+        _warn_collapse(history[-1], model.latent_dim)
 
     if run_dir is not None and (run_dir / io.MODEL_FILE).is_file():
         tensors, _ = io.load_tensors(run_dir / io.MODEL_FILE)
         io.load_weights(model, tensors, str(run_dir / io.MODEL_FILE))
     model.eval()
     return FitResult(model=model, config=config, history=history, run_dir=run_dir)
+
+
+def _warn_collapse(record: dict, latent_dim: int) -> bool:
+    log.warning("posterior collapse: only %d of %d latent units are active after epoch %d (past the KL warm-up); "
+                "try objective.free_bits, objective.kl_schedule='cyclical' or a smaller model.latent_dim "
+                "(docs/failure_modes.md)", record["active_units"], latent_dim, record["epoch"])
+    return True
 
 
 def _train_epoch(model, objective, optimizer, x, y, dynamic_binarize, epoch, step, config, bar):

@@ -62,7 +62,9 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_sample)
     run_args(p, "output file: .png grid, or .npy/.csv array (default: RUN/samples.png)")
     p.add_argument("-n", type=int, default=64, help="number of samples")
-    p.add_argument("--label", type=int, help="class to generate (conditional models)")
+    p.add_argument("--label", type=int, help="class to generate (conditional models; without it, one row per class)")
+    p.add_argument("--per-class", type=int, help="conditional models without --label: samples per class row "
+                   "(default: n / classes, rounded up)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--draw", action="store_true", help="draw x ~ p(x|z) instead of its mean")
 
@@ -138,6 +140,9 @@ def cmd_eval(args) -> int:
             ("active units", f"{result.active_units} / {result.latent_dim}")]
     if result.kl_per_dim is not None:
         rows.append(("KL per dim", " ".join(f"{v:.2f}" for v in result.kl_per_dim)))
+    if result.sharpness_ratio is not None:
+        rows.append(("sharpness (recon / data)", f"{result.sharpness_recon:.4f} / {result.sharpness_data:.4f} = "
+                                                 f"{result.sharpness_ratio:.3f}"))
     width = max(len(r[0]) for r in rows)
     print(f"{run.path} ({args.split} split)")
     for name, value in rows:
@@ -154,6 +159,17 @@ def cmd_sample(args) -> int:
     if args.n < 1:
         raise VaekitError("-n must be >= 1")
     run = load_run(args.run)
+    if args.label is not None and not run.model.conditional:
+        raise VaekitError("--label needs a conditional model; train one with --set model.conditional=true")
+    if run.model.conditional and args.label is None:  # one row per class, the same z down each column
+        from ..apps.style import samples_per_class, save_class_rows
+        from .style import class_names_of
+
+        per_class = args.per_class or -(-args.n // run.model.num_classes)
+        images = samples_per_class(run.model, per_class, args.seed, mean=not args.draw)
+        out = save_class_rows(images, args.out or run.path / "samples.png", class_names_of(run))
+        print(f"wrote {out}")
+        return 0
     samples = draw_samples(run.model, args.n, args.label, args.seed, mean=not args.draw)
     title = "Samples" if args.label is None else f"Samples of class {args.label}"
     out = save_samples(samples, run.model, args.out or run.path / "samples.png", title=title)

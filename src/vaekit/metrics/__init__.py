@@ -1,1 +1,18 @@
-"""Metrics over trained models: sample quality (classifier-based), disentanglement."""
+"""Metrics of trained models: disentanglement scores against data with known generative factors.
+
+    from vaekit.metrics import disentanglement_report
+    report = disentanglement_report(model, vaekit.load_data("shapes-32"))   # MIG, beta-VAE, FactorVAE, DCI, SAP
+"""
+
+from .disentanglement import (
+    DisentanglementReport, MetricResult, MetricSettings, all_metrics, beta_vae_score, dci, dci_from_importance,
+    disentanglement_report, factor_vae_score, mig, mig_from_codes, sap, sap_continuous,
+)
+from .factors import FactorGrid, encode_samples, factor_source, has_factors, model_representation, split_factors
+
+__all__ = [
+    "DisentanglementReport", "MetricResult", "MetricSettings", "all_metrics", "beta_vae_score", "dci",
+    "dci_from_importance", "disentanglement_report", "factor_vae_score", "mig", "mig_from_codes", "sap",
+    "sap_continuous", "FactorGrid", "encode_samples", "factor_source", "has_factors", "model_representation",
+    "split_factors",
+]

@@ -41,7 +41,8 @@ CLASSIFIER_FILE = "classifier.safetensors"  # in the run folder, next to classif
 class Classifier(nn.Module):
     """x (B, *event) -> features (B, F) -> logits (B, K): a two-layer CNN for images, an MLP for other data.
 
-    CNN: conv3x3(16) -> ReLU -> maxpool2 -> conv3x3(32) -> ReLU -> maxpool2 -> linear(F) -> ReLU  (features)
+    CNN: conv3x3/2(16) -> ReLU -> conv3x3/2(32) -> ReLU -> linear(F) -> ReLU (features) -> dropout -> linear(K);
+    strided convolutions rather than max-pooling: half the CPU time for the same MNIST accuracy.
     """
 
     def __init__(self, event_shape: Sequence[int], num_classes: int, feature_dim: int = 128,
@@ -55,10 +56,11 @@ class Classifier(nn.Module):
         if is_image:
             c, h, w = self.event_shape
             c1, c2 = self.channels
+            h4, w4 = (((h + 1) // 2) + 1) // 2, (((w + 1) // 2) + 1) // 2  # ceil(ceil(H / 2) / 2)
             self.body = nn.Sequential(
-                nn.Conv2d(c, c1, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # (B, c1, H/2, W/2)
-                nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # (B, c2, H/4, W/4)
-                nn.Flatten(), nn.Linear(c2 * (h // 4) * (w // 4), feature_dim), nn.ReLU(),
+                nn.Conv2d(c, c1, 3, stride=2, padding=1), nn.ReLU(),  # (B, c1, ceil(H/2), ceil(W/2))
+                nn.Conv2d(c1, c2, 3, stride=2, padding=1), nn.ReLU(),  # (B, c2, h4, w4)
+                nn.Flatten(), nn.Linear(c2 * h4 * w4, feature_dim), nn.ReLU(),
             )
         else:
             self.body = nn.Sequential(nn.Flatten(), nn.Linear(math.prod(self.event_shape), 256), nn.ReLU(),
@@ -101,17 +103,21 @@ def _labelled(bundle: DataBundle, split: str) -> tuple[torch.Tensor, torch.Tenso
     return s.x, s.y
 
 
-def train_classifier(bundle: DataBundle, epochs: int = 3, batch_size: int = 128, lr: float = 2e-3, seed: int = 0,
-                     limit: int | None = None, feature_dim: int = 128, progress: bool = True) -> Classifier:
+def train_classifier(bundle: DataBundle, epochs: int | None = None, batch_size: int = 128, lr: float = 2e-3,
+                     seed: int = 0, limit: int | None = None, feature_dim: int = 128,
+                     progress: bool = True) -> Classifier:
     """Trains the classifier on the train split (first `limit` examples) with Adam; records test accuracy in `info`.
 
-    On MNIST, 3 epochs take about a minute on two CPU cores and reach about 99% test accuracy.
+    `epochs` defaults to about 150,000 examples seen (3 to 50 epochs): on MNIST 3 epochs, about 30 s on one
+    CPU thread, 98.4% test accuracy; on the 1,258 training digits 50 epochs, a few seconds.
     """
     from tqdm.auto import tqdm
 
     x, y = _labelled(bundle, "train")
     if limit:
         x, y = x[:limit], y[:limit]
+    if epochs is None:
+        epochs = min(50, max(3, math.ceil(150_000 / x.shape[0])))
     with torch.random.fork_rng():  # leaves the caller's random state alone
         torch.manual_seed(seed)
         net = Classifier(bundle.event_shape, bundle.num_classes, feature_dim)
@@ -205,7 +211,7 @@ class SampleQuality:
     n_real: int
     conditional: bool
     conditional_accuracy: float | None  # conditional models only
-    per_class_accuracy: list[float] | None
+    per_class_accuracy: list[float | None] | None  # None for a class no sample asked for
     class_histogram: list[float]  # fraction of samples predicted as each class
     data_class_distribution: list[float]  # class frequencies of the train split
     kl_to_data: float  # KL(class_histogram || data_class_distribution), nats
@@ -223,7 +229,7 @@ class SampleQuality:
         rows = []
         if self.conditional_accuracy is not None:
             rows.append(("conditional accuracy", f"{self.conditional_accuracy:.4f}"))
-            rows.append(("  per class", " ".join(f"{a:.2f}" for a in self.per_class_accuracy or [])))
+            rows.append(("  per class", " ".join("-" if a is None else f"{a:.2f}" for a in self.per_class_accuracy or [])))
         rows += [("class histogram", " ".join(f"{h:.3f}" for h in self.class_histogram)),
                  ("data distribution", " ".join(f"{h:.3f}" for h in self.data_class_distribution)),
                  ("KL(hist || data)", f"{self.kl_to_data:.4f} nats"),
@@ -276,8 +282,7 @@ def sample_quality(model: VAE, bundle: DataBundle, classifier: Classifier, n: in
     if labels is not None:
         hits = pred_g == labels.numpy()
         cond_acc = float(hits.mean())
-        per_class = [float(hits[labels.numpy() == c].mean()) if (labels == c).any() else float("nan")
-                     for c in range(k)]
+        per_class = [float(hits[labels.numpy() == c].mean()) if (labels == c).any() else None for c in range(k)]
     return SampleQuality(
         n_samples=n,
         n_real=n_real,

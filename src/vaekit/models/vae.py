@@ -63,6 +63,8 @@ class VAE(nn.Module):
         self.latent_dim = latent_dim
         self.event_shape = tuple(event_shape)
         self.num_classes = num_classes
+        if hasattr(prior, "attach"):
+            prior.attach(self)  # priors defined through the encoder (VampPrior) keep a reference to the model
 
     @property
     def conditional(self) -> bool:

@@ -1,0 +1,33 @@
+"""Latent-space analysis of a trained VAE: plain functions returning arrays or small frozen dataclasses.
+
+    emb = encode_dataset(model, x, y)                     # posterior means / variances (+ samples), KL per dim
+    proj = project(emb.mean, dims=2, method="tsne")       # 2-D / 3-D coordinates (PCA, t-SNE, UMAP)
+    save_scatter(proj.coords, "z.png", emb.labels)        # or save_scatter_html(..., "z.html")
+    trav = traverse(model, embedding=emb)                 # one row per dimension, most informative first
+    path = interpolate(model, x[0], x[1], method="slerp")
+    results = compare_clusterings(emb.mean, x.numpy(), emb.labels, k=10)
+    v = label_vector(emb.mean, emb.labels, target=1, source=7); apply_vector(model, x[:8], v.vector, [0, 1, 2])
+"""
+
+from .arithmetic import (AttributeVector, Shifted, analogy, apply_vector, as_boolean, attribute_vector,
+                         dataset_attribute, label_vector, read_attribute_file)
+from .clustering import (ClusteringResult, ClusterScores, cluster, cluster_and_score, clustering_accuracy,
+                         compare_clusterings, match_clusters, matched_confusion, score_clustering)
+from .figures import palette, save_confusion, save_decoded, save_scatter
+from .html import read_scatter_html, save_scatter_html
+from .interpolation import Interpolation, LatentGrid, interpolate, interpolate_codes, latent_grid, lerp, slerp
+from .latents import (COLLAPSED_KL, Embedding, encode_dataset, load_embedding, save_embedding,
+                      subsample_indices)
+from .projection import Projection, project
+from .traversal import Traversal, prior_moments, traverse
+
+__all__ = [
+    "Embedding", "encode_dataset", "save_embedding", "load_embedding", "subsample_indices", "COLLAPSED_KL",
+    "Projection", "project", "save_scatter", "save_scatter_html", "read_scatter_html", "palette",
+    "Traversal", "traverse", "prior_moments",
+    "Interpolation", "interpolate", "interpolate_codes", "lerp", "slerp", "LatentGrid", "latent_grid",
+    "ClusterScores", "ClusteringResult", "cluster", "cluster_and_score", "score_clustering",
+    "clustering_accuracy", "match_clusters", "matched_confusion", "compare_clusterings", "save_confusion",
+    "AttributeVector", "Shifted", "attribute_vector", "label_vector", "apply_vector", "analogy",
+    "as_boolean", "read_attribute_file", "dataset_attribute", "save_decoded",
+]

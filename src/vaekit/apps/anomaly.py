@@ -1,0 +1,314 @@
+"""Anomaly detection with a VAE: a point the model finds improbable is an anomaly.
+
+Scores (higher = more anomalous), for a VAE trained on data that are mostly normal:
+    "nll"    -log p(x) ~ -log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x),  z_k ~ q(z|x)      (Burda et al. 2016)
+    "elbo"   -ELBO(x) = -E_q[log p(x|z)] + KL(q(z|x) || p(z)), averaged over K draws of z
+    "recon"  ||x - E[x | z = E_q[z|x]]||^2, the reconstruction error of an autoencoder
+The likelihood-based use of a VAE for anomaly detection follows An & Cho (2015), "Variational autoencoder
+based anomaly detection using reconstruction probability"; the importance-sampled likelihood is the
+tighter version of the same idea.
+
+`VAEAnomalyDetector` wraps this in the scikit-learn / PyOD estimator conventions: `fit(X)`, then
+`decision_function(X)` (= `score_samples(X)`; note: PyOD's sign, higher = more anomalous, the opposite of
+scikit-learn's `score_samples`), `predict(X)` -> 1 for anomalies, 0 for normal points, with the threshold set
+from the `contamination` fraction of the training scores or from a clean validation set (`calibrate`).
+Tabular data (N, F) are standardised inside and modelled with a Gaussian likelihood; images (N, H, W) or
+(N, C, H, W) in [0, 1] (uint8 0..255 is scaled) with a Bernoulli likelihood unless `likelihood` says otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+
+from .. import io
+from ..build import build_model
+from ..config import DataConfig, ModelConfig, ObjectiveConfig, RunConfig, TrainConfig
+from ..errors import CheckpointError, ConfigError, DataError
+from ..evaluate import importance_sampled_nll
+from ..models.vae import VAE, Batch
+from ..objectives import ELBO
+from .loop import auto_epochs, train_in_memory
+
+log = logging.getLogger(__name__)
+
+SCORES = ("nll", "elbo", "recon")
+DETECTOR_FILE = "detector.json"
+# Default training length: about this many optimiser steps, within these many epochs.
+AUTO_STEPS = 2000
+AUTO_EPOCHS = (10, 300)
+
+
+@torch.no_grad()
+def anomaly_scores(model: VAE, x: torch.Tensor, score: str = "nll", k: int = 100, batch_size: int = 256,
+                   seed: int = 0, progress: bool = False) -> np.ndarray:
+    """Anomaly score of every example of `x` (N, *event) under a trained `model`; (N,) float64, higher = worse.
+
+    `score` is one of "nll", "elbo", "recon" (see the module docstring); `k` is the number of importance
+    samples ("nll") or Monte Carlo draws ("elbo"). Seeded with `seed` without touching torch's global RNG.
+    """
+    from tqdm.auto import tqdm
+
+    if score not in SCORES:
+        raise ConfigError(f"unknown anomaly score {score!r}; choose one of: {', '.join(SCORES)}")
+    if k < 1:
+        raise ConfigError(f"the number of samples k must be >= 1, got {k}")
+    was_training = model.training
+    model.eval()
+    out = []
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for start in tqdm(range(0, x.shape[0], batch_size), disable=not progress, desc="scoring", unit="batch"):
+            xb = x[start : start + batch_size]
+            if score == "nll":
+                s = importance_sampled_nll(model, xb, None, k)  # (B,)
+            elif score == "elbo":
+                s = ELBO(n_samples=k)(model, Batch(xb)).terms["loss"]  # -ELBO, (B,)
+            else:
+                s = (model.reconstruct(xb) - xb).pow(2).flatten(1).sum(1)  # (B,)
+            out.append(s.double().cpu())
+    model.train(was_training)
+    return torch.cat(out).numpy()
+
+
+def _feature_names(X: Any, names: Sequence[str] | None) -> list[str] | None:
+    """Column names given explicitly or carried by a data frame (`X.columns`)."""
+    if names is None and hasattr(X, "columns"):
+        names = [str(c) for c in X.columns]
+    return None if names is None else [str(n) for n in names]
+
+
+class VAEAnomalyDetector(BaseEstimator):
+    """Unsupervised anomaly detector: a VAE fitted to X scores each point by how improbable it is.
+
+    Parameters (all optional): `latent_dim`; `hidden` MLP sizes; `epochs` (None: about 2,000 optimiser steps);
+    `batch_size`; `lr`; `beta` (KL weight); `score` ("nll", "elbo" or "recon"); `k` samples per score;
+    `contamination` (expected fraction of anomalies in the training data, sets the threshold); `likelihood`
+    (None: "gaussian-learned" for tables, "bernoulli" for images); `network` ("mlp" or "conv" for images);
+    `random_state`; `verbose` (progress bars).
+
+    Fitted attributes: `model_`, `decision_scores_` (training scores), `threshold_`, `labels_` (0/1 on the
+    training data), `n_features_in_`, `feature_names_in_`, `input_kind_` ("tabular" or "image").
+    """
+
+    def __init__(self, latent_dim: int = 8, hidden: Sequence[int] = (64, 32), epochs: int | None = None,
+                 batch_size: int = 64, lr: float = 1e-3, beta: float = 1.0, score: str = "nll", k: int = 100,
+                 contamination: float = 0.1, likelihood: str | None = None, network: str = "mlp",
+                 random_state: int | None = None, verbose: bool = False) -> None:
+        self.latent_dim = latent_dim
+        self.hidden = hidden
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.beta = beta
+        self.score = score
+        self.k = k
+        self.contamination = contamination
+        self.likelihood = likelihood
+        self.network = network
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # --- fitting -----------------------------------------------------------------------------------------
+
+    def fit(self, X: Any, y: Any = None, *, feature_names: Sequence[str] | None = None) -> "VAEAnomalyDetector":
+        """Trains the VAE on X (labels `y` are ignored: the detector is unsupervised) and sets the threshold."""
+        self._check_params()
+        x_np = self._as_array(X, "X")
+        self.input_kind_ = "tabular" if x_np.ndim == 2 else "image"
+        self.feature_names_in_ = _feature_names(X, feature_names)
+        if self.input_kind_ == "tabular":
+            self.mean_ = x_np.mean(0)
+            scale = x_np.std(0)
+            self.scale_ = np.where(scale > 0, scale, 1.0)  # constant columns stay constant (0 after centring)
+        else:
+            self.mean_ = self.scale_ = None
+        x = self._transform(x_np)
+        self.event_shape_ = tuple(x.shape[1:])
+        self.n_features_in_ = int(math.prod(self.event_shape_))
+        seed = self._seed()
+        self.config_ = self._run_config(x.shape[0], seed)
+        torch.manual_seed(seed)
+        self.model_ = build_model(self.config_.model)
+        t = self.config_.train
+        objective = ELBO(beta=self.beta)
+        self.history_ = train_in_memory(self.model_, objective, x, None, t.epochs, t.batch_size, t.lr, seed=seed,
+                                        progress=bool(self.verbose))
+        self.decision_scores_ = self._scores(x)
+        self.threshold_ = float(np.quantile(self.decision_scores_, 1.0 - self.contamination))
+        self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int64)
+        return self
+
+    def _check_params(self) -> None:
+        if self.score not in SCORES:
+            raise ConfigError(f"unknown anomaly score {self.score!r}; choose one of: {', '.join(SCORES)}")
+        if not 0.0 < self.contamination <= 0.5:
+            raise ConfigError(f"contamination must be in (0, 0.5], got {self.contamination}")
+        if self.epochs is not None and self.epochs < 1:
+            raise ConfigError(f"epochs must be >= 1 (or None for the automatic length), got {self.epochs}")
+        if self.latent_dim < 1 or self.batch_size < 1 or self.k < 1 or self.lr <= 0:
+            raise ConfigError("latent_dim, batch_size and k must be >= 1 and lr > 0")
+
+    def _seed(self) -> int:
+        if self.random_state is None:
+            return int(np.random.default_rng().integers(2**31 - 1))
+        return int(self.random_state)
+
+    def _run_config(self, n: int, seed: int) -> RunConfig:
+        epochs = self.epochs or auto_epochs(n, self.batch_size, AUTO_STEPS, AUTO_EPOCHS)
+        likelihood = self.likelihood or ("gaussian-learned" if self.input_kind_ == "tabular" else "bernoulli")
+        # Standardised tables have unit variance per column: start the learned sigma there.
+        sigma = 1.0 if self.input_kind_ == "tabular" else 0.1
+        return RunConfig(
+            data=DataConfig(name="array"),
+            model=ModelConfig(network=self.network, latent_dim=self.latent_dim, hidden=list(self.hidden),
+                              likelihood=likelihood, sigma=sigma, event_shape=list(self.event_shape_)),
+            objective=ObjectiveConfig(name="elbo", beta=self.beta),
+            train=TrainConfig(epochs=epochs, batch_size=self.batch_size, lr=self.lr, seed=seed,
+                              progress=bool(self.verbose)),
+        )
+
+    # --- input handling -----------------------------------------------------------------------------------
+
+    def _as_array(self, X: Any, what: str) -> np.ndarray:
+        """X as a float64 array (N, F), (N, H, W) or (N, C, H, W); one-line DataErrors for bad input."""
+        try:
+            x = np.asarray(X)
+        except (TypeError, ValueError) as error:
+            raise DataError(f"{what} is not an array of numbers ({error})") from None
+        if x.dtype.kind not in "biuf":
+            raise DataError(f"{what} holds non-numeric values ({x.dtype}); encode or drop those columns first")
+        if x.ndim == 1:
+            raise DataError(f"{what} must be 2-D (samples, features) or images; got a 1-D array: use X.reshape(-1, 1)")
+        if x.ndim not in (2, 3, 4):
+            raise DataError(f"{what} must be (samples, features) or images (N, H, W) / (N, C, H, W), got shape {x.shape}")
+        if x.shape[0] == 0 or x[0].size == 0:
+            raise DataError(f"{what} is empty (shape {x.shape})")
+        uint8 = x.dtype == np.uint8
+        x = x.astype(np.float64)
+        bad = ~np.isfinite(x)
+        if bad.any():
+            first = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise DataError(f"{what} holds {int(bad.sum())} missing or non-finite values (first at {first}); "
+                            "impute them first (vaekit.apps.VAEImputer)")
+        if x.ndim == 3:
+            x = x[:, None]  # (N, H, W) -> (N, 1, H, W)
+        if x.ndim == 4:
+            if uint8:
+                x = x / 255.0
+            if (self.likelihood in (None, "bernoulli")) and (x.min() < 0 or x.max() > 1):
+                raise DataError(f"{what}: images for a Bernoulli likelihood must be in [0, 1] (or uint8 0..255); "
+                                f"found values in [{x.min():.3g}, {x.max():.3g}]")
+        return x
+
+    def _transform(self, x: np.ndarray) -> torch.Tensor:
+        if self.input_kind_ == "tabular":
+            x = (x - self.mean_) / self.scale_
+        return torch.from_numpy(x.astype(np.float32))
+
+    def _check_fitted_input(self, X: Any, feature_names: Sequence[str] | None) -> torch.Tensor:
+        if not hasattr(self, "model_"):
+            raise ConfigError("this VAEAnomalyDetector is not fitted yet: call fit(X) first")
+        x = self._as_array(X, "X")
+        names = _feature_names(X, feature_names)
+        if tuple(x.shape[1:]) != tuple(self.event_shape_):
+            shape = x.shape[1] if x.ndim == 2 else tuple(x.shape[1:])
+            trained = self.event_shape_[0] if len(self.event_shape_) == 1 else self.event_shape_
+            raise DataError(f"X has {shape} features per example, the detector was trained on {trained}")
+        if names is not None and self.feature_names_in_ is not None and names != self.feature_names_in_:
+            missing = [n for n in self.feature_names_in_ if n not in names]
+            extra = [n for n in names if n not in self.feature_names_in_]
+            detail = (f"missing {missing[:3]}" if missing else "") + (" " if missing and extra else "") + (
+                f"unexpected {extra[:3]}" if extra else "")
+            raise DataError(f"the columns differ from the training data's ({detail or 'same names, other order'})")
+        return self._transform(x)
+
+    # --- scoring ------------------------------------------------------------------------------------------
+
+    def _scores(self, x: torch.Tensor) -> np.ndarray:
+        return anomaly_scores(self.model_, x, self.score, self.k, seed=self._score_seed(), progress=bool(self.verbose))
+
+    def _score_seed(self) -> int:
+        return 0 if self.random_state is None else int(self.random_state)
+
+    def decision_function(self, X: Any, *, feature_names: Sequence[str] | None = None) -> np.ndarray:
+        """Anomaly score of each row (N,): higher = more anomalous (PyOD's convention)."""
+        return self._scores(self._check_fitted_input(X, feature_names))
+
+    def score_samples(self, X: Any, *, feature_names: Sequence[str] | None = None) -> np.ndarray:
+        """Same as `decision_function` (higher = more anomalous; scikit-learn's own detectors use the opposite sign)."""
+        return self.decision_function(X, feature_names=feature_names)
+
+    def predict(self, X: Any, *, feature_names: Sequence[str] | None = None) -> np.ndarray:
+        """1 for anomalies (score above `threshold_`), 0 for normal points, (N,) int64."""
+        return (self.decision_function(X, feature_names=feature_names) > self.threshold_).astype(np.int64)
+
+    def fit_predict(self, X: Any, y: Any = None, *, feature_names: Sequence[str] | None = None) -> np.ndarray:
+        """Fits on X and returns its 0/1 labels (the top `contamination` fraction of scores are 1)."""
+        return self.fit(X, y, feature_names=feature_names).labels_
+
+    def calibrate(self, X_valid: Any, quantile: float = 0.99) -> "VAEAnomalyDetector":
+        """Sets `threshold_` to the `quantile` of the scores of X_valid, a set believed to be all normal."""
+        if not 0.0 < quantile < 1.0:
+            raise ConfigError(f"quantile must be in (0, 1), got {quantile}")
+        self.threshold_ = float(np.quantile(self.decision_function(X_valid), quantile))
+        return self
+
+    # --- persistence ---------------------------------------------------------------------------------------
+
+    def save(self, run_dir: str | Path) -> Path:
+        """Writes a run folder: config.json + model.safetensors (loadable by `vaekit.load_run`) + detector.json."""
+        if not hasattr(self, "model_"):
+            raise ConfigError("this VAEAnomalyDetector is not fitted yet: nothing to save")
+        run_dir = Path(run_dir)
+        io.save_config(run_dir, self.config_)
+        io.save_model(run_dir / io.MODEL_FILE, self.model_)
+        state = {
+            "params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.get_params().items()},
+            "input_kind": self.input_kind_,
+            "event_shape": list(self.event_shape_),
+            "mean": None if self.mean_ is None else self.mean_.tolist(),
+            "scale": None if self.scale_ is None else self.scale_.tolist(),
+            "threshold": self.threshold_,
+            "feature_names": self.feature_names_in_,
+            "train_scores": self.decision_scores_.tolist(),
+        }
+        io.atomic_write_text(run_dir / DETECTOR_FILE, json.dumps(state) + "\n")
+        return run_dir
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> "VAEAnomalyDetector":
+        """The detector saved by `save` (or by `vaekit anomaly fit`)."""
+        run_dir = Path(run_dir)
+        path = run_dir / DETECTOR_FILE
+        if run_dir.is_dir() and not path.is_file():
+            raise CheckpointError(f"{str(run_dir)!r} is not an anomaly run (no {DETECTOR_FILE}); "
+                                  "make one with `vaekit anomaly fit`")
+        run = io.load_run(run_dir)
+        try:
+            state = json.loads(path.read_text())
+            detector = cls(**state["params"])
+            detector.input_kind_ = state["input_kind"]
+            detector.event_shape_ = tuple(state["event_shape"])
+            detector.mean_ = None if state["mean"] is None else np.asarray(state["mean"], dtype=np.float64)
+            detector.scale_ = None if state["scale"] is None else np.asarray(state["scale"], dtype=np.float64)
+            detector.threshold_ = float(state["threshold"])
+            detector.feature_names_in_ = state["feature_names"]
+            detector.decision_scores_ = np.asarray(state["train_scores"], dtype=np.float64)
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+            raise CheckpointError(f"{path} is invalid ({error})") from None
+        detector.model_, detector.config_ = run.model, run.config
+        detector.n_features_in_ = int(math.prod(detector.event_shape_))
+        detector.labels_ = (detector.decision_scores_ > detector.threshold_).astype(np.int64)
+        detector.history_ = []
+        return detector
+
+
+__all__ = ["VAEAnomalyDetector", "anomaly_scores", "SCORES"]

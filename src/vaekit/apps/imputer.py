@@ -1,0 +1,159 @@
+"""`VAEImputer`: scikit-learn's imputer API over MIWAE (Mattei & Frellsen 2019).
+
+    imputer = VAEImputer(random_state=0)
+    X_filled = imputer.fit_transform(X)          # NaN marks a missing value; observed values are kept exactly
+
+Columns are standardised inside with the mean and standard deviation of their observed values; the model is a
+`MaskedInputVAE` trained on the observed entries only (see `vaekit.apps.impute`). It works in a
+`sklearn.pipeline.Pipeline` like `SimpleImputer` or `IterativeImputer`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from ..errors import ConfigError, DataError
+from ..objectives import IWAE
+from .impute import METHODS, build_masked_vae, impute, impute_importance
+from .loop import auto_epochs, train_in_memory
+
+# Default training length: about this many optimiser steps, within these many epochs.
+AUTO_STEPS = 4000
+AUTO_EPOCHS = (20, 1000)
+
+
+def _observed_mask(X: Any, what: str = "X") -> tuple[np.ndarray, np.ndarray]:
+    """(values float64 with NaN where missing, mask bool with True = observed); one-line DataErrors."""
+    try:
+        x = np.array(X, dtype=np.float64)  # a copy: the caller's array is never touched
+    except (TypeError, ValueError) as error:
+        raise DataError(f"{what} holds non-numeric values ({str(error).splitlines()[0]}); encode them as numbers, or "
+                        "mark missing values as NaN") from None
+    if x.ndim != 2:
+        raise DataError(f"{what} must be 2-D (samples, features), got shape {x.shape}")
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise DataError(f"{what} is empty (shape {x.shape})")
+    if np.isinf(x).any():
+        row, col = np.argwhere(np.isinf(x))[0]
+        raise DataError(f"{what} holds an infinite value at row {row}, column {col}; only NaN marks a missing value")
+    mask = ~np.isnan(x)
+    empty_rows = np.flatnonzero(~mask.any(1))
+    if empty_rows.size:
+        raise DataError(f"{what} has {empty_rows.size} row(s) with no observed value (first: row {empty_rows[0]}); "
+                        "drop them, there is nothing to impute from")
+    return x, mask
+
+
+class VAEImputer(TransformerMixin, BaseEstimator):
+    """Fills NaNs with a VAE trained on the observed entries (MIWAE).
+
+    Parameters: `latent_dim` (None: min(10, F - 1), at least 1); `hidden` MLP sizes; `epochs` (None: about
+    4,000 optimiser steps); `batch_size`; `lr`; `k` importance samples of the training bound; `likelihood`
+    ("gaussian-learned", "gaussian-hetero" or "gaussian"); `method` ("importance", "pseudo-gibbs",
+    "metropolis"); `samples` (importance samples, or chain steps for the Gibbs samplers); `random_state`;
+    `verbose` (progress bars).
+
+    Fitted attributes: `model_`, `mean_`, `scale_` (per-column standardisation), `n_features_in_`, `history_`.
+    """
+
+    def __init__(self, latent_dim: int | None = None, hidden: Sequence[int] = (128, 128), epochs: int | None = None,
+                 batch_size: int = 64, lr: float = 1e-3, k: int = 20, likelihood: str = "gaussian-learned",
+                 method: str = "importance", samples: int = 1000, random_state: int | None = None,
+                 verbose: bool = False) -> None:
+        self.latent_dim = latent_dim
+        self.hidden = hidden
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.k = k
+        self.likelihood = likelihood
+        self.method = method
+        self.samples = samples
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def fit(self, X: Any, y: Any = None) -> "VAEImputer":
+        """Trains the model on the observed entries of X (NaN = missing)."""
+        if self.method not in METHODS:
+            raise ConfigError(f"unknown imputation method {self.method!r}; choose one of: {', '.join(METHODS)}")
+        if self.samples < 1 or self.k < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise ConfigError("samples, k and batch_size must be >= 1 and lr > 0")
+        x, mask = _observed_mask(X)
+        empty_cols = np.flatnonzero(~mask.any(0))
+        if empty_cols.size:
+            raise DataError(f"X has {empty_cols.size} column(s) with no observed value (first: column "
+                            f"{empty_cols[0]}); drop them, a model cannot learn them")
+        n, f = x.shape
+        self.n_features_in_ = f
+        self.mean_ = np.nanmean(x, axis=0)
+        scale = np.nanstd(x, axis=0)
+        self.scale_ = np.where(scale > 0, scale, 1.0)
+        seed = self._seed()
+        latent_dim = self.latent_dim or max(1, min(10, f - 1))
+        epochs = self.epochs or auto_epochs(n, self.batch_size, AUTO_STEPS, AUTO_EPOCHS)
+        torch.manual_seed(seed)
+        self.model_ = build_masked_vae(f, latent_dim, self.hidden, self.likelihood)
+        xt, mt = self._tensors(x, mask)
+        # MIWAE: the IWAE bound over observed entries (the mask travels with every batch).
+        self.history_ = train_in_memory(self.model_, IWAE(k=self.k), xt, mt, epochs, self.batch_size, self.lr,
+                                        seed=seed, progress=bool(self.verbose))
+        return self
+
+    def _seed(self) -> int:
+        if self.random_state is None:
+            return int(np.random.default_rng().integers(2**31 - 1))
+        return int(self.random_state)
+
+    def _tensors(self, x: np.ndarray, mask: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Standardised values with 0 at the missing entries, and the mask, as float32 tensors."""
+        z = np.where(mask, (x - self.mean_) / self.scale_, 0.0)
+        return torch.from_numpy(z.astype(np.float32)), torch.from_numpy(mask.astype(np.float32))
+
+    def _check(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
+        if not hasattr(self, "model_"):
+            raise ConfigError("this VAEImputer is not fitted yet: call fit(X) first")
+        x, mask = _observed_mask(X)
+        if x.shape[1] != self.n_features_in_:
+            raise DataError(f"X has {x.shape[1]} columns, the imputer was fitted on {self.n_features_in_}")
+        return x, mask
+
+    def transform(self, X: Any) -> np.ndarray:
+        """X with every NaN filled, (N, F) float64; observed entries are returned unchanged."""
+        x, mask = self._check(X)
+        if mask.all():
+            return x
+        xt, mt = self._tensors(x, mask)
+        seed = 0 if self.random_state is None else int(self.random_state)
+        filled = impute(self.model_, xt, mt, self.method, self.samples, seed=seed, progress=bool(self.verbose))
+        values = filled.double().numpy() * self.scale_ + self.mean_
+        return np.where(mask, x, values)
+
+    def sample_imputations(self, X: Any, n_draws: int = 5) -> np.ndarray:
+        """Multiple imputation: `n_draws` completions of X drawn from p(x_mis | x_obs) by importance
+        resampling, (n_draws, N, F); observed entries are the same in every draw."""
+        if n_draws < 1:
+            raise ConfigError(f"n_draws must be >= 1, got {n_draws}")
+        x, mask = self._check(X)
+        xt, mt = self._tensors(x, mask)
+        draws = []
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0 if self.random_state is None else int(self.random_state))
+            for start in range(0, x.shape[0], 256):
+                _, d = impute_importance(self.model_, xt[start : start + 256], mt[start : start + 256],
+                                         k=self.samples, draws=n_draws)
+                draws.append(d)
+        values = torch.cat(draws, dim=1).double().numpy() * self.scale_ + self.mean_  # (n_draws, N, F)
+        return np.where(mask[None], x[None], values)
+
+    def get_feature_names_out(self, input_features: Sequence[str] | None = None) -> np.ndarray:
+        """The input column names (imputation keeps every column)."""
+        if input_features is None:
+            input_features = [f"x{i}" for i in range(self.n_features_in_)]
+        return np.asarray(input_features, dtype=object)
+
+
+__all__ = ["VAEImputer"]

@@ -1,0 +1,156 @@
+"""Class-conditional generation and style transfer with a conditional VAE (Sohn et al. 2015; Kingma et al. 2014).
+
+In a conditional VAE the label c carries the content (which digit, which garment) and z carries what the label
+does not say: the style (slant, stroke width, size). Encoding an image with its own label gives its style
+    z = E[q(z | x, c_x)]                      (posterior mean, (B, D))
+and decoding that z with another label draws the same style in the other class:
+    x' = E[p(x | z, c')]                      ((B, *event))
+The analogy grid of Kingma et al. (2014, Fig. 1) does this for every class: one row per source image, one
+column per class. `samples_per_class` is the generative version: z ~ p(z) shared along each column, one row per
+class.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .. import plots
+from ..errors import ConfigError
+from ..models.vae import VAE
+from ..report import as_images
+
+# What a user sees when a command needs a conditional model and got another.
+NOT_CONDITIONAL = "needs a conditional model; train one with --set model.conditional=true"
+
+
+def require_conditional(model: VAE, what: str = "style transfer") -> None:
+    """A one-line ConfigError unless `model` is a conditional VAE."""
+    if not model.conditional:
+        raise ConfigError(f"{what} {NOT_CONDITIONAL}")
+
+
+def check_labels(model: VAE, labels: torch.Tensor) -> torch.Tensor:
+    """`labels` as int64 (N,), with a ConfigError naming the first one outside the trained classes."""
+    labels = torch.as_tensor(labels).long().reshape(-1)
+    bad = labels[(labels < 0) | (labels >= model.num_classes)]
+    if bad.numel():
+        raise ConfigError(f"label {int(bad[0])} is outside the trained classes 0..{model.num_classes - 1}")
+    return labels
+
+
+@dataclass(frozen=True)
+class StyleTransfer:
+    """Style codes of the source images and those styles rendered with the content labels."""
+
+    z: torch.Tensor  # (B, D) posterior means of the style images
+    style_labels: torch.Tensor  # (B,) the style images' own labels
+    content_labels: torch.Tensor  # (B,) the labels the images were rendered with
+    images: torch.Tensor  # (B, *event)
+
+
+@torch.no_grad()
+def transfer_style(model: VAE, style_x: torch.Tensor, style_y: torch.Tensor,
+                   content_labels: torch.Tensor | int) -> StyleTransfer:
+    """Encodes each style image with its own label and decodes its z with the content label (one, or one each)."""
+    require_conditional(model)
+    style_y = check_labels(model, style_y)
+    content = check_labels(model, content_labels)
+    if content.numel() == 1:
+        content = content.expand(style_x.shape[0])
+    if content.numel() != style_x.shape[0] or style_y.numel() != style_x.shape[0]:
+        raise ConfigError(f"got {style_x.shape[0]} style images, {style_y.numel()} style labels and "
+                          f"{content.numel()} content labels; give one label each (or one content label)")
+    z = model.encode(style_x, style_y).mean  # (B, D)
+    images = model.decode(z, content).mean  # (B, *event)
+    return StyleTransfer(z=z, style_labels=style_y, content_labels=content.clone(), images=images)
+
+
+@dataclass(frozen=True)
+class AnalogyGrid:
+    """Rows = style sources, columns = content classes: images[r, k] is source r's style drawn as classes[k]."""
+
+    sources: torch.Tensor  # (R, *event)
+    source_labels: torch.Tensor  # (R,)
+    classes: torch.Tensor  # (K,)
+    z: torch.Tensor  # (R, D)
+    images: torch.Tensor  # (R, K, *event)
+
+
+@torch.no_grad()
+def analogy_grid(model: VAE, style_x: torch.Tensor, style_y: torch.Tensor,
+                 classes: Sequence[int] | torch.Tensor | None = None) -> AnalogyGrid:
+    """Every style image rendered in every class of `classes` (default: all trained classes)."""
+    require_conditional(model)
+    classes = check_labels(model, torch.arange(model.num_classes) if classes is None else classes)
+    r, k = style_x.shape[0], classes.numel()
+    # Each source repeated once per class: (R*K,) rows ordered source-major, so a view gives (R, K, *event).
+    result = transfer_style(model, style_x.repeat_interleave(k, 0), check_labels(model, style_y).repeat_interleave(k),
+                            classes.repeat(r))
+    return AnalogyGrid(sources=style_x, source_labels=result.style_labels[::k].clone(), classes=classes,
+                       z=result.z[::k].clone(), images=result.images.view(r, k, *model.event_shape))
+
+
+@torch.no_grad()
+def samples_per_class(model: VAE, per_class: int, seed: int = 0, mean: bool = True,
+                      classes: Sequence[int] | None = None) -> torch.Tensor:
+    """(K, per_class, *event): row k holds class k; column j decodes the same z_j ~ p(z) in every class."""
+    require_conditional(model, "a grid with one row per class")
+    classes = check_labels(model, torch.arange(model.num_classes) if classes is None else classes)
+    if per_class < 1:
+        raise ConfigError(f"samples per class must be >= 1, got {per_class}")
+    k = classes.numel()
+    with torch.random.fork_rng():  # seeded without touching the caller's random state
+        torch.manual_seed(seed)
+        z = model.prior().sample((per_class,))  # (M, D)
+        px = model.decode(z.repeat(k, 1), classes.repeat_interleave(per_class))  # batch (K*M,), class-major
+        x = px.mean if mean else px.sample()
+    return x.view(k, per_class, *model.event_shape)
+
+
+# --- figures -------------------------------------------------------------------------------------------------
+
+
+def _names(classes: torch.Tensor, class_names: Sequence[str] | None) -> list[str]:
+    return [class_names[int(c)] if class_names is not None and int(c) < len(class_names) else str(int(c))
+            for c in classes]
+
+
+def save_analogy_figure(grid: AnalogyGrid, path: str | Path, class_names: Sequence[str] | None = None,
+                        row_labels: Sequence[str] | None = None, title: str = "Style transfer") -> Path:
+    """PNG: first column the source image, then its style in each class; .npy: the (R, K, *event) images."""
+    path = Path(path)
+    if path.suffix == ".npy":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, grid.images.cpu().numpy())
+        return path
+    event = tuple(grid.sources.shape[1:])
+    r, k = grid.images.shape[:2]
+    tiles = torch.cat([grid.sources.unsqueeze(1), grid.images], 1).reshape(r * (k + 1), *event)  # (R*(K+1), ...)
+    cols = ["style"] + _names(grid.classes, class_names)
+    rows = list(row_labels) if row_labels is not None else [f"({n})" for n in _names(grid.source_labels, class_names)]
+    return plots.save_image_grid(as_images(tiles, event).clamp(0, 1), path, ncol=k + 1, title=title,
+                                 row_labels=rows, col_labels=cols)
+
+
+def save_class_rows(images: torch.Tensor, path: str | Path, class_names: Sequence[str] | None = None,
+                    classes: Sequence[int] | None = None, title: str = "Samples, one row per class") -> Path:
+    """PNG grid of `samples_per_class` output (K, M, *event) with class names as row labels; .npy/.csv arrays."""
+    path = Path(path)
+    k, m = images.shape[:2]
+    flat = images.reshape(k * m, *images.shape[2:])
+    if path.suffix in (".npy", ".csv"):
+        from ..report import save_array
+
+        return save_array(flat.flatten(1).cpu().numpy(), path)
+    rows = _names(torch.arange(k) if classes is None else torch.as_tensor(classes), class_names)
+    return plots.save_image_grid(as_images(flat, tuple(images.shape[2:])).clamp(0, 1), path, ncol=m, title=title,
+                                 row_labels=rows)
+
+
+__all__ = ["AnalogyGrid", "StyleTransfer", "analogy_grid", "check_labels", "require_conditional",
+           "samples_per_class", "save_analogy_figure", "save_class_rows", "transfer_style"]

@@ -1,0 +1,457 @@
+"""`vaekit latent ACTION RUN`: latent-space analysis of a trained run (see docs/latent.md).
+
+    embed        posterior means / variances (+ samples) of a split -> .npz
+    plot         2-D / 3-D scatter of the codes (direct, PCA, t-SNE, UMAP) -> .png or interactive .html
+    traverse     one row per latent dimension, ordered by KL -> .png
+    interpolate  linear and slerp paths between two examples, or the latent grid of a 2-D model -> .png
+    cluster      k-means / GMM on the codes vs raw inputs vs PCA, scored against labels -> .json + confusion .png
+    arithmetic   attribute vectors (label or boolean column) applied with strengths, and analogies -> .png + .json
+
+Defaults need only the run folder: the run's own data set, its test split, outputs in RUN/latent/.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError, DataError
+from .run import guard_output, load_with_data, run_args
+
+OUT_DIR = "latent"
+
+
+def register(sub) -> None:
+    """Adds `latent` and its actions."""
+    parser = sub.add_parser("latent", help="latent-space analysis: embed, plot, traverse, interpolate, cluster, "
+                                           "arithmetic")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    p = _action(actions, "embed", cmd_embed, "encode a split to posterior means and variances (.npz)",
+                "output .npz (default: RUN/latent/latents.npz)", max_points=None)
+    p.add_argument("--samples", type=int, default=0, help="also store this many draws z ~ q(z|x) per example")
+
+    p = _action(actions, "plot", cmd_plot, "2-D / 3-D scatter plot of the latent codes coloured by label",
+                "output .png (static) or .html (interactive) (default: RUN/latent/plot_METHOD_DIMSd.png)",
+                max_points=10000)
+    p.add_argument("--method", default="auto", choices=("auto", "none", "pca", "tsne", "umap"),
+                   help="projection: auto = the codes themselves for 2-D/3-D latent spaces, else PCA")
+    p.add_argument("--dims", type=int, default=2, choices=(2, 3), help="2-D or 3-D plot")
+    p.add_argument("--embedding", help="plot a saved embedding (.npz from `latent embed`) instead of encoding")
+
+    p = _action(actions, "traverse", cmd_traverse, "vary one latent dimension at a time and decode",
+                "output .png grid or .npy array (default: RUN/latent/traversal.png)", max_points=2000)
+    p.add_argument("--dims", help="latent dimensions to vary, e.g. 0,3,5 (default: all)")
+    p.add_argument("--index", type=int, help="traverse around this example of the split (default: the prior mean)")
+    p.add_argument("--span", type=float, default=3.0, help="range in prior standard deviations (default 3)")
+    p.add_argument("--steps", type=int, default=9, help="images per row (default 9)")
+    p.add_argument("--label", help="class to decode with (conditional models)")
+
+    p = _action(actions, "interpolate", cmd_interpolate, "decode linear / slerp paths between two examples",
+                "output .png or .npy (default: RUN/latent/interpolation.png, or grid.png with --grid)")
+    p.add_argument("--a", default="0", help="first end: an index into the split, or an image / .npy file")
+    p.add_argument("--b", default="1", help="second end: an index into the split, or an image / .npy file")
+    p.add_argument("--method", default="both", choices=("linear", "slerp", "both"))
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--grid", action="store_true", help="the latent-plane grid (manifold plot) instead")
+    p.add_argument("--grid-size", type=int, default=15, help="grid points per side (default 15)")
+    p.add_argument("--grid-dims", help="the two dimensions the grid varies, e.g. 0,1 (needed unless 2-D)")
+    p.add_argument("--label", help="class to decode with (conditional models)")
+
+    p = _action(actions, "cluster", cmd_cluster, "k-means / GMM clustering of the codes, scored against labels",
+                "output .json; the confusion figure goes beside it (default: RUN/latent/clusters.json)",
+                max_points=None)
+    p.add_argument("--k", type=int, help="number of clusters (default: the number of classes, else 10)")
+    p.add_argument("--methods", default="kmeans,gmm", help="comma-separated: kmeans, gmm")
+    p.add_argument("--no-baselines", action="store_true", help="skip clustering the raw inputs and their PCA")
+    p.add_argument("--embedding", help="cluster a saved embedding (.npz) instead of encoding")
+
+    p = _action(actions, "arithmetic", cmd_arithmetic, "attribute vectors between two groups, and analogies",
+                "output .png or .npy; the vector goes beside it as .json (default: RUN/latent/arithmetic.png)",
+                max_points=None)
+    p.add_argument("--target", help="target group: a label (number or class name)")
+    p.add_argument("--source", help="source group: a label (default: all other examples)")
+    p.add_argument("--attribute", help="boolean attribute column instead of labels: 'ink' (thick strokes), a "
+                                       "feature of tabular data, or a column of --attributes")
+    p.add_argument("--attributes", help="CSV (with header) or .npy file with one row per example of the split")
+    p.add_argument("--negate", action="store_true", help="use the attribute's False group as the target")
+    p.add_argument("--apply", help="indices of the examples to move, e.g. 0,5,9 (default: 8 of the source group)")
+    p.add_argument("--strength", default="0,0.5,1,1.5,2", help="strengths of the vector (default 0,0.5,1,1.5,2)")
+    p.add_argument("--analogy", action="append", default=[], metavar="A,B,C",
+                   help="decode mu(A) - mu(B) + mu(C) for three indices (repeatable); replaces the vector figure")
+    p.add_argument("--label", help="class to decode analogies with (conditional models)")
+
+
+def _action(actions, name, handler, help_text, out_help, max_points: int | None = 0):
+    p = actions.add_parser(name, help=help_text, description=help_text)
+    p.set_defaults(func=_with_threads(handler))
+    run_args(p, out_help)
+    p.add_argument("--split", default="test", help="which split to use (default: test)")
+    p.add_argument("--data-root", help="folder holding the data files")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, help="CPU threads for torch, t-SNE/UMAP and clustering (default: all); "
+                                               "1 is often faster on a machine busy with other work")
+    if max_points != 0:
+        default = "all" if max_points is None else max_points
+        p.add_argument("--max-points", type=int, default=max_points,
+                       help=f"use a random subset of at most this many examples (default: {default})")
+    return p
+
+
+def _with_threads(handler):
+    """Runs `handler` with torch and the OpenMP/BLAS pools (threadpoolctl) limited to --threads."""
+
+    def run(args) -> int:
+        if args.threads is None:
+            return handler(args)
+        if args.threads < 1:
+            raise ConfigError(f"--threads must be at least 1, got {args.threads}")
+        from threadpoolctl import threadpool_limits
+
+        torch.set_num_threads(args.threads)
+        with threadpool_limits(limits=args.threads):
+            return handler(args)
+
+    return run
+
+
+# --- helpers ------------------------------------------------------------------------------------------------
+
+
+def _ints(text: str | None, what: str) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(v) for v in text.replace(" ", "").split(",") if v != ""]
+    except ValueError:
+        raise ConfigError(f"{what} must be comma-separated whole numbers like 0,3,5; got {text!r}") from None
+
+
+def _floats(text: str, what: str) -> list[float]:
+    try:
+        return [float(v) for v in text.replace(" ", "").split(",") if v != ""]
+    except ValueError:
+        raise ConfigError(f"{what} must be comma-separated numbers like 0,0.5,1; got {text!r}") from None
+
+
+def _out(args, run, default: str, suffixes: tuple[str, ...]) -> Path:
+    """--out (checked: suffix, not overwritten without --force) or RUN/latent/<default>."""
+    guard_output(args.out, args.force)
+    path = Path(args.out) if args.out else run.path / OUT_DIR / default
+    if path.suffix.lower() not in suffixes:
+        raise ConfigError(f"cannot write {str(path)!r}: use a file ending in {' or '.join(suffixes)}")
+    return path
+
+
+def _beside(args, path: Path, suffix: str) -> Path:
+    """A second output next to `path` (same stem), under the same no-overwrite rule."""
+    other = path.with_name(path.stem + suffix)
+    if args.out:
+        guard_output(str(other), args.force)
+    return other
+
+
+def _load(args):
+    """(run, data bundle, the split named by --split)."""
+    run, data = load_with_data(args)
+    split = data.split(args.split)
+    return run, data, split
+
+
+def _rows(args, n: int) -> np.ndarray:
+    from ..analysis import subsample_indices
+
+    return subsample_indices(n, getattr(args, "max_points", None), args.seed)
+
+
+def _embed(run, split, rows: np.ndarray, progress: bool = True, n_samples: int = 0):
+    from ..analysis import encode_dataset
+    from ..analysis.latents import Embedding
+
+    idx = torch.as_tensor(rows)
+    y = None if split.y is None else split.y[idx]
+    emb = encode_dataset(run.model, split.x[idx], y, n_samples=n_samples, progress=progress)
+    return Embedding(mean=emb.mean, var=emb.var, index=rows, labels=emb.labels, samples=emb.samples,
+                     kl_per_dim=emb.kl_per_dim)
+
+
+def _label(text: str | None, data) -> int | None:
+    """A class given as a number or as one of the data set's class names."""
+    if text is None:
+        return None
+    names = list(data.class_names or [])
+    if text in names:
+        return names.index(text)
+    try:
+        value = int(text)
+    except ValueError:
+        known = f" (classes: {', '.join(names)})" if names else ""
+        raise ConfigError(f"unknown label {text!r}{known}") from None
+    if data.num_classes and not 0 <= value < data.num_classes:
+        raise ConfigError(f"label {value} is out of range: this data set has labels 0..{data.num_classes - 1}")
+    return value
+
+
+def _check_index(i: int, n: int, split: str) -> int:
+    if not -n <= i < n:
+        raise ConfigError(f"index {i} is out of range: the {split} split has {n} examples (0..{n - 1})")
+    return i % n
+
+
+def _example(text: str, split, model, split_name: str) -> tuple[torch.Tensor, int | None, str]:
+    """An index into the split or a file (.npy array, or a PNG/JPEG image of the model's size)."""
+    try:
+        i = _check_index(int(text), len(split), split_name)
+        return split.x[i], None if split.y is None else int(split.y[i]), f"#{i}"
+    except ValueError:
+        pass
+    path = Path(text)
+    if not path.is_file():
+        raise ConfigError(f"{text!r} is neither an index into the {split_name} split nor an existing file")
+    shape = tuple(model.event_shape)
+    if path.suffix == ".npy":
+        array = np.load(path, allow_pickle=False).astype(np.float32)
+    else:
+        from PIL import Image, UnidentifiedImageError
+
+        if len(shape) != 3:
+            raise DataError(f"{path}: this model's data are not images (shape {shape}); give a .npy array")
+        try:
+            with Image.open(path) as image:
+                image = image.convert("L" if shape[0] == 1 else "RGB")
+                array = np.asarray(image, dtype=np.float32) / 255.0  # grey levels 0..255 -> [0, 1]
+        except (OSError, UnidentifiedImageError) as error:
+            raise DataError(f"{path}: cannot read the image ({error})") from None
+        if array.shape[:2] != shape[1:]:
+            raise DataError(f"{path} is {array.shape[1]}x{array.shape[0]} pixels but the model expects "
+                            f"{shape[2]}x{shape[1]}: resize it first")
+        array = array.reshape(shape[1], shape[2], -1).transpose(2, 0, 1)
+    if int(np.prod(array.shape)) != int(np.prod(shape)):
+        raise DataError(f"{path} holds {array.size} values but the model's examples have shape {shape}")
+    return torch.from_numpy(array.reshape(shape)), None, path.name
+
+
+# --- actions ------------------------------------------------------------------------------------------------
+
+
+def cmd_embed(args) -> int:
+    from ..analysis import save_embedding
+
+    if args.samples < 0:
+        raise ConfigError("--samples must be >= 0")
+    run, data, split = _load(args)
+    out = _out(args, run, "latents.npz", (".npz",))
+    emb = _embed(run, split, _rows(args, len(split)), n_samples=args.samples)
+    save_embedding(emb, out)
+    print(f"encoded {len(emb)} examples of the {args.split} split to {emb.latent_dim} dimensions")
+    if emb.kl_per_dim is not None:
+        print("KL per dim (nats): " + " ".join(f"{v:.2f}" for v in emb.kl_per_dim)
+              + f"  ({int((~emb.collapsed()).sum())} of {emb.latent_dim} informative)")
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from ..analysis import load_embedding, project, save_scatter, save_scatter_html
+    from ..analysis.projection import check_dims, resolve_method
+
+    run, data, split = _load(args)
+    check_dims(run.model.latent_dim, args.dims)
+    method = resolve_method(args.method, run.model.latent_dim, args.dims)
+    out = _out(args, run, f"plot_{method}_{args.dims}d.png", (".png", ".html"))
+    if args.embedding:
+        emb = load_embedding(args.embedding)
+        emb = emb.subset(_rows(args, len(emb)))
+    else:
+        emb = _embed(run, split, _rows(args, len(split)))
+    if method in ("tsne", "umap"):
+        print(f"running {method} on {len(emb)} codes ...", file=sys.stderr, flush=True)
+    proj = project(emb.mean, args.dims, method, seed=args.seed, n_jobs=args.threads)
+    name = {"none": "latent codes", "pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}[proj.method]
+    title = f"{data.name} {args.split} split: {name} of {len(emb)} posterior means ({run.model.latent_dim}-D latent)"
+    if out.suffix.lower() == ".html":
+        save_scatter_html(proj.coords, out, emb.labels, emb.index, data.class_names, proj.axis_names, title)
+    else:
+        save_scatter(proj.coords, out, emb.labels, data.class_names, proj.axis_names, title)
+    print(f"{name} of {len(emb)} codes to {args.dims}D took {proj.seconds:.1f} s")
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_traverse(args) -> int:
+    from ..analysis import save_decoded, traverse
+
+    run, data, split = _load(args)
+    model = run.model
+    dims = _ints(args.dims, "--dims")
+    out = _out(args, run, "traversal.png", (".png", ".npy"))
+    base, where, label = None, "the prior mean", _label(args.label, data)
+    if args.index is not None:
+        i = _check_index(args.index, len(split), args.split)
+        y = None if split.y is None else split.y[i : i + 1]
+        if model.conditional and label is None:
+            label = None if y is None else int(y[0])
+        with torch.no_grad():
+            base = model.encode(split.x[i : i + 1], y if model.conditional else None).mean[0]
+        where = f"example {i}"
+    emb = _embed(run, split, _rows(args, len(split)), progress=False)  # KL per dimension, for the row order
+    result = traverse(model, dims, base, span=args.span, steps=args.steps, embedding=emb, label=label)
+    cols = [f"{v:+.1f}σ" if i % max(1, args.steps // 9) == 0 else "" for i, v in enumerate(result.values)]
+    title = f"Latent traversal around {where} (rows: most informative first)"
+    save_decoded(result.images.reshape(-1, *model.event_shape), model.event_shape, out, args.steps, title,
+                 row_labels=result.row_labels(), col_labels=cols)
+    for text in result.row_labels():
+        print(f"  {text}")
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_interpolate(args) -> int:
+    from ..analysis import interpolate, latent_grid, save_decoded
+
+    run, data, split = _load(args)
+    model = run.model
+    label = _label(args.label, data)
+    if args.grid:
+        out = _out(args, run, "grid.png", (".png", ".npy"))
+        grid = latent_grid(model, args.grid_size, _ints(args.grid_dims, "--grid-dims"), label=label)
+        n = args.grid_size
+        every = max(1, n // 8)
+        cols = [f"{v:.2f}" if j % every == 0 else "" for j, v in enumerate(grid.values[0])]
+        rows = [f"{v:.2f}" if j % every == 0 else "" for j, v in enumerate(grid.values[1])]
+        title = f"Latent grid: z{grid.dims[0]} across (columns), z{grid.dims[1]} down (rows)"
+        save_decoded(grid.images.reshape(-1, *model.event_shape), model.event_shape, out, n, title,
+                     row_labels=rows, col_labels=cols)
+        print(f"wrote {out}")
+        return 0
+    out = _out(args, run, "interpolation.png", (".png", ".npy"))
+    x_a, y_a, name_a = _example(args.a, split, model, args.split)
+    x_b, y_b, name_b = _example(args.b, split, model, args.split)
+    methods = ("linear", "slerp") if args.method == "both" else (args.method,)
+    if model.conditional and label is None:
+        label = y_a
+    strips, row_labels = [], []
+    for method in methods:
+        path = interpolate(model, x_a, x_b, args.steps, method, y_a, y_b, label)
+        strips.append(torch.cat([x_a[None], path.images, x_b[None]]))  # (steps + 2, *event): data | path | data
+        row_labels.append(method)
+    t = np.linspace(0, 1, args.steps)
+    cols = ["a"] + [f"{v:.2f}" if i in (0, args.steps - 1) or args.steps <= 10 else "" for i, v in enumerate(t)]
+    title = f"Interpolation from {name_a} (a) to {name_b} (b)"
+    save_decoded(torch.cat(strips), model.event_shape, out, args.steps + 2, title,
+                 row_labels=row_labels, col_labels=cols + ["b"])
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_cluster(args) -> int:
+    from ..analysis import compare_clusterings, load_embedding, matched_confusion, save_confusion
+    from ..analysis.clustering import METHODS
+    from ..io import atomic_write_text
+
+    run, data, split = _load(args)
+    out = _out(args, run, "clusters.json", (".json",))
+    methods = tuple(m for m in args.methods.replace(" ", "").split(",") if m)
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise ConfigError(f"unknown clustering method {(unknown or [''])[0]!r}; choose from {', '.join(METHODS)}")
+    if args.embedding:
+        emb = load_embedding(args.embedding)
+    else:
+        emb = _embed(run, split, _rows(args, len(split)))
+    labels = emb.labels
+    k = args.k or (data.num_classes if labels is not None and data.num_classes else 10)
+    inputs = None if args.no_baselines else split.x[torch.as_tensor(emb.index)].numpy()
+    started = time.perf_counter()
+    results = compare_clusterings(emb.mean, inputs, labels, k, methods, args.seed, progress=True)
+    figures = []
+    if labels is not None:
+        names = [str(n) for n in (data.class_names or range(int(labels.max()) + 1))]
+        for r in results:
+            if r.features != "latent means":
+                continue
+            matrix, clusters = matched_confusion(labels, r.assignments)
+            fig = save_confusion(matrix, _beside(args, out, f"_{r.method}.png"), names[: matrix.shape[0]],
+                                 f"{r.method} on latent means of {data.name} ({args.split}): "
+                                 f"accuracy {r.scores.accuracy:.3f}, NMI {r.scores.nmi:.3f}",
+                                 col_names=[f"c{c}" for c in clusters])
+            figures.append(fig)
+    report = {"run": str(run.path), "split": args.split, "n": len(emb), "k": k,
+              "results": [r.to_dict() for r in results]}
+    atomic_write_text(out, json.dumps(report, indent=2) + "\n")
+    print(f"{len(emb)} examples of the {args.split} split, k = {k} ({time.perf_counter() - started:.0f} s)")
+    header = f"  {'features':<26} {'method':<7}" + ("   ARI    NMI    acc" if labels is not None else "")
+    print(header)
+    for r in results:
+        scores = "" if r.scores is None else f" {r.scores.ari:6.3f} {r.scores.nmi:6.3f} {r.scores.accuracy:6.3f}"
+        print(f"  {r.features:<26} {r.method:<7}{scores}")
+    if labels is None:
+        print("  (no labels: scores need a labelled split)")
+    print("wrote " + ", ".join(str(p) for p in [out, *figures]))
+    return 0
+
+
+def cmd_arithmetic(args) -> int:
+    from ..analysis import (analogy, apply_vector, attribute_vector, dataset_attribute, label_vector,
+                            read_attribute_file, save_decoded)
+    from ..io import atomic_write_text
+
+    run, data, split = _load(args)
+    model = run.model
+    out = _out(args, run, "analogy.png" if args.analogy else "arithmetic.png", (".png", ".npy"))
+    n = len(split)
+    if args.analogy:
+        rows, labels = [], []
+        for text in args.analogy:
+            triple = _ints(text, "--analogy")
+            if len(triple) != 3:
+                raise ConfigError(f"--analogy takes three indices A,B,C; got {text!r}")
+            a, b, c = (_check_index(i, n, args.split) for i in triple)
+            decoded, _ = analogy(model, split.x[a], split.x[b], split.x[c], _label(args.label, data))
+            rows.append(torch.stack([split.x[a], split.x[b], split.x[c], decoded[0]]))
+            labels.append(f"#{a} - #{b} + #{c}")
+        save_decoded(torch.cat(rows), model.event_shape, out, 4, "Latent analogies: decode(a - b + c)",
+                     row_labels=labels, col_labels=["a", "b", "c", "a - b + c"])
+        print(f"wrote {out}")
+        return 0
+
+    if (args.target is None) == (args.attribute is None):
+        raise ConfigError("define the groups with --target LABEL [--source LABEL], or with --attribute NAME")
+    emb = _embed(run, split, np.arange(n))
+    if args.attribute is not None:
+        if args.attributes:
+            mask = read_attribute_file(args.attributes, args.attribute, n)
+        else:
+            mask = dataset_attribute(split.x, args.attribute, data.meta.get("feature_names"), data.meta)
+        target, source = (~mask, mask) if args.negate else (mask, ~mask)
+        name = ("not " if args.negate else "") + args.attribute
+        vec = attribute_vector(emb.mean, target, source, name)
+    else:
+        target_label, source_label = _label(args.target, data), _label(args.source, data)
+        vec = label_vector(emb.mean, emb.labels, target_label, source_label, data.class_names)
+        source = emb.labels == source_label if source_label is not None else emb.labels != target_label
+    indices = _ints(args.apply, "--apply")
+    if indices is None:
+        indices = np.flatnonzero(source)[:8].tolist()
+    indices = [_check_index(i, n, args.split) for i in indices]
+    strengths = _floats(args.strength, "--strength")
+    idx = torch.as_tensor(indices)
+    shifted = apply_vector(model, split.x[idx], vec.vector, strengths, None if split.y is None else split.y[idx])
+    grid = torch.cat([split.x[idx][:, None], shifted.images], 1)  # (N, 1 + S, *event): data | shifted decodings
+    title = f"Attribute vector '{vec.name}' ({vec.n_source} -> {vec.n_target} examples) added with strength s"
+    save_decoded(grid.reshape(-1, *model.event_shape), model.event_shape, out, 1 + len(strengths), title,
+                 row_labels=[f"#{i}" for i in indices], col_labels=["data"] + [f"s={s:g}" for s in strengths])
+    numbers = _beside(args, out, ".json")
+    atomic_write_text(numbers, json.dumps({"name": vec.name, "n_target": vec.n_target, "n_source": vec.n_source,
+                                           "norm": float(np.linalg.norm(vec.vector)),
+                                           "vector": vec.vector.tolist(), "applied_to": indices,
+                                           "strengths": strengths}, indent=2) + "\n")
+    print(f"vector '{vec.name}': {vec.n_source} source and {vec.n_target} target examples, "
+          f"norm {np.linalg.norm(vec.vector):.3f}")
+    print(f"wrote {out}, {numbers}")
+    return 0

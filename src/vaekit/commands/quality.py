@@ -1,0 +1,44 @@
+"""`vaekit quality`: classifier-based sample quality of a run (see `vaekit.metrics.sample_quality`).
+
+    vaekit quality RUN                 conditional accuracy, class histogram and its KL, Frechet distance
+The classifier is trained on the run's data set on first use and cached as RUN/classifier.safetensors + .json.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import VaekitError
+from .run import guard_output, load_with_data, run_args
+
+
+def register(sub) -> None:
+    """Adds `quality`."""
+    p = sub.add_parser("quality", help="sample quality measured by a classifier trained on the real data")
+    p.set_defaults(func=cmd_quality)
+    run_args(p, "where to write the metrics (default: RUN/quality.json)")
+    p.add_argument("-n", type=int, default=10_000, help="number of samples (default 10000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--retrain-classifier", action="store_true", help="train a new classifier even if one is cached")
+    p.add_argument("--data-root", help="folder holding the data files")
+
+
+def cmd_quality(args) -> int:
+    from ..io import atomic_write_text
+    from ..metrics.sample_quality import sample_quality_report
+
+    guard_output(args.out, args.force)
+    if args.n < 2:
+        raise VaekitError("-n must be >= 2 (a Frechet distance needs a covariance)")
+    run, data = load_with_data(args)
+    result = sample_quality_report(run, data, n=args.n, seed=args.seed, retrain=args.retrain_classifier)
+    out = Path(args.out or run.path / "quality.json")
+    atomic_write_text(out, json.dumps(result.to_dict(), indent=2) + "\n")
+    rows = result.rows()
+    width = max(len(name) for name, _ in rows)
+    print(f"{run.path} (sample quality, classifier in {run.path / 'classifier.safetensors'})")
+    for name, value in rows:
+        print(f"  {name:<{width}}  {value}")
+    print(f"wrote {out}")
+    return 0
