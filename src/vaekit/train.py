@@ -10,6 +10,7 @@ sees the same batches and the same KL warm-up schedule as an uninterrupted one.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -99,6 +100,7 @@ def fit(
     data: DataBundle | None = None,
 ) -> FitResult:
     """Trains a VAE as `config` says; with `run_dir`, writes config, metrics and checkpoints there."""
+    config = copy.deepcopy(config)  # resolved below; the caller's config stays as it was
     t = config.train
     if t.threads:
         torch.set_num_threads(t.threads)

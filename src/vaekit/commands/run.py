@@ -165,7 +165,7 @@ def cmd_sample(args) -> int:
         from ..apps.style import samples_per_class, save_class_rows
         from .style import class_names_of
 
-        per_class = args.per_class or -(-args.n // run.model.num_classes)
+        per_class = -(-args.n // run.model.num_classes) if args.per_class is None else args.per_class
         images = samples_per_class(run.model, per_class, args.seed, mean=not args.draw)
         out = save_class_rows(images, args.out or run.path / "samples.png", class_names_of(run))
         print(f"wrote {out}")
