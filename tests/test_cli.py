@@ -140,7 +140,7 @@ def test_bad_run_folders_get_one_line_errors(tmp_path, cli_run, capsys):
         (["sample", broken], "unreadable or truncated"),
         (["sample", bad_config], "must be int"),
         (["sample", cli_run, "-n", "0"], "-n must be >= 1"),
-        (["sample", cli_run, "--label", "3", "--out", tmp_path / "x.png"], "not conditional"),
+        (["sample", cli_run, "--label", "3", "--out", tmp_path / "x.png"], "conditional model"),
         (["eval", cli_run, "--split", "nope"], "no 'nope' split"),
         (["train", "--resume"], "--resume needs --out"),
     ]

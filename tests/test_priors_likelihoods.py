@@ -73,6 +73,20 @@ def test_mog_samples_follow_the_mixture():
     assert torch.allclose(z.var(0), pz.variance, rtol=0.05)
 
 
+def test_fast_mixture_log_prob_equals_torch_mixture():
+    torch.manual_seed(0)
+    from torch import distributions as D
+
+    from vaekit.distributions import diagonal_normal
+    from vaekit.priors import DiagonalGaussianMixture
+
+    logits, loc, scale = torch.randn(30), torch.randn(30, 5), torch.rand(30, 5) * 0.5 + 0.01  # some narrow
+    fast = DiagonalGaussianMixture(D.Categorical(logits=logits), diagonal_normal(loc, scale))
+    slow = D.MixtureSameFamily(D.Categorical(logits=logits), diagonal_normal(loc, scale))
+    z = torch.cat([loc[:10] + 0.01 * torch.randn(10, 5), 3 * torch.randn(10, 5)]).view(2, 10, 5)
+    assert torch.allclose(fast.log_prob(z), slow.log_prob(z), atol=1e-4, rtol=1e-6)
+
+
 def test_vamp_prior_is_the_mean_of_the_encoder_posteriors_and_normalised():
     torch.manual_seed(0)
     model = _model("vamp", prior_components=7).double()

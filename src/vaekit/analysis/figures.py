@@ -110,7 +110,8 @@ def save_confusion(matrix: np.ndarray, path: str | Path, row_names: Sequence[str
 
 def save_decoded(images: torch.Tensor, event_shape: tuple[int, ...], path: str | Path, ncol: int, title: str,
                  row_labels: Sequence[str] | None = None, col_labels: Sequence[str] | None = None) -> Path:
-    """Decoded outputs (N, *event) as a labelled image grid (.png), or as an array (.npy) of any data shape."""
+    """Decoded outputs (..., *event) as a labelled image grid (.png, `ncol` per row), or as an array (.npy) of
+    any data shape, keeping the leading dimensions (e.g. rows x steps)."""
     path = Path(path)
     if path.suffix == ".npy":
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -118,7 +119,8 @@ def save_decoded(images: torch.Tensor, event_shape: tuple[int, ...], path: str |
         return path
     if path.suffix.lower() != ".png":
         raise DataError(f"cannot write {str(path)!r}: decoded outputs are saved as .png (images) or .npy (arrays)")
-    pictures = as_images(images.detach().cpu(), event_shape).clamp(0, 1)
+    flat = images.detach().cpu().reshape(-1, *event_shape)  # (N, *event)
+    pictures = as_images(flat, event_shape).clamp(0, 1)
     return save_grid(pictures, path, ncol, title, row_labels, col_labels)
 
 

@@ -115,12 +115,19 @@ def _tsne(z: np.ndarray, dims: int, seed: int, n_jobs: int | None, perplexity: f
                 n_jobs=n_jobs).fit_transform(z)
 
 
+def require_backend(method: str) -> None:
+    """A ConfigError saying how to install the package `method` needs, when it is missing (UMAP only)."""
+    if method == "umap":
+        try:
+            import umap  # noqa: F401
+        except ImportError:
+            raise ConfigError("UMAP needs the package umap-learn, which is not installed: run `pip install "
+                              "umap-learn` (or `pip install vaekit[umap]`), or use --method tsne or pca") from None
+
+
 def _umap(z: np.ndarray, dims: int, seed: int, n_jobs: int | None, neighbors: int) -> np.ndarray:
-    try:
-        import umap
-    except ImportError:
-        raise ConfigError("UMAP needs the package umap-learn, which is not installed: run `pip install umap-learn` "
-                          "(or `pip install vaekit[umap]`), or use --method tsne or pca") from None
+    require_backend("umap")
+    import umap
     n = z.shape[0]
     if n < 4:
         raise ConfigError(f"UMAP needs at least 4 points, got {n}; use --method pca")

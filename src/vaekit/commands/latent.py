@@ -258,11 +258,12 @@ def cmd_embed(args) -> int:
 
 def cmd_plot(args) -> int:
     from ..analysis import load_embedding, project, save_scatter, save_scatter_html
-    from ..analysis.projection import check_dims, resolve_method
+    from ..analysis.projection import check_dims, require_backend, resolve_method
 
     run, data, split = _load(args)
     check_dims(run.model.latent_dim, args.dims)
     method = resolve_method(args.method, run.model.latent_dim, args.dims)
+    require_backend(method)  # before the encoding, so that a missing package fails at once
     out = _out(args, run, f"plot_{method}_{args.dims}d.png", (".png", ".html"))
     if args.embedding:
         emb = load_embedding(args.embedding)
@@ -303,7 +304,7 @@ def cmd_traverse(args) -> int:
     result = traverse(model, dims, base, span=args.span, steps=args.steps, embedding=emb, label=label)
     cols = [f"{v:+.1f}σ" if i % max(1, args.steps // 9) == 0 else "" for i, v in enumerate(result.values)]
     title = f"Latent traversal around {where} (rows: most informative first)"
-    save_decoded(result.images.reshape(-1, *model.event_shape), model.event_shape, out, args.steps, title,
+    save_decoded(result.images, model.event_shape, out, args.steps, title,
                  row_labels=result.row_labels(), col_labels=cols)
     for text in result.row_labels():
         print(f"  {text}")
@@ -325,7 +326,7 @@ def cmd_interpolate(args) -> int:
         cols = [f"{v:.2f}" if j % every == 0 else "" for j, v in enumerate(grid.values[0])]
         rows = [f"{v:.2f}" if j % every == 0 else "" for j, v in enumerate(grid.values[1])]
         title = f"Latent grid: z{grid.dims[0]} across (columns), z{grid.dims[1]} down (rows)"
-        save_decoded(grid.images.reshape(-1, *model.event_shape), model.event_shape, out, n, title,
+        save_decoded(grid.images, model.event_shape, out, n, title,
                      row_labels=rows, col_labels=cols)
         print(f"wrote {out}")
         return 0
@@ -343,7 +344,7 @@ def cmd_interpolate(args) -> int:
     t = np.linspace(0, 1, args.steps)
     cols = ["a"] + [f"{v:.2f}" if i in (0, args.steps - 1) or args.steps <= 10 else "" for i, v in enumerate(t)]
     title = f"Interpolation from {name_a} (a) to {name_b} (b)"
-    save_decoded(torch.cat(strips), model.event_shape, out, args.steps + 2, title,
+    save_decoded(torch.stack(strips), model.event_shape, out, args.steps + 2, title,
                  row_labels=row_labels, col_labels=cols + ["b"])
     print(f"wrote {out}")
     return 0
@@ -415,7 +416,7 @@ def cmd_arithmetic(args) -> int:
             decoded, _ = analogy(model, split.x[a], split.x[b], split.x[c], _label(args.label, data))
             rows.append(torch.stack([split.x[a], split.x[b], split.x[c], decoded[0]]))
             labels.append(f"#{a} - #{b} + #{c}")
-        save_decoded(torch.cat(rows), model.event_shape, out, 4, "Latent analogies: decode(a - b + c)",
+        save_decoded(torch.stack(rows), model.event_shape, out, 4, "Latent analogies: decode(a - b + c)",
                      row_labels=labels, col_labels=["a", "b", "c", "a - b + c"])
         print(f"wrote {out}")
         return 0
@@ -444,7 +445,7 @@ def cmd_arithmetic(args) -> int:
     shifted = apply_vector(model, split.x[idx], vec.vector, strengths, None if split.y is None else split.y[idx])
     grid = torch.cat([split.x[idx][:, None], shifted.images], 1)  # (N, 1 + S, *event): data | shifted decodings
     title = f"Attribute vector '{vec.name}' ({vec.n_source} -> {vec.n_target} examples) added with strength s"
-    save_decoded(grid.reshape(-1, *model.event_shape), model.event_shape, out, 1 + len(strengths), title,
+    save_decoded(grid, model.event_shape, out, 1 + len(strengths), title,
                  row_labels=[f"#{i}" for i in indices], col_labels=["data"] + [f"s={s:g}" for s in strengths])
     numbers = _beside(args, out, ".json")
     atomic_write_text(numbers, json.dumps({"name": vec.name, "n_target": vec.n_target, "n_source": vec.n_source,

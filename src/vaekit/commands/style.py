@@ -55,8 +55,10 @@ def parse_content(text: str, labels: torch.Tensor | None, num_classes: int,
     result = []
     for token in (t.strip() for t in text.split(",")):
         if token.lower().startswith("idx:"):
-            index = parse_indices(token[4:], 0 if labels is None else labels.numel(), "--content idx:")[0]
-            result.append(int(labels[index]))
+            size = 0 if labels is None else labels.numel()
+            if not token[4:].isdigit() or int(token[4:]) >= size:
+                raise ConfigError(f"--content {token!r}: idx:N needs an image index N in 0..{size - 1}")
+            result.append(int(labels[int(token[4:])]))
         elif token.lstrip("-").isdigit():
             label = int(token)
             if not 0 <= label < num_classes:

@@ -71,6 +71,7 @@ class MetricSettings:
     factor_vae_prune: float = 0.05
     dci_train: int = 10_000
     dci_test: int = 5_000
+    dci_trees: int = 100  # boosting stages of each factor's classifier (scikit-learn's default)
     sap_train: int = 10_000
     sap_test: int = 5_000
 
@@ -237,14 +238,14 @@ def dci_from_importance(importance: np.ndarray) -> tuple[float, float]:
 
 
 def dci_importance(codes_train: np.ndarray, factors_train: np.ndarray, codes_test: np.ndarray,
-                   factors_test: np.ndarray, seed: int = 0) -> tuple[np.ndarray, float, float]:
+                   factors_test: np.ndarray, seed: int = 0, trees: int = 100) -> tuple[np.ndarray, float, float]:
     """Feature importances (D, K) of one gradient-boosted tree classifier per factor, mean train and test accuracy."""
     from sklearn.ensemble import GradientBoostingClassifier
 
     importance = np.zeros((codes_train.shape[1], factors_train.shape[1]))
     train_acc, test_acc = [], []
     for k in range(factors_train.shape[1]):
-        model = GradientBoostingClassifier(random_state=seed).fit(codes_train, factors_train[:, k])
+        model = GradientBoostingClassifier(n_estimators=trees, random_state=seed).fit(codes_train, factors_train[:, k])
         importance[:, k] = np.abs(model.feature_importances_)
         train_acc.append(model.score(codes_train, factors_train[:, k]))
         test_acc.append(model.score(codes_test, factors_test[:, k]))
@@ -252,18 +253,18 @@ def dci_importance(codes_train: np.ndarray, factors_train: np.ndarray, codes_tes
 
 
 def dci(source: FactorGrid, represent: Representation, *, n_train: int = 10_000, n_test: int = 5_000,
-        seed: int = 0) -> MetricResult:
+        trees: int = 100, seed: int = 0) -> MetricResult:
     """DCI (Eastwood & Williams 2018): disentanglement (the score), completeness and informativeness."""
     rng = np.random.default_rng(seed)
     codes_train, factors_train = encode_samples(source, represent, n_train, rng)
     codes_test, factors_test = encode_samples(source, represent, n_test, rng)
     importance, train_acc, test_acc = dci_importance(_checked(codes_train), factors_train, _checked(codes_test),
-                                                     factors_test, seed)
+                                                     factors_test, seed, trees)
     disentanglement, completeness = dci_from_importance(importance)
     return MetricResult("dci", disentanglement,
                         {"completeness": completeness, "informativeness_train": train_acc,
                          "informativeness_test": test_acc},
-                        {"n_train": n_train, "n_test": n_test, "classifier": "gradient-boosted trees"})
+                        {"n_train": n_train, "n_test": n_test, "trees": trees, "classifier": "gradient-boosted trees"})
 
 
 # ---- SAP ---------------------------------------------------------------------------------------------------------
@@ -329,7 +330,7 @@ def all_metrics(source: FactorGrid, represent: Representation, settings: MetricS
                                              n_train=s.factor_vae_train, n_eval=s.factor_vae_eval,
                                              n_variance=s.factor_vae_variance, prune=s.factor_vae_prune, seed=seed,
                                              progress=progress)
-    results["dci"] = dci(source, represent, n_train=s.dci_train, n_test=s.dci_test, seed=seed)
+    results["dci"] = dci(source, represent, n_train=s.dci_train, n_test=s.dci_test, trees=s.dci_trees, seed=seed)
     results["sap"] = sap(source, represent, n_train=s.sap_train, n_test=s.sap_test, seed=seed)
     for name, result in results.items():
         log.info("%s: %.3f", name, result.score)

@@ -1,0 +1,121 @@
+"""Conditional VAE (Sohn et al. 2015) on MNIST: sample quality measured by a classifier, and analogy grids.
+
+Trains a conditional and an unconditional VAE on MNIST (same MLP, same budget), trains the small CNN classifier
+of `vaekit.metrics.sample_quality` on the real training images, and reports for both models: the accuracy of
+conditional samples on their requested class (target >= 95%), the class histogram of samples and its KL from the
+data's class distribution, and the Frechet distance in the classifier's features. Then a short conditional run on
+Fashion-MNIST, and the analogy grids (Kingma et al. 2014, Fig. 1) of both data sets as PNGs.
+
+    VAEKIT_DATA=/work/shared/data python benchmarks/conditional_mnist.py --figures docs/figures
+
+Prints a markdown table and writes the numbers as JSON (--json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+import vaekit
+from vaekit.apps.style import analogy_grid, samples_per_class, save_analogy_figure, save_class_rows
+from vaekit.metrics.sample_quality import sample_quality, save_classifier, train_classifier
+
+
+def config(data: str, conditional: bool, epochs: int, latent_dim: int) -> vaekit.RunConfig:
+    """MLP 784-512-256-D, Bernoulli likelihood on grey levels, Adam 1e-3, batch 128."""
+    c = vaekit.RunConfig()
+    c.data.name = data
+    c.model.conditional = conditional
+    c.model.latent_dim = latent_dim
+    c.model.hidden = [512, 256]
+    c.train.epochs = epochs
+    c.train.progress = False
+    return c
+
+
+def train(bundle, conditional: bool, epochs: int, latent_dim: int, out: Path):
+    started = time.perf_counter()
+    result = vaekit.fit(config(bundle.name, conditional, epochs, latent_dim), out, data=bundle)
+    seconds = time.perf_counter() - started
+    last = result.history[-1]
+    print(f"  trained {'conditional' if conditional else 'unconditional'} VAE on {bundle.name}: {epochs} epochs, "
+          f"{seconds:.0f} s, valid -ELBO {last['valid_loss']:.2f} nats", flush=True)
+    return result.model, {"train_seconds": round(seconds, 1), "valid_neg_elbo": round(last["valid_loss"], 3)}
+
+
+def figures(model, bundle, folder: Path, stem: str, n_styles: int = 8) -> list[str]:
+    """Analogy grid (first test image of n_styles different classes) and a per-class sample grid."""
+    test = bundle.split("test")
+    index = [int((test.y == c).nonzero()[0]) for c in range(min(n_styles, bundle.num_classes))]
+    grid = analogy_grid(model, test.x[index], test.y[index])
+    names = bundle.class_names
+    rows = [f"#{i} ({names[int(test.y[i])]})" for i in index]
+    a = save_analogy_figure(grid, folder / f"{stem}_analogies.png", names, rows,
+                            title=f"{bundle.name}: style of each row's image, drawn in every class")
+    s = save_class_rows(samples_per_class(model, 8, seed=0), folder / f"{stem}_samples_per_class.png", names,
+                        title=f"{bundle.name}: conditional samples, z shared down each column")
+    return [str(a), str(s)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=10, help="MNIST epochs per VAE (default 10)")
+    parser.add_argument("--fashion-epochs", type=int, default=5)
+    parser.add_argument("--latent-dim", type=int, default=16)
+    parser.add_argument("-n", type=int, default=10_000, help="samples per quality measurement")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy 2-core box)")
+    parser.add_argument("--runs", help="folder for the run folders (default: a temporary folder)")
+    parser.add_argument("--figures", default="docs/figures")
+    parser.add_argument("--json", help="write all numbers here")
+    parser.add_argument("--no-fashion", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    runs = Path(args.runs or tempfile.mkdtemp(prefix="bench-cond-"))
+    figs = Path(args.figures)
+    results: dict = {"runs": str(runs), "figures": []}
+
+    for name in ["mnist"] + ([] if args.no_fashion else ["fashion-mnist"]):
+        bundle = vaekit.load_data(name)
+        print(f"{name}:", flush=True)
+        started = time.perf_counter()
+        classifier = train_classifier(bundle, progress=False)
+        save_classifier(classifier, runs / f"{name}-classifier.safetensors")
+        clf = {"test_accuracy": classifier.info["test_accuracy"], "epochs": classifier.info["epochs"],
+               "train_seconds": round(time.perf_counter() - started, 1)}
+        print(f"  classifier: test accuracy {clf['test_accuracy']:.4f} in {clf['train_seconds']:.0f} s", flush=True)
+        entry: dict = {"classifier": clf}
+        kinds = [True, False] if name == "mnist" else [True]
+        epochs = args.epochs if name == "mnist" else args.fashion_epochs
+        for conditional in kinds:
+            key = "conditional" if conditional else "unconditional"
+            model, info = train(bundle, conditional, epochs, args.latent_dim, runs / f"{name}-{key}")
+            quality = sample_quality(model, bundle, classifier, n=args.n, seed=0)
+            entry[key] = {**info, "epochs": epochs, **quality.to_dict()}
+            for label, value in quality.rows():
+                print(f"    {label:<28} {value}", flush=True)
+            if conditional:
+                results["figures"] += figures(model, bundle, figs, name.replace("-", "_"))
+        results[name] = entry
+
+    print("\n| data | model | cond. accuracy | KL(hist || data) nats | Frechet dist. | real-vs-real FD | -ELBO | train s |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name in ("mnist", "fashion-mnist"):
+        for key in ("conditional", "unconditional"):
+            r = results.get(name, {}).get(key)
+            if r is None:
+                continue
+            acc = "-" if r["conditional_accuracy"] is None else f"{r['conditional_accuracy']:.4f}"
+            print(f"| {name} | {key} | {acc} | {r['kl_to_data']:.4f} | {r['frechet_distance']:.2f} | "
+                  f"{r['frechet_real']:.2f} | {r['valid_neg_elbo']:.2f} | {r['train_seconds']:.0f} |")
+    print("figures: " + ", ".join(results["figures"]))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
