@@ -68,6 +68,20 @@ def test_encode_dataset_shapes_kl_and_round_trip(model, digits, tmp_path):
         save_embedding(emb, tmp_path / "z.txt")
 
 
+def test_read_example_from_image_and_npy(tmp_path):
+    from vaekit.analysis import read_example
+
+    pixels = np.arange(64, dtype=np.uint8).reshape(8, 8) * 3
+    Image.fromarray(pixels).save(tmp_path / "x.png")
+    x = read_example(tmp_path / "x.png", (1, 8, 8))
+    assert x.shape == (1, 8, 8) and torch.allclose(x[0], torch.from_numpy(pixels / 255.0).float())
+    np.save(tmp_path / "x.npy", np.ones(64, dtype=np.float32))
+    assert read_example(tmp_path / "x.npy", (1, 8, 8)).shape == (1, 8, 8)
+    Image.fromarray(np.zeros((10, 12), dtype=np.uint8)).save(tmp_path / "big.png")
+    with pytest.raises(DataError, match="12x10 pixels but the model expects 8x8: resize"):
+        read_example(tmp_path / "big.png", (1, 8, 8))
+
+
 # --- project and plot ---------------------------------------------------------------------------------------
 
 

@@ -202,6 +202,14 @@ def test_single_discretized_logistic_matches_scipy():
         assert np.allclose(got.numpy(), want, rtol=1e-4, atol=1e-12), (k, got, want)
 
 
+def test_discretized_logistic_mode_is_the_most_probable_level_of_one_logistic():
+    params = torch.tensor([[-0.37, 0.52, 0.9], [-4.0, -3.0, -5.0]]).view(1, 2, 3)  # loc, log_scale per entry
+    px = build_likelihood("discretized-logistic", (3,), n_mix=1)(params)
+    levels = (torch.arange(N_BINS) / 255.0).view(-1, 1, 1)
+    most_probable = px.base_dist.log_prob(levels).argmax(0) / 255.0  # (1, 3)
+    assert torch.allclose(px.mode, most_probable)
+
+
 def test_discretized_logistic_samples_follow_its_probabilities():
     torch.manual_seed(0)
     likelihood = build_likelihood("discretized-logistic", (1,), n_mix=3)

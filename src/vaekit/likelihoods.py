@@ -140,9 +140,10 @@ class DiscretizedLogisticMixture(D.Distribution):
         a = inv_s * (x - self.loc + 1.0 / (N_BINS - 1))  # upper bin edge, standardised
         b = inv_s * (x - self.loc - 1.0 / (N_BINS - 1))  # lower bin edge
         # log(sigma(a) - sigma(b)) = b - softplus(a) - softplus(b) + log(expm1(a - b)): stable for any a > b.
-        log_mid = b - F.softplus(a) - F.softplus(b) + torch.log(torch.expm1(a - b).clamp_min(1e-30))
-        log_bottom = F.logsigmoid(a)  # k = 0: sigma(a) - 0
-        log_top = -F.softplus(b)  # k = 255: 1 - sigma(b)
+        softplus_a, softplus_b = F.softplus(a), F.softplus(b)
+        log_mid = b - softplus_a - softplus_b + torch.log(torch.expm1(a - b).clamp_min(1e-30))
+        log_bottom = a - softplus_a  # k = 0: log sigma(a)
+        log_top = -softplus_b  # k = 255: log(1 - sigma(b))
         log_bin = torch.where(edge == 0, log_bottom, torch.where(edge == N_BINS - 1, log_top, log_mid))
         log_pi = torch.log_softmax(self.logits, self.mix_dim)
         return torch.logsumexp(log_pi + log_bin, self.mix_dim)  # (..., *event)
@@ -152,6 +153,13 @@ class DiscretizedLogisticMixture(D.Distribution):
         """Mixture mean of the logistics, mapped to [0, 1] and clipped (the discretization is ignored)."""
         m = (torch.softmax(self.logits, self.mix_dim) * self.loc).sum(self.mix_dim)
         return ((m + 1.0) / 2.0).clamp(0.0, 1.0)
+
+    @property
+    def mode(self) -> torch.Tensor:
+        """Approximate mode: the level nearest the location of the most heavily weighted component."""
+        best = self.logits.argmax(self.mix_dim, keepdim=True)
+        loc = self.loc.gather(self.mix_dim, best).squeeze(self.mix_dim)
+        return (((loc + 1.0) / 2.0).clamp(0.0, 1.0) * (N_BINS - 1)).round() / (N_BINS - 1)
 
     @torch.no_grad()
     def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:

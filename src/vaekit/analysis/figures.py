@@ -137,7 +137,7 @@ def save_grid(pictures: torch.Tensor, path: str | Path, ncol: int, title: str,
     cell = 0.5 if max(h, w) <= 16 else 0.75 if max(h, w) <= 32 else 1.1  # inches per tile
     label_width = 0.075 * max((len(t) for t in row_labels or []), default=0)  # ~0.075 in per character
     fig_w = max(4.0, ncol * cell + label_width + 0.4)
-    chars = max(30, int(fig_w * 13))  # about 13 characters per inch at 10 pt
+    chars = max(30, int(fig_w * 12))  # about 12 characters per inch at 10 pt
     wrapped = textwrap.fill(title, chars)
     fig_h = rows * cell + 0.5 + 0.2 * (wrapped.count("\n") + 1) + (0.25 if col_labels else 0)
     fig, ax = plt.subplots(figsize=(fig_w, fig_h), dpi=120)

@@ -88,8 +88,9 @@ def interpolate(model: VAE, x_a: torch.Tensor, x_b: torch.Tensor, steps: int = 1
     x = torch.stack([x_a.reshape(model.event_shape), x_b.reshape(model.event_shape)])  # (2, *event)
     y = None
     if model.conditional:
+        y_a, y_b = (label if v is None else v for v in (y_a, y_b))  # files have no label: use `label`
         if y_a is None or y_b is None:
-            raise ConfigError("this model is conditional: the two examples need labels")
+            raise ConfigError("this model is conditional: give the examples' class (e.g. --label 3)")
         y = torch.tensor([int(y_a), int(y_b)])
     z = model.encode(x, y).mean  # (2, D)
     return interpolate_codes(model, z[0], z[1], steps, method, y_a if label is None else label)

@@ -169,3 +169,33 @@ def load_embedding(path: str | Path) -> Embedding:
         mean=arrays["mean"], var=arrays["var"], index=arrays.get("index", np.arange(n)),
         labels=arrays.get("labels"), samples=arrays.get("samples"), kl_per_dim=arrays.get("kl_per_dim"),
     )
+
+
+def read_example(path: str | Path, event_shape: tuple[int, ...]) -> torch.Tensor:
+    """One example (*event_shape) from a `.npy` array or an image file (PNG/JPEG, grey levels scaled to [0, 1]);
+    a DataError when it does not have the model's shape."""
+    path = Path(path)
+    shape = tuple(event_shape)
+    if path.suffix == ".npy":
+        try:
+            array = np.load(path, allow_pickle=False).astype(np.float32)
+        except (OSError, ValueError) as error:
+            raise DataError(f"{path}: cannot read as .npy ({error})") from None
+    else:
+        from PIL import Image, UnidentifiedImageError
+
+        if len(shape) != 3:
+            raise DataError(f"{path}: this model's data are not images (shape {shape}); give a .npy array")
+        try:
+            with Image.open(path) as image:
+                image = image.convert("L" if shape[0] == 1 else "RGB")
+                array = np.asarray(image, dtype=np.float32) / 255.0  # grey levels 0..255 -> [0, 1]
+        except (OSError, UnidentifiedImageError) as error:
+            raise DataError(f"{path}: cannot read the image ({error})") from None
+        if array.shape[:2] != shape[1:]:
+            raise DataError(f"{path} is {array.shape[1]}x{array.shape[0]} pixels but the model expects "
+                            f"{shape[2]}x{shape[1]}: resize it first")
+        array = array.reshape(shape[1], shape[2], -1).transpose(2, 0, 1)  # (H, W, C) -> (C, H, W)
+    if array.size != int(np.prod(shape)):
+        raise DataError(f"{path} holds {array.size} values but the model's examples have shape {shape}")
+    return torch.from_numpy(np.ascontiguousarray(array).reshape(shape))

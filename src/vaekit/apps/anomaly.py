@@ -100,8 +100,8 @@ class VAEAnomalyDetector(BaseEstimator):
 
     def __init__(self, latent_dim: int = 8, hidden: Sequence[int] = (64, 32), epochs: int | None = None,
                  batch_size: int = 64, lr: float = 1e-3, beta: float = 1.0, score: str = "nll", k: int = 100,
-                 contamination: float = 0.1, likelihood: str | None = None, network: str = "mlp",
-                 random_state: int | None = None, verbose: bool = False) -> None:
+                 contamination: float = 0.1, likelihood: str | None = None, sigma: float | None = None,
+                 network: str = "mlp", random_state: int | None = None, verbose: bool = False) -> None:
         self.latent_dim = latent_dim
         self.hidden = hidden
         self.epochs = epochs
@@ -112,6 +112,7 @@ class VAEAnomalyDetector(BaseEstimator):
         self.k = k
         self.contamination = contamination
         self.likelihood = likelihood
+        self.sigma = sigma
         self.network = network
         self.random_state = random_state
         self.verbose = verbose
@@ -164,8 +165,8 @@ class VAEAnomalyDetector(BaseEstimator):
     def _run_config(self, n: int, seed: int) -> RunConfig:
         epochs = self.epochs or auto_epochs(n, self.batch_size, AUTO_STEPS, AUTO_EPOCHS)
         likelihood = self.likelihood or ("gaussian-learned" if self.input_kind_ == "tabular" else "bernoulli")
-        # Standardised tables have unit variance per column: start the learned sigma there.
-        sigma = 1.0 if self.input_kind_ == "tabular" else 0.1
+        # Standardised tables have unit variance per column: start the (learned) sigma there.
+        sigma = self.sigma or (1.0 if self.input_kind_ == "tabular" else 0.1)
         return RunConfig(
             data=DataConfig(name="array"),
             model=ModelConfig(network=self.network, latent_dim=self.latent_dim, hidden=list(self.hidden),

@@ -115,9 +115,13 @@ def samples_per_class(model: VAE, per_class: int, seed: int = 0, mean: bool = Tr
 # --- figures -------------------------------------------------------------------------------------------------
 
 
-def _names(classes: torch.Tensor, class_names: Sequence[str] | None) -> list[str]:
-    return [class_names[int(c)] if class_names is not None and int(c) < len(class_names) else str(int(c))
-            for c in classes]
+def _names(classes: torch.Tensor, class_names: Sequence[str] | None, wrap: bool = False) -> list[str]:
+    """Class names (or numbers) of `classes`; `wrap` breaks long names at spaces and slashes for column labels."""
+    names = [class_names[int(c)] if class_names is not None and int(c) < len(class_names) else str(int(c))
+             for c in classes]
+    if wrap:  # 'T-shirt/top' -> 'T-shirt/\ntop', 'Ankle boot' -> 'Ankle\nboot': columns are narrow
+        names = [n.replace("/", "/\n").replace(" ", "\n") if len(n) > 7 else n for n in names]
+    return names
 
 
 def save_analogy_figure(grid: AnalogyGrid, path: str | Path, class_names: Sequence[str] | None = None,
@@ -131,7 +135,11 @@ def save_analogy_figure(grid: AnalogyGrid, path: str | Path, class_names: Sequen
     event = tuple(grid.sources.shape[1:])
     r, k = grid.images.shape[:2]
     tiles = torch.cat([grid.sources.unsqueeze(1), grid.images], 1).reshape(r * (k + 1), *event)  # (R*(K+1), ...)
-    cols = ["style"] + _names(grid.classes, class_names)
+    cols = ["style"] + _names(grid.classes, class_names, wrap=True)
+    if max(len(line) for c in cols for line in c.split("\n")) > 5:
+        # Long names: every other label one block higher (labels sit on their last line), so neighbours never touch.
+        depth = max(c.count("\n") for c in cols) + 1
+        cols = [c + "\n" * depth if i % 2 else c for i, c in enumerate(cols)]
     rows = list(row_labels) if row_labels is not None else [f"({n})" for n in _names(grid.source_labels, class_names)]
     return plots.save_image_grid(as_images(tiles, event).clamp(0, 1), path, ncol=k + 1, title=title,
                                  row_labels=rows, col_labels=cols)

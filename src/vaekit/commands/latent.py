@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError
 from .run import guard_output, load_with_data, run_args
 
 OUT_DIR = "latent"
@@ -72,8 +72,7 @@ def register(sub) -> None:
     p.add_argument("--embedding", help="cluster a saved embedding (.npz) instead of encoding")
 
     p = _action(actions, "arithmetic", cmd_arithmetic, "attribute vectors between two groups, and analogies",
-                "output .png or .npy; the vector goes beside it as .json (default: RUN/latent/arithmetic.png)",
-                max_points=None)
+                "output .png or .npy; the vector goes beside it as .json (default: RUN/latent/arithmetic.png)")
     p.add_argument("--target", help="target group: a label (number or class name)")
     p.add_argument("--source", help="source group: a label (default: all other examples)")
     p.add_argument("--attribute", help="boolean attribute column instead of labels: 'ink' (thick strokes), a "
@@ -205,6 +204,8 @@ def _check_index(i: int, n: int, split: str) -> int:
 
 def _example(text: str, split, model, split_name: str) -> tuple[torch.Tensor, int | None, str]:
     """An index into the split or a file (.npy array, or a PNG/JPEG image of the model's size)."""
+    from ..analysis import read_example
+
     try:
         i = _check_index(int(text), len(split), split_name)
         return split.x[i], None if split.y is None else int(split.y[i]), f"#{i}"
@@ -213,27 +214,7 @@ def _example(text: str, split, model, split_name: str) -> tuple[torch.Tensor, in
     path = Path(text)
     if not path.is_file():
         raise ConfigError(f"{text!r} is neither an index into the {split_name} split nor an existing file")
-    shape = tuple(model.event_shape)
-    if path.suffix == ".npy":
-        array = np.load(path, allow_pickle=False).astype(np.float32)
-    else:
-        from PIL import Image, UnidentifiedImageError
-
-        if len(shape) != 3:
-            raise DataError(f"{path}: this model's data are not images (shape {shape}); give a .npy array")
-        try:
-            with Image.open(path) as image:
-                image = image.convert("L" if shape[0] == 1 else "RGB")
-                array = np.asarray(image, dtype=np.float32) / 255.0  # grey levels 0..255 -> [0, 1]
-        except (OSError, UnidentifiedImageError) as error:
-            raise DataError(f"{path}: cannot read the image ({error})") from None
-        if array.shape[:2] != shape[1:]:
-            raise DataError(f"{path} is {array.shape[1]}x{array.shape[0]} pixels but the model expects "
-                            f"{shape[2]}x{shape[1]}: resize it first")
-        array = array.reshape(shape[1], shape[2], -1).transpose(2, 0, 1)
-    if int(np.prod(array.shape)) != int(np.prod(shape)):
-        raise DataError(f"{path} holds {array.size} values but the model's examples have shape {shape}")
-    return torch.from_numpy(array.reshape(shape)), None, path.name
+    return read_example(path, model.event_shape), None, path.name
 
 
 # --- actions ------------------------------------------------------------------------------------------------
@@ -444,7 +425,7 @@ def cmd_arithmetic(args) -> int:
     idx = torch.as_tensor(indices)
     shifted = apply_vector(model, split.x[idx], vec.vector, strengths, None if split.y is None else split.y[idx])
     grid = torch.cat([split.x[idx][:, None], shifted.images], 1)  # (N, 1 + S, *event): data | shifted decodings
-    title = f"Attribute vector '{vec.name}' ({vec.n_source} -> {vec.n_target} examples) added with strength s"
+    title = f"Attribute vector '{vec.name}' added with strength s"
     save_decoded(grid, model.event_shape, out, 1 + len(strengths), title,
                  row_labels=[f"#{i}" for i in indices], col_labels=["data"] + [f"s={s:g}" for s in strengths])
     numbers = _beside(args, out, ".json")

@@ -1,7 +1,8 @@
-"""Metrics of trained models: disentanglement scores against data with known generative factors.
+"""Metrics of trained models, one module per family.
 
-    from vaekit.metrics import disentanglement_report
-    report = disentanglement_report(model, vaekit.load_data("shapes-32"))   # MIG, beta-VAE, FactorVAE, DCI, SAP
+    disentanglement   MIG, beta-VAE, FactorVAE, DCI and SAP scores against data with known generative factors:
+                      report = disentanglement_report(model, vaekit.load_data("shapes-32"))
+    factors           factor sources (sample factors, render observations) and representations for them
 """
 
 from .disentanglement import (

@@ -238,13 +238,15 @@ def dci_from_importance(importance: np.ndarray) -> tuple[float, float]:
 
 
 def dci_importance(codes_train: np.ndarray, factors_train: np.ndarray, codes_test: np.ndarray,
-                   factors_test: np.ndarray, seed: int = 0, trees: int = 100) -> tuple[np.ndarray, float, float]:
+                   factors_test: np.ndarray, seed: int = 0, trees: int = 100,
+                   progress: bool = False) -> tuple[np.ndarray, float, float]:
     """Feature importances (D, K) of one gradient-boosted tree classifier per factor, mean train and test accuracy."""
     from sklearn.ensemble import GradientBoostingClassifier
+    from tqdm.auto import tqdm
 
     importance = np.zeros((codes_train.shape[1], factors_train.shape[1]))
     train_acc, test_acc = [], []
-    for k in range(factors_train.shape[1]):
+    for k in tqdm(range(factors_train.shape[1]), disable=not progress, desc="DCI (trees per factor)", unit="factor"):
         model = GradientBoostingClassifier(n_estimators=trees, random_state=seed).fit(codes_train, factors_train[:, k])
         importance[:, k] = np.abs(model.feature_importances_)
         train_acc.append(model.score(codes_train, factors_train[:, k]))
@@ -253,13 +255,13 @@ def dci_importance(codes_train: np.ndarray, factors_train: np.ndarray, codes_tes
 
 
 def dci(source: FactorGrid, represent: Representation, *, n_train: int = 10_000, n_test: int = 5_000,
-        trees: int = 100, seed: int = 0) -> MetricResult:
+        trees: int = 100, seed: int = 0, progress: bool = False) -> MetricResult:
     """DCI (Eastwood & Williams 2018): disentanglement (the score), completeness and informativeness."""
     rng = np.random.default_rng(seed)
     codes_train, factors_train = encode_samples(source, represent, n_train, rng)
     codes_test, factors_test = encode_samples(source, represent, n_test, rng)
     importance, train_acc, test_acc = dci_importance(_checked(codes_train), factors_train, _checked(codes_test),
-                                                     factors_test, seed, trees)
+                                                     factors_test, seed, trees, progress)
     disentanglement, completeness = dci_from_importance(importance)
     return MetricResult("dci", disentanglement,
                         {"completeness": completeness, "informativeness_train": train_acc,
@@ -330,7 +332,8 @@ def all_metrics(source: FactorGrid, represent: Representation, settings: MetricS
                                              n_train=s.factor_vae_train, n_eval=s.factor_vae_eval,
                                              n_variance=s.factor_vae_variance, prune=s.factor_vae_prune, seed=seed,
                                              progress=progress)
-    results["dci"] = dci(source, represent, n_train=s.dci_train, n_test=s.dci_test, trees=s.dci_trees, seed=seed)
+    results["dci"] = dci(source, represent, n_train=s.dci_train, n_test=s.dci_test, trees=s.dci_trees, seed=seed,
+                         progress=progress)
     results["sap"] = sap(source, represent, n_train=s.sap_train, n_test=s.sap_test, seed=seed)
     for name, result in results.items():
         log.info("%s: %.3f", name, result.score)

@@ -229,7 +229,8 @@ class SampleQuality:
         rows = []
         if self.conditional_accuracy is not None:
             rows.append(("conditional accuracy", f"{self.conditional_accuracy:.4f}"))
-            rows.append(("  per class", " ".join("-" if a is None else f"{a:.2f}" for a in self.per_class_accuracy or [])))
+            per_class = self.per_class_accuracy or []
+            rows.append(("  per class", " ".join("-" if a is None else f"{a:.2f}" for a in per_class)))
         rows += [("class histogram", " ".join(f"{h:.3f}" for h in self.class_histogram)),
                  ("data distribution", " ".join(f"{h:.3f}" for h in self.data_class_distribution)),
                  ("KL(hist || data)", f"{self.kl_to_data:.4f} nats"),
