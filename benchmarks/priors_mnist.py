@@ -11,8 +11,10 @@
    ratio (mean gradient magnitude of reconstructions / of the data) on test images, of the likelihood's mean and,
    for the discretized logistic, also of its mode; and a figure of the reconstructions.
 
-    VAEKIT_DATA=../shared/data python benchmarks/priors_mnist.py priors --epochs 30 --iw-samples 1000
-    VAEKIT_DATA=../shared/data python benchmarks/priors_mnist.py blur --epochs 5
+    VAEKIT_DATA=../shared/data python benchmarks/priors_mnist.py priors --epochs 20 --warmup-epochs 5 \
+        --iw-samples 1000 --test-limit 2000
+    VAEKIT_DATA=../shared/data python benchmarks/priors_mnist.py blur --epochs 8 --train-limit 10000 \
+        --iw-samples 100 --test-limit 1000
 Writes a run folder per model and results.json under --out, and prints a markdown table.
 """
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -30,8 +33,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 
+from tqdm.auto import tqdm  # noqa: E402
+
 import vaekit  # noqa: E402
-from vaekit.evaluate import sharpness  # noqa: E402
+from vaekit.evaluate import importance_sampled_nll, sharpness  # noqa: E402
 from vaekit.plots import save_image_grid  # noqa: E402
 from vaekit.train import load_bundle  # noqa: E402
 
@@ -43,43 +48,68 @@ def _config(overrides: list[str], file: Path | None = None) -> vaekit.RunConfig:
     return vaekit.build_run_config(file, overrides)
 
 
-def _train_and_eval(config: vaekit.RunConfig, out: Path, iw_samples: int, test_limit: int | None) -> dict:
-    """Trains into `out` (best validation weights kept), then evaluates on the test split."""
+def _train(config: vaekit.RunConfig, out: Path):
+    """Trains into `out` (the best validation weights are kept); returns the fit result, the data and seconds."""
     data = load_bundle(config)
     started = time.perf_counter()
     result = vaekit.fit(config, out, data=data)
-    train_s = time.perf_counter() - started
-    test = data.split("test")
-    x = test.x
-    if test_limit is not None and test_limit < len(test):
+    return result, data, time.perf_counter() - started
+
+
+def _test_images(data, test_limit: int | None) -> torch.Tensor:
+    x = data.split("test").x
+    if test_limit is not None and test_limit < len(x):
         # A fixed random subset: the binarized-MNIST test split is sorted by label, so its head is not a sample.
-        x = x[torch.randperm(len(test), generator=torch.Generator().manual_seed(0))[:test_limit]]
-    started = time.perf_counter()
-    ev = vaekit.evaluate(result.model, x, iw_samples=iw_samples, batch_size=100, progress=True)
-    eval_s = time.perf_counter() - started
+        x = x[torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[:test_limit]]
+    return x
+
+
+def _summary(result, train_s: float) -> dict:
     last = result.history[-1]
-    return {"test": ev.to_dict(), "epochs": last["epoch"], "train_s": round(train_s), "eval_s": round(eval_s),
+    return {"epochs": last["epoch"], "train_s": round(train_s),
             "s_per_epoch": round(sum(r["seconds"] for r in result.history) / len(result.history), 2),
             "final_valid_neg_elbo": last["valid_loss"], "final_active_units": last["active_units"]}
 
 
+@torch.no_grad()
+def _per_image_nll(model, x: torch.Tensor, k: int, batch_size: int = 100) -> torch.Tensor:
+    """-log p(x) per image (IWAE bound with k samples), (N,)."""
+    torch.manual_seed(0)
+    batches = range(0, x.shape[0], batch_size)
+    return torch.cat([importance_sampled_nll(model, x[i : i + batch_size], k=k)
+                      for i in tqdm(batches, desc=f"NLL (k={k})", unit="batch")])
+
+
 def run_priors(args) -> dict:
-    results = {}
+    results, nlls = {}, {}
     for prior in args.priors:
         overrides = [f"train.epochs={args.epochs}", f"objective.warmup_epochs={args.warmup_epochs}",
                      "train.patience=null", "train.time_limit=null", f"train.threads={args.threads}",
-                     f"model.prior=\"{prior}\"", "train.progress=false", f"train.seed={args.seed}"]
+                     f"model.prior={prior}", "train.progress=false", f"train.seed={args.seed}"]
         config = _config(overrides + args.overrides, ROOT / "configs" / "binarized_mnist.toml")
         print(f"== prior {prior}: {args.epochs} epochs", flush=True)
-        results[prior] = _train_and_eval(config, args.out / f"prior-{prior}", args.iw_samples, args.test_limit)
-        print(json.dumps({k: v for k, v in results[prior].items() if k != "test"}), flush=True)
-    print(f"\n| prior | epochs | test NLL (k={args.iw_samples}) | test -ELBO | active units | s/epoch | published |")
-    print("|---|---|---|---|---|---|---|")
+        result, data, train_s = _train(config, args.out / f"prior-{prior}")
+        x = _test_images(data, args.test_limit)
+        started = time.perf_counter()
+        nlls[prior] = _per_image_nll(result.model, x, args.iw_samples)
+        ev = vaekit.evaluate(result.model, x, iw_samples=1)  # ELBO, active units (its k=1 "NLL" is unused)
+        results[prior] = {**_summary(result, train_s), "eval_s": round(time.perf_counter() - started),
+                          "n_test": x.shape[0], "iw_samples": args.iw_samples, "test_nll": float(nlls[prior].mean()),
+                          "test_neg_elbo": ev.neg_elbo, "test_kl": ev.kl, "test_active_units": ev.active_units}
+        torch.save(nlls[prior], args.out / f"prior-{prior}" / "test_nll_per_image.pt")
+        print(json.dumps(results[prior]), flush=True)
+    print(f"\n| prior | epochs | test NLL (k={args.iw_samples}) | vs normal (paired, +- s.e.) | test -ELBO | KL | "
+          f"active units | s/epoch | published NLL |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for prior, r in results.items():
-        t = r["test"]
-        published = PUBLISHED.get(prior)
-        print(f"| {prior} | {r['epochs']} | {t['nll']:.2f} | {t['neg_elbo']:.2f} | {t['active_units']}/"
-              f"{t['latent_dim']} | {r['s_per_epoch']} | {'' if published is None else published} |")
+        diff = ""
+        if "normal" in nlls and prior != "normal":
+            d = nlls[prior] - nlls["normal"]
+            diff = f"{float(d.mean()):+.2f} +- {float(d.std() / math.sqrt(len(d))):.2f}"
+            r["nll_minus_normal"], r["nll_minus_normal_se"] = float(d.mean()), float(d.std() / math.sqrt(len(d)))
+        published = PUBLISHED.get(prior, "")
+        print(f"| {prior} | {r['epochs']} | {r['test_nll']:.2f} | {diff} | {r['test_neg_elbo']:.2f} | "
+              f"{r['test_kl']:.2f} | {r['test_active_units']}/40 | {r['s_per_epoch']} | {published} |")
     return results
 
 
@@ -93,25 +123,27 @@ def run_blur(args) -> dict:
                      f"train.seed={args.seed}"]
         config = _config(overrides + args.overrides)
         print(f"== likelihood {likelihood}: {args.epochs} epochs on {args.train_limit} training images", flush=True)
-        results[likelihood] = _train_and_eval(config, args.out / f"lik-{likelihood}", args.iw_samples,
-                                              args.test_limit)
-        model = vaekit.load(args.out / f"lik-{likelihood}")
-        x_test = load_bundle(config).split("test").x
-        x_show = x_test[:12]
+        result, data, train_s = _train(config, args.out / f"lik-{likelihood}")
+        model = result.model
+        x_test = _test_images(data, args.test_limit)
+        started = time.perf_counter()
+        ev = vaekit.evaluate(model, x_test, iw_samples=args.iw_samples, batch_size=100, progress=True)
+        results[likelihood] = {**_summary(result, train_s), "eval_s": round(time.perf_counter() - started),
+                               "test": ev.to_dict()}
+        x_show = data.split("test").x[:12]
         recons[likelihood] = model.reconstruct(x_show)
         if likelihood == "discretized-logistic":
             # The mixture mean averages the modes of an uncertain pixel; the mode picks one.
-            x_eval = x_test[: args.test_limit]
             with torch.no_grad():
-                mode = model.decode(model.encode(x_eval).mean).mode
-            ratio = float(sharpness(mode).mean() / sharpness(x_eval).mean())
-            results[likelihood]["mode_sharpness_ratio"] = ratio
-            recons[f"{likelihood} (mode)"] = mode[:12]
+                mode = model.decode(model.encode(x_test).mean).mode
+            results[likelihood]["mode_sharpness_ratio"] = float(sharpness(mode).mean() / sharpness(x_test).mean())
+            recons[f"{likelihood} (mode)"] = model.decode(model.encode(x_show).mean).mode
         print(json.dumps({k: v for k, v in results[likelihood].items() if k != "test"}), flush=True)
     rows = [x_show] + [recons[k] for k in recons]
     labels = ["data"] + list(recons)
     save_image_grid(torch.cat(rows), args.out / "blur_reconstructions.png", ncol=len(x_show),
-                    title="MNIST test images and reconstructions (likelihood mean)", row_labels=labels)
+                    title="MNIST test images and reconstructions (the likelihood mean; last row: its mode)",
+                    row_labels=labels)
     print("\n| likelihood | epochs | sharpness recon | sharpness data | ratio | test -ELBO (nats) | bits/dim |")
     print("|---|---|---|---|---|---|---|")
     for likelihood, r in results.items():
@@ -131,7 +163,8 @@ def main() -> None:
     parser.add_argument("--warmup-epochs", type=float, default=10, help="KL warm-up (priors part)")
     parser.add_argument("--priors", nargs="+", default=["normal", "vamp", "mog"])
     parser.add_argument("--iw-samples", type=int, default=1000)
-    parser.add_argument("--test-limit", type=int, help="evaluate on a fixed random subset of N test images")
+    parser.add_argument("--test-limit", type=int, help="evaluate on a fixed random subset of N test images "
+                        "(default: all)")
     parser.add_argument("--train-limit", type=int, default=10000, help="blur part: images per split")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)

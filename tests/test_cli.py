@@ -156,3 +156,15 @@ def test_console_script_runs_without_traceback(tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.strip() == f"vaekit eval: error: run folder '{tmp_path / 'nope'}' does not exist"
+
+
+def test_eval_with_sample_quality_and_without_factors(cli_run, tmp_path, capsys):
+    out = tmp_path / "e.json"
+    code, stdout, err = run_cli(capsys, "eval", cli_run, "--skip-likelihood", "--samples", "--n-samples", "200",
+                                "--out", out)
+    assert code == 0, err
+    report = json.loads(out.read_text())
+    assert "nll" not in report and report["samples"]["n_samples"] == 200
+    assert "KL(hist || data)" in stdout
+    code, _, err = run_cli(capsys, "eval", cli_run, "--skip-likelihood", "--disentanglement", "--out", tmp_path / "d")
+    assert code == 2 and "no generative factors" in err and len(err.strip().splitlines()) == 1

@@ -34,6 +34,9 @@ MODEL_FILE = "model.safetensors"
 LAST_CHECKPOINT = "checkpoints/last.safetensors"
 METRICS_FILE = "metrics.jsonl"
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)  # reading the umask means setting it; put it straight back
+
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Writes `data` to `path` through a temporary file and a rename."""
@@ -41,6 +44,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions of a new file
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

@@ -65,8 +65,13 @@ def write_run_figures(model: VAE, data: DataBundle, history: list[dict], run_dir
     run_dir = Path(run_dir)
     written = []
     suffix = ".png" if len(model.event_shape) in (2, 3) else ".csv"
-    label = 0 if model.conditional else None
-    written.append(save_samples(draw_samples(model, n, label), model, run_dir / f"samples{suffix}"))
+    if model.conditional:
+        from .apps.style import samples_per_class, save_class_rows  # apps build on this module
+
+        per_class = samples_per_class(model, max(1, n // model.num_classes))
+        written.append(save_class_rows(per_class, run_dir / f"samples{suffix}", data.class_names))
+    else:
+        written.append(save_samples(draw_samples(model, n), model, run_dir / f"samples{suffix}"))
     test = data.split("test")
     written.append(save_reconstructions(model, test.x[:32], None if test.y is None else test.y[:32],
                                         run_dir / f"reconstructions{suffix}"))

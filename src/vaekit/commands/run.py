@@ -57,6 +57,14 @@ def register(sub) -> None:
     p.add_argument("--split", default="test")
     p.add_argument("--limit", type=int, help="evaluate only the first N examples")
     p.add_argument("--data-root", help="folder holding the data files")
+    p.add_argument("--samples", action="store_true",
+                   help="also measure generated samples with a classifier trained on the data (cached in RUN): "
+                        "conditional accuracy, mode coverage, Frechet distance")
+    p.add_argument("--n-samples", type=int, default=10_000, help="samples for --samples (default 10000)")
+    p.add_argument("--disentanglement", action="store_true",
+                   help="also compute MIG, beta-VAE, FactorVAE, DCI and SAP scores (data sets with factors)")
+    p.add_argument("--skip-likelihood", action="store_true",
+                   help="skip ELBO/NLL (e.g. with --samples or --disentanglement alone)")
 
     p = sub.add_parser("sample", help="draw new data from the prior and save an image grid")
     p.set_defaults(func=cmd_sample)
@@ -125,14 +133,42 @@ def cmd_eval(args) -> int:
     guard_output(args.out, args.force)
     if args.iw_samples < 1:
         raise VaekitError("--iw-samples must be >= 1")
+    if args.samples and args.n_samples < 2:
+        raise VaekitError("--n-samples must be >= 2 (a Frechet distance needs a covariance)")
     run, data = load_with_data(args)
-    split = data.split(args.split)
-    x, y = split.x, split.y
-    if args.limit:
-        x, y = x[: args.limit], None if y is None else y[: args.limit]
-    result = evaluate(run.model, x, y, iw_samples=args.iw_samples, progress=True)
+    report: dict = {"split": args.split}
+    rows: list[tuple[str, str]] = []
+    if not args.skip_likelihood:
+        split = data.split(args.split)
+        x, y = split.x, split.y
+        if args.limit:
+            x, y = x[: args.limit], None if y is None else y[: args.limit]
+        result = evaluate(run.model, x, y, iw_samples=args.iw_samples, progress=True)
+        report.update(result.to_dict())
+        rows += _likelihood_rows(result)
+    if args.disentanglement:
+        from ..metrics.disentanglement import disentanglement_report
+
+        scores = disentanglement_report(run.model, data, progress=True)
+        report["disentanglement"] = scores.to_dict()
+        rows += [(name.replace("_", " "), f"{value:.3f}") for name, value in scores.scores().items()]
+    if args.samples:
+        from ..metrics.sample_quality import sample_quality_report
+
+        quality = sample_quality_report(run, data, n=args.n_samples)
+        report["samples"] = quality.to_dict()
+        rows += quality.rows()
     out = Path(args.out or run.path / "eval.json")
-    atomic_write_text(out, json.dumps({"split": args.split, **result.to_dict()}, indent=2) + "\n")
+    atomic_write_text(out, json.dumps(report, indent=2) + "\n")
+    width = max((len(r[0]) for r in rows), default=0)
+    print(f"{run.path} ({args.split} split)")
+    for name, value in rows:
+        print(f"  {name:<{width}}  {value}")
+    print(f"wrote {out}")
+    return 0
+
+
+def _likelihood_rows(result) -> list[tuple[str, str]]:
     rows = [("examples", f"{result.n}"), ("negative ELBO", f"{result.neg_elbo:.3f} nats"),
             ("  reconstruction", f"{result.recon:.3f} nats"), ("  KL", f"{result.kl:.3f} nats"),
             (f"NLL (IWAE, k={result.iw_samples})", f"{result.nll:.3f} nats"),
@@ -143,12 +179,7 @@ def cmd_eval(args) -> int:
     if result.sharpness_ratio is not None:
         rows.append(("sharpness (recon / data)", f"{result.sharpness_recon:.4f} / {result.sharpness_data:.4f} = "
                                                  f"{result.sharpness_ratio:.3f}"))
-    width = max(len(r[0]) for r in rows)
-    print(f"{run.path} ({args.split} split)")
-    for name, value in rows:
-        print(f"  {name:<{width}}  {value}")
-    print(f"wrote {out}")
-    return 0
+    return rows
 
 
 def cmd_sample(args) -> int:

@@ -248,7 +248,7 @@ def _register(name: str, spec: ShapesSpec) -> None:
                test_fraction: float = DEFAULT_TEST_FRACTION) -> DataBundle:
         return load_shapes(spec, name=name, seed=seed, valid_fraction=valid_fraction, test_fraction=test_fraction)
 
-    loader.__doc__ = (f"procedural dSprites-like shapes with factor labels, {spec.resolution}x{spec.resolution} "
+    loader.__doc__ = (f"Procedural dSprites-like shapes with factor labels, {spec.resolution}x{spec.resolution} "
                       f"binary, factor sizes {spec.sizes} = {spec.n_images:,} images")
     DATASETS.register(name)(loader)
 
