@@ -44,36 +44,41 @@ def save_image_grid(
     row_labels: Sequence[str] | None = None,
     col_labels: Sequence[str] | None = None,
 ) -> Path:
-    """Writes (N, C, H, W) images in [0, 1] as a grid PNG; optional title and row/column labels."""
+    """Writes (N, C, H, W) images in [0, 1] as a grid PNG with optional row/column labels; the figure is wide
+    enough for its labels and a long title wraps instead of being cut off."""
+    import textwrap
+
     plt = _pyplot()
-    n = images.shape[0]
+    n, _, h, w = images.shape
     ncol = ncol or math.ceil(math.sqrt(n))
-    canvas = tile_images(images, ncol)
     rows = math.ceil(n / ncol)
-    h, w = images.shape[-2:]
-    # About 0.45 inch per tile, at least 3 inches wide, so that 8x8 and 28x28 grids are both legible.
-    cell = 0.45 if max(h, w) <= 32 else 0.9
-    fig_w, fig_h = max(3.0, ncol * cell + 0.8), max(2.0, rows * cell + 0.8)
+    canvas = tile_images(images, ncol)
+    cell = 0.5 if max(h, w) <= 16 else 0.75 if max(h, w) <= 32 else 1.1  # inches per tile
+    label_width = 0.075 * max((len(t) for t in row_labels or []), default=0)  # ~0.075 in per character
+    fig_w = max(4.0, ncol * cell + label_width + 0.4)
+    wrapped = textwrap.fill(title or "", max(30, int(fig_w * 12)))  # about 12 characters per inch at 10 pt
+    fig_h = rows * cell + 0.5 + 0.2 * (wrapped.count("\n") + 1) + (0.25 if col_labels else 0)
     fig, ax = plt.subplots(figsize=(fig_w, fig_h), dpi=120)
     if canvas.shape[2] == 1:
         ax.imshow(canvas[:, :, 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     else:
         ax.imshow(canvas[:, :, :3], interpolation="nearest")
-    ax.set_xticks([] if col_labels is None else [1 + (w + 1) * i + w / 2 for i in range(len(col_labels))])
+    ax.set_xticks([] if col_labels is None else [1 + (w + 1) * j + w / 2 for j in range(len(col_labels))])
     ax.set_yticks([] if row_labels is None else [1 + (h + 1) * i + h / 2 for i in range(len(row_labels))])
     if col_labels is not None:
         ax.set_xticklabels(col_labels, fontsize=8)
         ax.xaxis.tick_top()
     if row_labels is not None:
         ax.set_yticklabels(row_labels, fontsize=8)
+    ax.tick_params(length=0)
     for spine in ax.spines.values():
         spine.set_visible(False)
-    if title:
-        ax.set_title(title, fontsize=10)
+    if wrapped:
+        ax.set_title(wrapped, fontsize=10)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
     return path
 

@@ -126,38 +126,8 @@ def save_decoded(images: torch.Tensor, event_shape: tuple[int, ...], path: str |
 
 def save_grid(pictures: torch.Tensor, path: str | Path, ncol: int, title: str,
               row_labels: Sequence[str] | None = None, col_labels: Sequence[str] | None = None) -> Path:
-    """(N, C, H, W) images in [0, 1] as a grid with row and column labels; the figure is wide enough for its
-    labels and the title wraps instead of being cut off."""
-    import textwrap
-
-    plt = plots._pyplot()
-    n, _, h, w = pictures.shape
-    rows = math.ceil(n / ncol)
-    canvas = plots.tile_images(pictures, ncol)
-    cell = 0.5 if max(h, w) <= 16 else 0.75 if max(h, w) <= 32 else 1.1  # inches per tile
-    label_width = 0.075 * max((len(t) for t in row_labels or []), default=0)  # ~0.075 in per character
-    fig_w = max(4.0, ncol * cell + label_width + 0.4)
-    chars = max(30, int(fig_w * 12))  # about 12 characters per inch at 10 pt
-    wrapped = textwrap.fill(title, chars)
-    fig_h = rows * cell + 0.5 + 0.2 * (wrapped.count("\n") + 1) + (0.25 if col_labels else 0)
-    fig, ax = plt.subplots(figsize=(fig_w, fig_h), dpi=120)
-    if canvas.shape[2] == 1:
-        ax.imshow(canvas[:, :, 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-    else:
-        ax.imshow(canvas[:, :, :3], interpolation="nearest")
-    ax.set_xticks([] if col_labels is None else [1 + (w + 1) * j + w / 2 for j in range(len(col_labels))])
-    ax.set_yticks([] if row_labels is None else [1 + (h + 1) * i + h / 2 for i in range(len(row_labels))])
-    if col_labels is not None:
-        ax.set_xticklabels(col_labels, fontsize=8)
-        ax.xaxis.tick_top()
-    if row_labels is not None:
-        ax.set_yticklabels(row_labels, fontsize=8)
-    ax.tick_params(length=0)
-    for spine in ax.spines.values():
-        spine.set_visible(False)
-    ax.set_title(wrapped, fontsize=10)
-    fig.tight_layout()
-    return _save(fig, path)
+    """(N, C, H, W) images in [0, 1] as a labelled grid PNG (`vaekit.plots.save_image_grid`)."""
+    return plots.save_image_grid(pictures, path, ncol, title, row_labels, col_labels)
 
 
 def _save(fig, path: str | Path) -> Path:
