@@ -61,10 +61,17 @@ def kl_schedule(step: int, kind: str = "linear", warmup_steps: int = 0, total_st
     if kind == "linear":
         return 1.0 if warmup_steps <= 0 else min(1.0, step / warmup_steps)
     if kind == "cyclical":
+        _check_cyclical(total_steps, cycles, ratio)
         period = total_steps / cycles  # steps per cycle
         tau = (step % period) / period  # position within the current cycle, in [0, 1)
         return min(1.0, tau / ratio)
     raise ConfigError(f"unknown objective.kl_schedule {kind!r}; choose one of: {', '.join(KL_SCHEDULES)}")
+
+
+def _check_cyclical(total_steps: int, cycles: int, ratio: float) -> None:
+    if total_steps < 1 or cycles < 1 or not 0 < ratio <= 1:
+        raise ConfigError("kl_schedule 'cyclical' needs total_steps >= 1 (train.epochs >= 1), objective.cycles >= 1 "
+                          "and 0 < objective.cycle_ratio <= 1")
 
 
 def kl_weight(step: int, beta: float, warmup_steps: int) -> float:
@@ -103,11 +110,11 @@ class ELBO(Objective):
         if kl_schedule != "linear" and warmup_steps > 0:
             raise ConfigError(f"objective.warmup_epochs applies to kl_schedule 'linear' only; set it to 0 for "
                               f"{kl_schedule!r}")
-        if kl_schedule == "cyclical" and (total_steps < 1 or cycles < 1 or not 0 < cycle_ratio <= 1):
-            raise ConfigError("kl_schedule 'cyclical' needs total_steps >= 1 (train.epochs >= 1), objective.cycles "
-                              ">= 1 and 0 < objective.cycle_ratio <= 1")
+        if kl_schedule == "cyclical":
+            _check_cyclical(total_steps, cycles, cycle_ratio)
         self.beta, self.warmup_steps, self.free_bits, self.n_samples = beta, warmup_steps, free_bits, n_samples
-        self.kl_schedule, self.total_steps, self.cycles, self.cycle_ratio = kl_schedule, total_steps, cycles, cycle_ratio
+        self.kl_schedule, self.total_steps = kl_schedule, total_steps
+        self.cycles, self.cycle_ratio = cycles, cycle_ratio
 
     def weight(self, step: int) -> float:
         """beta * w(step): the KL weight at `step`."""
@@ -150,7 +157,8 @@ class CapacityELBO(Objective):
         if gamma < 0 or capacity_max < 0 or capacity_steps < 0 or n_samples < 1:
             raise ConfigError("objective 'capacity': gamma, capacity_max and capacity_epochs must be >= 0 and "
                               "n_samples >= 1")
-        self.gamma, self.capacity_max, self.capacity_steps, self.n_samples = gamma, capacity_max, capacity_steps, n_samples
+        self.gamma, self.capacity_max, self.capacity_steps = gamma, capacity_max, capacity_steps
+        self.n_samples = n_samples
 
     def capacity(self, step: int) -> float:
         """The target KL C(step) in nats."""

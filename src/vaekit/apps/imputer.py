@@ -19,14 +19,14 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from ..errors import ConfigError, DataError
 from ..objectives import IWAE
 from .impute import METHODS, build_masked_vae, impute, impute_importance
-from .loop import auto_epochs, train_in_memory
+from .loop import auto_epochs, few_threads, train_in_memory
 
 # Default training length: about this many optimiser steps, within these many epochs.
 AUTO_STEPS = 4000
 AUTO_EPOCHS = (20, 1000)
 
 
-def _observed_mask(X: Any, what: str = "X") -> tuple[np.ndarray, np.ndarray]:
+def _observed_mask(X: Any, what: str = "X", n_features: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(values float64 with NaN where missing, mask bool with True = observed); one-line DataErrors."""
     try:
         x = np.array(X, dtype=np.float64)  # a copy: the caller's array is never touched
@@ -37,6 +37,8 @@ def _observed_mask(X: Any, what: str = "X") -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"{what} must be 2-D (samples, features), got shape {x.shape}")
     if x.shape[0] == 0 or x.shape[1] == 0:
         raise DataError(f"{what} is empty (shape {x.shape})")
+    if n_features is not None and x.shape[1] != n_features:
+        raise DataError(f"{what} has {x.shape[1]} columns, the imputer was fitted on {n_features}")
     if np.isinf(x).any():
         row, col = np.argwhere(np.isinf(x))[0]
         raise DataError(f"{what} holds an infinite value at row {row}, column {col}; only NaN marks a missing value")
@@ -99,8 +101,9 @@ class VAEImputer(TransformerMixin, BaseEstimator):
         self.model_ = build_masked_vae(f, latent_dim, self.hidden, self.likelihood)
         xt, mt = self._tensors(x, mask)
         # MIWAE: the IWAE bound over observed entries (the mask travels with every batch).
-        self.history_ = train_in_memory(self.model_, IWAE(k=self.k), xt, mt, epochs, self.batch_size, self.lr,
-                                        seed=seed, progress=bool(self.verbose))
+        with few_threads():
+            self.history_ = train_in_memory(self.model_, IWAE(k=self.k), xt, mt, epochs, self.batch_size, self.lr,
+                                            seed=seed, progress=bool(self.verbose))
         return self
 
     def _seed(self) -> int:
@@ -116,10 +119,7 @@ class VAEImputer(TransformerMixin, BaseEstimator):
     def _check(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
         if not hasattr(self, "model_"):
             raise ConfigError("this VAEImputer is not fitted yet: call fit(X) first")
-        x, mask = _observed_mask(X)
-        if x.shape[1] != self.n_features_in_:
-            raise DataError(f"X has {x.shape[1]} columns, the imputer was fitted on {self.n_features_in_}")
-        return x, mask
+        return _observed_mask(X, n_features=self.n_features_in_)
 
     def transform(self, X: Any) -> np.ndarray:
         """X with every NaN filled, (N, F) float64; observed entries are returned unchanged."""
@@ -128,7 +128,8 @@ class VAEImputer(TransformerMixin, BaseEstimator):
             return x
         xt, mt = self._tensors(x, mask)
         seed = 0 if self.random_state is None else int(self.random_state)
-        filled = impute(self.model_, xt, mt, self.method, self.samples, seed=seed, progress=bool(self.verbose))
+        with few_threads():
+            filled = impute(self.model_, xt, mt, self.method, self.samples, seed=seed, progress=bool(self.verbose))
         values = filled.double().numpy() * self.scale_ + self.mean_
         return np.where(mask, x, values)
 
@@ -140,7 +141,7 @@ class VAEImputer(TransformerMixin, BaseEstimator):
         x, mask = self._check(X)
         xt, mt = self._tensors(x, mask)
         draws = []
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), few_threads():
             torch.manual_seed(0 if self.random_state is None else int(self.random_state))
             for start in range(0, x.shape[0], 256):
                 _, d = impute_importance(self.model_, xt[start : start + 256], mt[start : start + 256],

@@ -1,0 +1,229 @@
+"""`vaekit anomaly fit | score | eval | map | surfaces`: anomaly detection with a VAE (vaekit.apps.anomaly).
+
+DATA is a registered data set (mnist, digits, ...) or a file (.npz with X and optional y as in ADBench/ODDS,
+.npy, .csv). Files are read whole, in order; registered sets use --split (fit: train, score/eval: test).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError, VaekitError
+from .run import guard_output
+
+
+def _data_args(p, default_split: str) -> None:
+    p.add_argument("data", help="registered data set or a .npz/.npy/.csv file (labels: y in .npz, --label-column)")
+    p.add_argument("--split", default=default_split, help=f"split of a registered data set (default {default_split})")
+    p.add_argument("--label-column", help="CSV column holding labels (excluded from the features)")
+    p.add_argument("--data-root", help="folder holding the data files (default: $VAEKIT_DATA)")
+    p.add_argument("--normal-class", help="label of the normal class: every other label is an anomaly")
+
+
+def register(sub) -> None:
+    """Adds `vaekit anomaly` and its subcommands."""
+    group = sub.add_parser("anomaly", help="anomaly detection: fit a detector, score data, evaluate, map defects")
+    cmds = group.add_subparsers(dest="anomaly_command", required=True, metavar="ACTION")
+
+    p = cmds.add_parser("fit", help="train a VAE anomaly detector and write a run folder")
+    p.set_defaults(func=cmd_fit)
+    _data_args(p, "train")
+    p.add_argument("--out", required=True, help="run folder to create")
+    p.add_argument("--score", default="nll", choices=["nll", "elbo", "recon"], help="anomaly score (default nll)")
+    p.add_argument("--contamination", type=float, default=0.1, help="expected anomaly fraction (sets the threshold)")
+    p.add_argument("--epochs", type=int, help="training epochs (default: a short automatic length)")
+    p.add_argument("--latent-dim", type=int)
+    p.add_argument("--likelihood", help="gaussian-learned (tables), bernoulli (images), gaussian, ...")
+    p.add_argument("--network", default="mlp", help="mlp or conv (images)")
+    p.add_argument("--seed", type=int, default=0)
+
+    p = cmds.add_parser("score", help="anomaly scores of each example, as CSV (higher = more anomalous)")
+    p.set_defaults(func=cmd_score)
+    p.add_argument("run", help="run folder written by `vaekit anomaly fit`")
+    _data_args(p, "test")
+    p.add_argument("--out", help="CSV file (default: RUN/scores-DATA.csv)")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+
+    p = cmds.add_parser("eval", help="ROC-AUC, average precision, precision@n, and a histogram of the scores")
+    p.set_defaults(func=cmd_eval)
+    p.add_argument("run", help="run folder written by `vaekit anomaly fit`")
+    _data_args(p, "test")
+    p.add_argument("--out", help="metrics JSON (default: RUN/eval-DATA.json; the histogram goes beside it as .png)")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+
+    p = cmds.add_parser("map", help="per-pixel anomaly heat maps over images")
+    p.set_defaults(func=cmd_map)
+    p.add_argument("run", help="run folder of an image detector")
+    _data_args(p, "test")
+    p.add_argument("-n", type=int, default=8, help="images to show (the highest-scoring ones)")
+    p.add_argument("--out", help="PNG file (default: RUN/anomaly-maps.png)")
+    p.add_argument("--force", action="store_true")
+
+    p = cmds.add_parser("surfaces", help="demo: synthetic surface inspection with image- and pixel-level ROC-AUC")
+    p.set_defaults(func=cmd_surfaces)
+    p.add_argument("--out", required=True, help="run folder to create (detector, figure, metrics)")
+    p.add_argument("--n-train", type=int, default=2000, help="defect-free training images")
+    p.add_argument("--n-test", type=int, default=400, help="test images, half of them defective")
+    p.add_argument("--size", type=int, default=32, help="image side in pixels")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--seed", type=int, default=0)
+
+
+def read_data(args) -> tuple[np.ndarray, np.ndarray | None, list[str] | None, tuple[str, ...] | None]:
+    """(x in the file's own units, labels or None, feature names or None, class names or None)."""
+    from ..data import DATASETS, load_data
+
+    if args.data in DATASETS:
+        bundle = load_data(args.data, args.data_root)
+        split = bundle.split(args.split)
+    else:
+        bundle = load_data(args.data, args.data_root, valid_fraction=0.0, test_fraction=0.0,
+                           label_column=args.label_column)
+        split = bundle.split("train")  # the whole file, in its order
+    x = split.x.double().numpy()
+    if bundle.meta.get("standardized"):  # the loader standardised a table; the detector does its own scaling
+        x = x * np.asarray(bundle.meta["std"]) + np.asarray(bundle.meta["mean"])
+    names = bundle.meta.get("feature_names")
+    y = None if split.y is None else split.y.numpy()
+    return x, y, None if names is None else list(names), bundle.class_names
+
+
+def _class_index(value: str, class_names: tuple[str, ...] | None) -> int:
+    if class_names is not None and value in class_names:
+        return class_names.index(value)
+    try:
+        return int(value)
+    except ValueError:
+        known = ", ".join(class_names) if class_names else "whole numbers"
+        raise DataError(f"--normal-class {value!r} is not a label of the data (labels: {known})") from None
+
+
+def anomaly_labels(y: np.ndarray | None, class_names, normal_class: str | None) -> np.ndarray | None:
+    """1 = anomaly: labels other than --normal-class, or 0/1 labels as they are; None without labels."""
+    if y is None:
+        if normal_class is not None:
+            raise DataError("--normal-class needs labels (y in a .npz, or --label-column for a CSV)")
+        return None
+    if normal_class is not None:
+        return (y != _class_index(normal_class, class_names)).astype(np.int64)
+    if class_names is not None and tuple(class_names) != ("0", "1"):
+        raise DataError(f"labels are {', '.join(class_names)}: say which one is normal with --normal-class")
+    if not np.isin(y, (0, 1)).all():
+        raise DataError(f"labels take {len(np.unique(y))} values, not 0/1: say which is normal with --normal-class")
+    return y.astype(np.int64)
+
+
+def _stem(spec: str) -> str:
+    return Path(spec).stem or "data"
+
+
+def cmd_fit(args) -> int:
+    from ..apps.anomaly import VAEAnomalyDetector
+    from ..io import CONFIG_FILE, atomic_write_text
+
+    out = Path(args.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise VaekitError(f"{out} already exists and is not empty; choose another --out")
+    x, y, names, class_names = read_data(args)
+    if args.normal_class is not None:
+        keep = anomaly_labels(y, class_names, args.normal_class) == 0
+        if not keep.any():
+            raise DataError(f"no example has label {args.normal_class!r}")
+        x = x[keep]
+    detector = VAEAnomalyDetector(latent_dim=args.latent_dim, epochs=args.epochs, score=args.score,
+                                  contamination=args.contamination, likelihood=args.likelihood, network=args.network,
+                                  random_state=args.seed, verbose=True)
+    detector.fit(x, feature_names=names)
+    detector.save(out)
+    config = json.loads((out / CONFIG_FILE).read_text())
+    config["data"]["name"] = args.data  # so that `vaekit sample/reconstruct RUN` find the data
+    atomic_write_text(out / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
+    share = detector.labels_.mean()
+    print(f"run folder: {out}")
+    print(f"trained on {len(x)} examples ({detector.input_kind_}); threshold {detector.threshold_:.3f} "
+          f"({share:.1%} of the training data above it)")
+    return 0
+
+
+def _scores(args):
+    from ..apps.anomaly import VAEAnomalyDetector
+
+    detector = VAEAnomalyDetector.load(args.run)
+    detector.verbose = True
+    x, y, names, class_names = read_data(args)
+    return detector, detector.decision_function(x, feature_names=names), y, class_names
+
+
+def cmd_score(args) -> int:
+    from ..io import atomic_write_text
+
+    guard_output(args.out, args.force)
+    detector, scores, y, class_names = _scores(args)
+    labels = anomaly_labels(y, class_names, args.normal_class) if y is not None else None
+    out = Path(args.out or Path(args.run) / f"scores-{_stem(args.data)}.csv")
+    flagged = (scores > detector.threshold_).astype(int)
+    header = "index,score,anomaly" + (",label" if labels is not None else "")
+    lines = [f"{i},{s:.6g},{f}" + (f",{labels[i]}" if labels is not None else "")
+             for i, (s, f) in enumerate(zip(scores, flagged))]
+    atomic_write_text(out, "\n".join([header, *lines]) + "\n")
+    print(f"{len(scores)} examples, {flagged.sum()} above the threshold {detector.threshold_:.3f}")
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from ..apps.anomaly import detection_metrics, save_score_histogram
+    from ..io import atomic_write_text
+
+    out = Path(args.out or Path(args.run) / f"eval-{_stem(args.data)}.json")
+    figure = out.with_suffix(".png")
+    guard_output(str(out), args.force)
+    guard_output(str(figure), args.force)
+    detector, scores, y, class_names = _scores(args)
+    labels = anomaly_labels(y, class_names, args.normal_class)
+    if labels is None:
+        raise DataError(f"{args.data} has no labels: evaluation needs y (1 = anomaly) or --label-column")
+    metrics = detection_metrics(labels, scores, detector.threshold_)
+    atomic_write_text(out, json.dumps({"data": args.data, **metrics}, indent=2) + "\n")
+    save_score_histogram(scores, labels, figure, detector.threshold_, title=f"Anomaly scores on {_stem(args.data)}")
+    print(f"{args.run} on {args.data}: {metrics['n']} examples, {metrics['n_anomalies']} anomalies")
+    for key in ("roc_auc", "average_precision", "precision_at_n", "precision", "recall", "f1"):
+        print(f"  {key:<18} {metrics[key]:.4f}")
+    print(f"wrote {out}, {figure}")
+    return 0
+
+
+def cmd_map(args) -> int:
+    from ..apps.anomaly import VAEAnomalyDetector
+    from ..apps.surfaces import anomaly_maps, pixel_scores, save_anomaly_figure
+
+    guard_output(args.out, args.force)
+    detector = VAEAnomalyDetector.load(args.run)
+    if detector.input_kind_ != "image":
+        raise VaekitError(f"{args.run} is a tabular detector: anomaly maps need an image detector")
+    x, _, _, _ = read_data(args)
+    scores = detector.decision_function(x)
+    top = np.argsort(-scores)[: max(1, args.n)]
+    images = detector.as_model_input(x[top])
+    maps = pixel_scores(anomaly_maps(detector.model_, images))
+    out = save_anomaly_figure(images.numpy(), maps, args.out or Path(args.run) / "anomaly-maps.png",
+                              titles=[f"#{i} {scores[i]:.0f}" for i in top],
+                              title="Highest-scoring images and their per-pixel NLL")
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_surfaces(args) -> int:
+    from ..apps.surfaces import run_surface_demo
+
+    out = Path(args.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise VaekitError(f"{out} already exists and is not empty; choose another --out")
+    report = run_surface_demo(out, n_train=args.n_train, n_test=args.n_test, size=args.size, epochs=args.epochs,
+                              seed=args.seed)
+    print(f"image-level ROC-AUC {report['image_roc_auc']:.3f}, pixel-level ROC-AUC {report['pixel_roc_auc']:.3f}")
+    print(f"wrote {out}")
+    return 0
