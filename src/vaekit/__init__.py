@@ -22,10 +22,19 @@ from .train import FitResult, fit
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    """The applications load on first use, so that `import vaekit` stays light."""
+    if name in ("VAEAnomalyDetector", "VAEImputer"):
+        from . import apps
+
+        return getattr(apps, name)
+    raise AttributeError(f"module 'vaekit' has no attribute {name!r}")
+
 __all__ = [
     "VAE", "Batch", "VAEOutput", "ELBO", "IWAE", "Loss", "build_objective", "build_model", "resolve_model_config",
     "RunConfig", "DataConfig", "ModelConfig", "ObjectiveConfig", "TrainConfig", "build_run_config",
     "DataBundle", "Split", "load_data", "fit", "FitResult", "load", "load_run", "Run", "evaluate", "EvalResult",
     "importance_sampled_nll", "VaekitError", "ConfigError", "DataError", "CheckpointError", "TrainingError",
-    "LIKELIHOODS", "PRIORS", "NETWORKS", "OBJECTIVES", "REGISTRIES",
+    "LIKELIHOODS", "PRIORS", "NETWORKS", "OBJECTIVES", "REGISTRIES", "VAEAnomalyDetector", "VAEImputer",
 ]
