@@ -109,12 +109,16 @@ def save_training_curves(history: list[dict], path: str | Path) -> Path:
     plt = _pyplot()
     epochs = [r["epoch"] for r in history]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), dpi=120)
+    marker = "o" if len(history) <= 20 else None  # points are easier to read than lines for short runs
     for split, style in (("train", "-"), ("valid", "--")):
-        axes[0].plot(epochs, [r[f"{split}_loss"] for r in history], style, label=split)
-        axes[1].plot(epochs, [r[f"{split}_kl"] for r in history], style, label=split)
+        axes[0].plot(epochs, [r[f"{split}_loss"] for r in history], style, marker=marker, label=split)
+        axes[1].plot(epochs, [r[f"{split}_kl"] for r in history], style, marker=marker, label=split)
     axes[0].set(xlabel="epoch", ylabel="negative ELBO (nats)", title="Loss")
     axes[1].set(xlabel="epoch", ylabel="KL (nats)", title="KL(q(z|x) || p(z))")
+    from matplotlib.ticker import MaxNLocator
+
     for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         ax.legend()
         ax.grid(alpha=0.3)
     fig.tight_layout()
