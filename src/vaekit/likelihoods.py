@@ -16,7 +16,6 @@ dimensions, so it returns one value per example: (S, B) or (B,).
 from __future__ import annotations
 
 import math
-import inspect
 from typing import Callable
 
 import torch
@@ -199,6 +198,4 @@ class DiscretizedLogisticLikelihood(Likelihood):
 def build_likelihood(name: str, event_shape: tuple[int, ...], **options) -> Likelihood:
     """Builds the likelihood registered as `name` for data of shape `event_shape`; options it does not take,
     or that are None, are ignored."""
-    factory = LIKELIHOODS.get(name)
-    accepted = inspect.signature(factory).parameters
-    return factory(tuple(event_shape), **{k: v for k, v in options.items() if k in accepted and v is not None})
+    return LIKELIHOODS.build(name, tuple(event_shape), drop_none=True, **options)

@@ -194,8 +194,4 @@ class IWAE(Objective):
 
 def build_objective(name: str, **options) -> Objective:
     """Builds the objective registered as `name`; options it does not take are ignored."""
-    import inspect
-
-    factory = OBJECTIVES.get(name)
-    accepted = inspect.signature(factory).parameters
-    return factory(**{k: v for k, v in options.items() if k in accepted})
+    return OBJECTIVES.build(name, **options)

@@ -14,7 +14,6 @@ every q(z|x) towards one Gaussian blob. Their KL is always the Monte Carlo estim
 
 from __future__ import annotations
 
-import inspect
 import math
 from typing import TYPE_CHECKING, Callable
 
@@ -220,7 +219,5 @@ class VampPrior(MixturePrior):
 
 def build_prior(name: str, latent_dim: int, **options) -> Prior:
     """Builds the prior registered as `name`; options it does not take, or that are None, are ignored."""
-    factory = PRIORS.get(name)
-    accepted = inspect.signature(factory).parameters
-    return factory(latent_dim, **{k: v for k, v in options.items() if k in accepted and v is not None})
+    return PRIORS.build(name, latent_dim, drop_none=True, **options)
 

@@ -6,6 +6,7 @@ kind; the CLI, the config system and the contract tests find it through its regi
 
 from __future__ import annotations
 
+import inspect
 from typing import Callable, Generic, Iterator, TypeVar
 
 from .errors import ConfigError
@@ -42,6 +43,14 @@ class Registry(Generic[T]):
         except KeyError:
             choices = ", ".join(sorted(self._entries)) or "none"
             raise ConfigError(f"unknown {self.kind} {name!r}; choose one of: {choices}") from None
+
+    def build(self, name: str, *args, drop_none: bool = False, **options):
+        """Calls the factory registered as `name` with `args` and those `options` its signature takes (and, with
+        `drop_none`, that are not None), so one config can carry options for every entry of a kind."""
+        factory = self.get(name)
+        accepted = inspect.signature(factory).parameters
+        kwargs = {k: v for k, v in options.items() if k in accepted and not (drop_none and v is None)}
+        return factory(*args, **kwargs)
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries

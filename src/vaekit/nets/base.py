@@ -8,7 +8,6 @@ A network factory returns an encoder and a decoder:
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 from typing import Callable
 
@@ -56,7 +55,4 @@ def build_networks(
     **options,
 ) -> NetworkPair:
     """Builds the network pair registered as `name`; options it does not take are ignored."""
-    factory = NETWORKS.get(name)
-    accepted = inspect.signature(factory).parameters
-    kwargs = {k: v for k, v in options.items() if k in accepted}
-    return factory(tuple(event_shape), latent_dim, params_per_entry, cond_dim, **kwargs)
+    return NETWORKS.build(name, tuple(event_shape), latent_dim, params_per_entry, cond_dim, **options)
