@@ -32,7 +32,7 @@ def config(data: str, conditional: bool, epochs: int, latent_dim: int) -> vaekit
     c.data.name = data
     c.model.conditional = conditional
     c.model.latent_dim = latent_dim
-    c.model.hidden = [512, 256]
+    c.model.network.hidden = [512, 256]
     c.train.epochs = epochs
     c.train.progress = False
     return c

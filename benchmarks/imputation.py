@@ -101,7 +101,7 @@ def run_mnist(root: Path, n_train: int, n_test: int, epochs: int, figure: str | 
 
     bundle = vaekit.load_data("mnist", root / "mnist", limit=n_train)
     config = vaekit.RunConfig()
-    config.model.hidden, config.model.latent_dim = [512, 256], 16
+    config.model.network.hidden, config.model.latent_dim = [512, 256], 16
     config.train.epochs, config.train.progress = epochs, False
     start = time.perf_counter()
     model = vaekit.fit(config, data=bundle).model

@@ -33,7 +33,7 @@ from vaekit.train import load_bundle
 def train(out: Path, minutes: float, latent_dim: int, threads: int) -> Path:
     """An MLP VAE on MNIST with a training-time budget; returns the run folder."""
     config = vaekit.build_run_config(overrides=[
-        "data.name=mnist", f"model.latent_dim={latent_dim}", "model.hidden=[512,256]", "train.epochs=100",
+        "data.name=mnist", f"model.latent_dim={latent_dim}", "model.network.hidden=[512,256]", "train.epochs=100",
         f"train.time_limit={minutes}", "train.batch_size=128", "train.lr=0.001", f"train.threads={threads}",
         "train.progress=true",
     ])

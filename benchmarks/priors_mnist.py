@@ -127,7 +127,7 @@ def run_blur(args) -> dict:
     results, recons = {}, {}
     x_show = None
     for likelihood in ("bernoulli", "gaussian", "gaussian-learned", "discretized-logistic"):
-        overrides = ["data.name=\"mnist\"", f"data.limit={args.train_limit}", "model.hidden=[300, 300]",
+        overrides = ["data.name=\"mnist\"", f"data.limit={args.train_limit}", "model.network.hidden=[300, 300]",
                      "model.latent_dim=20", f"model.likelihood=\"{likelihood}\"", f"train.epochs={args.epochs}",
                      "train.batch_size=100", f"train.threads={args.threads}", "train.progress=false",
                      f"train.seed={args.seed}"]

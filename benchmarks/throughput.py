@@ -97,7 +97,7 @@ def main() -> None:
     bundle = vaekit.load_data("binarized-mnist")
     x = bundle.split("train").x.flatten(1).contiguous()  # (50000, 784)
     config = vaekit.RunConfig()
-    config.model.hidden, config.model.latent_dim, config.model.likelihood = [400], 20, "bernoulli"
+    config.model.network.hidden, config.model.latent_dim, config.model.likelihood = [400], 20, "bernoulli"
     config.train.epochs, config.train.batch_size, config.train.lr = 1, 128, 1e-3
     config.train.progress, config.train.threads = False, args.threads
 

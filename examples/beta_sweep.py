@@ -35,7 +35,7 @@ def sweep_config(plan: dict, beta: float, seed: int, threads: int | None) -> vae
     config = vaekit.RunConfig()
     config.data.name = plan["data"]
     config.model.network = "mlp"
-    config.model.hidden = [256, 128]
+    config.model.network.hidden = [256, 128]
     config.model.latent_dim = 10
     config.objective.beta = beta
     config.train.epochs = plan["epochs"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -31,7 +32,7 @@ def _seed_and_threads():
 def tiny_config(**train) -> vaekit.RunConfig:
     """A config that trains in about a second on digits."""
     config = vaekit.RunConfig()
-    config.model.hidden = [64]
+    config.model.network.hidden = [64]
     config.model.latent_dim = 4
     config.train.epochs = train.pop("epochs", 3)
     config.train.progress = False
@@ -51,3 +52,14 @@ def trained_run(tmp_path_factory, digits) -> Path:
     run_dir = tmp_path_factory.mktemp("runs") / "digits"
     vaekit.fit(tiny_config(epochs=3), run_dir, data=digits)
     return run_dir
+
+
+def read_scatter_html(path) -> dict:
+    """The JSON payload embedded in a page written by `vaekit.analysis.save_scatter_html`."""
+    from vaekit.analysis.html import DATA_ELEMENT_ID
+
+    text = Path(path).read_text()
+    start = text.index(f'id="{DATA_ELEMENT_ID}"')
+    start = text.index(">", start) + 1
+    end = text.index("</script>", start)
+    return json.loads(text[start:end].replace("<\\/", "</"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 import sys
@@ -15,11 +16,11 @@ import vaekit
 from vaekit.analysis import (analogy, apply_vector, as_boolean, attribute_vector, clustering_accuracy,
                              compare_clusterings, dataset_attribute, encode_dataset, interpolate,
                              interpolate_codes, label_vector, latent_grid, load_embedding, matched_confusion,
-                             project, read_attribute_file, read_scatter_html, save_confusion, save_decoded,
+                             project, read_attribute_file, save_confusion, save_decoded,
                              save_embedding, save_scatter, save_scatter_html, score_clustering, slerp, traverse)
 from vaekit.errors import ConfigError, DataError
 
-from conftest import tiny_config
+from conftest import read_scatter_html, tiny_config
 
 
 @pytest.fixture(autouse=True)
@@ -36,7 +37,7 @@ def model(digits):
     """A 4-D VAE trained long enough on digits that its latent space separates some classes (~5 s)."""
     torch.manual_seed(0)
     config = tiny_config(epochs=25, lr=3e-3, batch_size=64, threads=1)
-    config.model.hidden = [128]
+    config.model.network.hidden = [128]
     return vaekit.fit(config, data=digits).model
 
 
@@ -66,6 +67,21 @@ def test_encode_dataset_shapes_kl_and_round_trip(model, digits, tmp_path):
         assert np.array_equal(getattr(back, key), getattr(emb, key)), key
     with pytest.raises(DataError, match="npz"):
         save_embedding(emb, tmp_path / "z.txt")
+
+
+def test_kl_per_dim_of_a_mixture_prior_is_reported_as_evaluate_reports_it(model, digits):
+    from vaekit.evaluate import posterior_diagnostics
+    from vaekit.priors import MixtureOfGaussiansPrior
+
+    mixture = copy.deepcopy(model)
+    mixture.prior = MixtureOfGaussiansPrior(model.latent_dim, components=4)  # no closed-form KL per dimension
+    x = digits.split("valid").x
+    state = torch.get_rng_state()
+    emb = encode_dataset(mixture, x, batch_size=100)
+    assert torch.equal(torch.get_rng_state(), state)  # the Monte Carlo draws come from a generator of their own
+    assert emb.kl_per_dim.shape == (model.latent_dim,) and np.isfinite(emb.kl_per_dim).all()
+    diagnostics = posterior_diagnostics(mixture, x, batch_size=100)
+    np.testing.assert_allclose(emb.kl_per_dim, diagnostics.kl_per_dim, rtol=1e-5, atol=1e-6)
 
 
 def test_read_example_from_image_and_npy(tmp_path):

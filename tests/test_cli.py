@@ -14,7 +14,7 @@ from PIL import Image
 
 from vaekit.cli import main
 
-TINY = ["--epochs", "2", "--no-progress", "--set", "model.hidden=[32]", "--latent-dim", "3"]
+TINY = ["--epochs", "2", "--no-progress", "--set", "model.network.hidden=[32]", "--latent-dim", "3"]
 
 
 def run_cli(capsys, *argv) -> tuple[int, str, str]:
@@ -35,7 +35,7 @@ def test_train_writes_a_complete_run_folder(cli_run):
                  "samples.png", "reconstructions.png", "curves.png"):
         assert (cli_run / name).is_file(), name
     config = json.loads((cli_run / "config.json").read_text())
-    assert config["model"]["latent_dim"] == 3 and config["model"]["hidden"] == [32]
+    assert config["model"]["latent_dim"] == 3 and config["model"]["network"]["hidden"] == [32]
     assert config["model"]["event_shape"] == [1, 8, 8]
     with Image.open(cli_run / "samples.png") as image:
         assert image.size[0] > 100
@@ -87,11 +87,27 @@ def test_ls_lists_every_registry(capsys):
 
 def test_train_from_a_toml_config(tmp_path, capsys):
     config = tmp_path / "c.toml"
-    config.write_text('[model]\nhidden = [16]\nlatent_dim = 2\nnetwork = "conv"\nchannels = [4]\n'
+    config.write_text('[model]\nlatent_dim = 2\n[model.network]\nname = "conv"\nchannels = [4]\n'
                       '[train]\nepochs = 1\nprogress = false\n')
     code, _, err = run_cli(capsys, "train", "--config", config, "--out", tmp_path / "r")
     assert code == 0, err
-    assert json.loads((tmp_path / "r" / "config.json").read_text())["model"]["network"] == "conv"
+    network = json.loads((tmp_path / "r" / "config.json").read_text())["model"]["network"]
+    assert network == {"name": "conv", "channels": [4], "dense": 256, "activation": "relu"}  # defaults recorded
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--set", "objective.name=iwae", "--set", "objective.beta=4"], "objective 'iwae' takes no option 'beta'"),
+    (["--set", "objective.k=50"], "objective 'elbo' takes no option 'k'"),
+    (["--network", "conv", "--set", "model.network.hidden=[8]"], "network 'conv' (model.network) takes no option"),
+    (["--set", "model.prior.components=3"], "prior 'normal' (model.prior) takes no option 'components'"),
+    (["--likelihood", "bernoulli", "--set", "model.likelihood.sigma=0.5"], "takes no option 'sigma'"),
+    (["--set", "model.hidden=[8]"], "it is now model.network.hidden"),
+])
+def test_an_option_the_chosen_plugin_does_not_take_is_refused(tmp_path, capsys, flags, message):
+    code, _, err = run_cli(capsys, "train", "--data", "digits", "--epochs", "1", "--no-progress", *flags,
+                           "--out", tmp_path / "r")
+    assert code != 0 and message in err and "Traceback" not in err
+    assert not (tmp_path / "r").exists()  # nothing was written
 
 
 def _bad_csv(tmp_path: Path, text: str) -> Path:

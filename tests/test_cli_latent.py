@@ -10,10 +10,10 @@ import pytest
 from PIL import Image
 
 import vaekit
-from vaekit.analysis import load_embedding, read_scatter_html
+from vaekit.analysis import load_embedding
 from vaekit.cli import main
 
-from conftest import tiny_config
+from conftest import read_scatter_html, tiny_config
 
 FAST = ["--threads", "1"]  # the test machine is shared: one thread avoids OpenMP oversubscription
 

@@ -35,7 +35,7 @@ def cvae_run(tmp_path_factory, digits):
     run_dir = tmp_path_factory.mktemp("cond") / "cvae"
     config = tiny_config(epochs=30)
     config.model.conditional = True
-    config.model.hidden = [128]
+    config.model.network.hidden = [128]
     vaekit.fit(config, run_dir, data=digits)
     return run_dir
 
@@ -71,6 +71,9 @@ def test_samples_per_class_share_z_and_follow_the_label(cvae_run, classifier):
     predicted = classify(classifier, images.flatten(0, 1))[1].reshape(10, 20)
     assert (predicted == np.arange(10)[:, None]).mean() > 0.7
     torch.testing.assert_close(samples_per_class(model, 20, seed=3), images)  # seeded
+    state = torch.get_rng_state()
+    samples_per_class(model, 2, seed=4, mean=False)
+    assert torch.equal(torch.get_rng_state(), state)  # the caller's random state is left alone
 
 
 def test_style_transfer_keeps_z_and_changes_the_label(cvae_run, digits, classifier):
@@ -156,3 +159,23 @@ def test_bad_input_gives_one_line_errors(argv, message, cvae_run, trained_run, t
 def test_conditional_model_sampled_without_a_label_raises(cvae_run):
     with pytest.raises(ConfigError, match="give a class label"):
         vaekit.load(cvae_run).sample(4)
+
+
+def test_latent_analysis_of_a_conditional_model_needs_a_label(cvae_run, digits):
+    from vaekit.analysis import analogy, interpolate, latent_grid, traverse
+
+    model = vaekit.load(cvae_run)
+    x = digits.split("test").x[:3]
+    calls = {
+        "traverse": lambda label: traverse(model, [0], steps=3, label=label),
+        "latent_grid": lambda label: latent_grid(model, 2, [0, 1], label=label),
+        "interpolate": lambda label: interpolate(model, x[0], x[1], steps=3, label=label),
+        "analogy": lambda label: analogy(model, x[0], x[1], x[2], label=label),
+    }
+    for name, call in calls.items():
+        with pytest.raises(ConfigError, match="give a class label"):  # the model's own check
+            call(None)
+        assert call(3) is not None, name
+    path = interpolate(model, x[0], x[1], steps=3, y_a=1, y_b=2)  # decoded in class y_a by default
+    torch.testing.assert_close(path.images[0], model.decode(path.z[:1], torch.tensor([1])).mean[0])
+

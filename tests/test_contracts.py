@@ -10,7 +10,7 @@ from torch import distributions as D
 
 import vaekit
 from vaekit.build import build_model
-from vaekit.config import ModelConfig
+from vaekit.config import ModelConfig, Plugin
 from vaekit.likelihoods import LIKELIHOODS, build_likelihood
 from vaekit.nets import NETWORKS, build_networks
 from vaekit.objectives import OBJECTIVES, build_objective
@@ -88,12 +88,19 @@ def test_standard_normal_kl_per_dim_sums_to_kl():
     assert torch.allclose(prior.kl_per_dim(qz).sum(1), D.kl_divergence(qz, prior()), atol=1e-5)
 
 
+# Small options for every network, so that the contract tests run in seconds.
+SMALL_NETWORK = {"mlp": {"hidden": [16]}, "conv": {"channels": [4, 8], "dense": 16}}
+
+
+def test_every_network_has_small_test_options():
+    assert set(SMALL_NETWORK) == set(NETWORKS.names())
+
+
 @pytest.mark.parametrize("name", NETWORKS.names())
 @pytest.mark.parametrize("shape", [(1, 8, 8), (3, 13, 9), (1, 28, 28)])
 @pytest.mark.parametrize("cond_dim", [0, 5])
 def test_network_shapes(name, shape, cond_dim):
-    nets = build_networks(name, shape, latent_dim=3, params_per_entry=2, cond_dim=cond_dim, hidden=[16],
-                          channels=[4, 8], conv_hidden=16)
+    nets = build_networks(name, shape, latent_dim=3, params_per_entry=2, cond_dim=cond_dim, **SMALL_NETWORK[name])
     c = torch.randn(2, cond_dim) if cond_dim else None
     assert nets.encoder(torch.rand(2, *shape), c).shape == (2, 6)
     assert nets.decoder(torch.randn(2, 3), c).shape == (2, 2, *shape)
@@ -110,9 +117,15 @@ def test_conv_rejects_flat_data():
 
 
 def _model(likelihood="bernoulli", network="mlp", shape=(1, 8, 8), num_classes=0, prior="normal"):
-    config = ModelConfig(network=network, hidden=[16], channels=[4], conv_hidden=16, latent_dim=3,
-                         likelihood=likelihood, event_shape=list(shape), num_classes=num_classes, prior=prior)
+    config = ModelConfig(network=Plugin("network", network, SMALL_NETWORK[network]), latent_dim=3,
+                         likelihood=Plugin("likelihood", likelihood), event_shape=list(shape), num_classes=num_classes,
+                         prior=Plugin("prior", prior))
     return build_model(config)
+
+
+def _objective(name):
+    """The objective `name` with a few samples where it takes a sample count."""
+    return build_objective(name, **{"iwae": {"k": 3}}.get(name, {}))
 
 
 @pytest.mark.parametrize("name", OBJECTIVES.names())
@@ -120,7 +133,7 @@ def _model(likelihood="bernoulli", network="mlp", shape=(1, 8, 8), num_classes=0
 def test_objective_terms_and_gradients(name, likelihood):
     model = _model(likelihood)
     x = torch.rand(5, 1, 8, 8)
-    loss = build_objective(name, k=3)(model, vaekit.Batch(x))
+    loss = _objective(name)(model, vaekit.Batch(x))
     assert loss.total.dim() == 0 and torch.isfinite(loss.total)
     for value in loss.terms.values():
         assert value.shape == (5,)
@@ -137,7 +150,7 @@ def test_objective_with_mask_ignores_missing_entries(name):
     x = torch.randn(4, 6)
     mask = torch.ones_like(x)
     mask[:, :2] = 0
-    objective = build_objective(name, k=2)
+    objective = _objective(name)
     torch.manual_seed(1)
     a = objective(model, vaekit.Batch(x, mask=mask)).terms["recon"]
     x2 = x.clone()
@@ -172,12 +185,12 @@ def test_iwae_bound_is_at_least_the_elbo_on_average():
 
 
 def test_kl_warmup_and_beta():
-    from vaekit.objectives import kl_weight
-
-    assert kl_weight(0, 2.0, 10) == 0.0
-    assert kl_weight(5, 2.0, 10) == 1.0
-    assert kl_weight(50, 2.0, 10) == 2.0
-    assert kl_weight(3, 0.5, 0) == 0.5
+    elbo = vaekit.ELBO(beta=2.0, warmup_steps=10)
+    assert [elbo.weight(s) for s in (0, 5, 50)] == [0.0, 1.0, 2.0]
+    assert vaekit.ELBO(beta=0.5).weight(3) == 0.5
+    # In a config the warm-up is in epochs: 2 epochs of 5 steps reach the full weight at step 10.
+    configured = build_objective("elbo", steps_per_epoch=5, epochs=4, beta=2.0, warmup_epochs=2.0)
+    assert [configured.weight(s) for s in (0, 5, 10)] == [0.0, 1.0, 2.0]
 
 
 def test_free_bits_hold_each_dimension_at_the_floor():

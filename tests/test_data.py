@@ -189,10 +189,9 @@ def test_npy_tabular_kinds_and_standardisation(tmp_path: Path) -> None:
     train = b.splits["train"].x
     assert torch.allclose(train[:, :3].mean(0), torch.zeros(3), atol=1e-5)
     assert torch.allclose(train[:, :3].std(0, unbiased=False), torch.ones(3), atol=1e-4)
-    mean, std = torch.tensor(b.meta["mean"]), torch.tensor(b.meta["std"])
-    assert std[3] == 1.0 and torch.all(train[:, 3] == 0)
+    assert b.standardizer.scale[3] == 1.0 and torch.all(train[:, 3] == 0)
     original = torch.from_numpy(x).float()
-    restored = torch.cat([s.x for s in b.splits.values()]) * std + mean
+    restored = b.standardizer.inverse(torch.cat([s.x for s in b.splits.values()]))
     assert torch.allclose(torch.sort(restored[:, 0]).values, torch.sort(original[:, 0]).values, atol=1e-4)
     np.save(tmp_path / "bits.npy", rng.integers(0, 2, (40, 7)))
     assert load_data(str(tmp_path / "bits.npy")).value_kind == "binary"

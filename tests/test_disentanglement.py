@@ -26,7 +26,7 @@ from vaekit.cli import main
 from vaekit.errors import DataError
 from vaekit.metrics import (
     FactorGrid, MetricSettings, all_metrics, dci_from_importance, disentanglement_report, factor_source,
-    mig_from_codes, split_factors,
+    mig_from_codes,
 )
 
 from conftest import tiny_config
@@ -146,7 +146,7 @@ def test_report_of_a_tiny_model_has_scores_in_unit_interval(shapes_run) -> None:
         assert 0.0 <= value <= 1.0
     assert report.metrics["mig"].settings["n_train"] == 100  # 10,000 scaled to 100
     assert json.loads(json.dumps(report.to_dict()))["factor_names"][0] == "shape"
-    assert split_factors(data, "test").shape == (len(data.split("test")), 5)
+    assert data.meta["factors"]["test"][: len(data.split("test"))].shape == (len(data.split("test")), 5)
 
 
 def test_cli_writes_scores_and_rejects_data_without_factors(shapes_run, trained_run, capsys) -> None:

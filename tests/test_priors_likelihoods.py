@@ -16,16 +16,17 @@ from scipy import stats
 
 import vaekit
 from vaekit.build import build_model
-from vaekit.config import ModelConfig
+from vaekit.config import ModelConfig, Plugin
 from vaekit.evaluate import posterior_diagnostics, sharpness
 from vaekit.likelihoods import N_BINS, build_likelihood
-from vaekit.objectives import ELBO, CapacityELBO, build_objective, capacity, kl_schedule
+from vaekit.objectives import ELBO, CapacityELBO, KLSchedule, build_objective, capacity
 from vaekit.priors import build_prior
 
 
-def _model(prior="normal", latent_dim=2, shape=(1, 8, 8), likelihood="bernoulli", **options):
-    config = ModelConfig(hidden=[16], latent_dim=latent_dim, prior=prior, likelihood=likelihood,
-                         event_shape=list(shape), **options)
+def _model(prior="normal", latent_dim=2, shape=(1, 8, 8), likelihood="bernoulli", num_classes=0, **prior_options):
+    config = ModelConfig(network=Plugin("network", "mlp", {"hidden": [16]}), latent_dim=latent_dim,
+                         prior=Plugin("prior", prior, prior_options), likelihood=Plugin("likelihood", likelihood),
+                         event_shape=list(shape), num_classes=num_classes)
     return build_model(config)
 
 
@@ -89,7 +90,7 @@ def test_fast_mixture_log_prob_equals_torch_mixture():
 
 def test_vamp_prior_is_the_mean_of_the_encoder_posteriors_and_normalised():
     torch.manual_seed(0)
-    model = _model("vamp", prior_components=7).double()
+    model = _model("vamp", components=7).double()
     prior = model.prior
     assert prior.pseudo_inputs.shape == (7, 1, 8, 8)
     # p(z) = 1/K sum_k q(z | u_k)
@@ -104,7 +105,7 @@ def test_vamp_prior_is_the_mean_of_the_encoder_posteriors_and_normalised():
 
 
 def test_vamp_pseudo_inputs_get_gradients_and_are_saved_once():
-    model = _model("vamp", prior_components=5)
+    model = _model("vamp", components=5)
     loss = ELBO()(model, vaekit.Batch(torch.rand(6, 1, 8, 8)))
     loss.total.backward()
     assert model.prior.pseudo_inputs.grad is not None and model.prior.pseudo_inputs.grad.abs().sum() > 0
@@ -121,18 +122,18 @@ def test_vamp_pseudo_inputs_get_gradients_and_are_saved_once():
 
 def test_vamp_needs_an_unconditional_model_and_the_data_shape():
     with pytest.raises(vaekit.ConfigError, match="unconditional"):
-        _model("vamp", num_classes=3, prior_components=4)
+        _model("vamp", num_classes=3, components=4)
     with pytest.raises(vaekit.ConfigError, match="data shape"):
         build_prior("vamp", 2)
 
 
 def test_vamp_init_from_data_picks_training_examples():
-    model = _model("vamp", prior_components=4)
+    model = _model("vamp", components=4)
     x = torch.rand(10, 1, 8, 8)
     model.prior.init_from_data(x, torch.Generator().manual_seed(0))
     for u in model.prior.pseudo_inputs:
         assert any(torch.equal(u, row) for row in x)
-    noise = _model("vamp", prior_components=4, prior_init="random")
+    noise = _model("vamp", components=4, init="random")
     before = noise.prior.pseudo_inputs.clone()
     noise.prior.init_from_data(x)
     assert torch.equal(before, noise.prior.pseudo_inputs)
@@ -140,7 +141,7 @@ def test_vamp_init_from_data_picks_training_examples():
 
 def test_vamp_run_saves_loads_and_samples(tmp_path, digits):
     config = tiny_config(epochs=1)
-    config.model.prior, config.model.prior_components = "vamp", 16
+    config.model.prior = Plugin("prior", "vamp", {"components": 16})
     result = vaekit.fit(config, tmp_path / "run", data=digits)
     loaded = vaekit.load(tmp_path / "run")
     z = torch.randn(4, 4)
@@ -227,10 +228,11 @@ def test_discretized_logistic_samples_follow_its_probabilities():
 
 
 def test_kl_schedules_at_given_steps():
-    assert [kl_schedule(s, "constant") for s in (0, 7, 1000)] == [1.0, 1.0, 1.0]
-    assert [kl_schedule(s, "linear", warmup_steps=10) for s in (0, 5, 10, 50)] == [0.0, 0.5, 1.0, 1.0]
+    assert [KLSchedule("constant")(s) for s in (0, 7, 1000)] == [1.0, 1.0, 1.0]
+    assert [KLSchedule("linear", warmup_steps=10)(s) for s in (0, 5, 10, 50)] == [0.0, 0.5, 1.0, 1.0]
     # T = 100 steps, M = 4 cycles of 25 steps, ramp over the first R = 0.4 of each (10 steps).
-    cyc = [kl_schedule(s, "cyclical", total_steps=100, cycles=4, ratio=0.4) for s in (0, 5, 10, 24, 25, 30, 60, 99)]
+    cyclical = KLSchedule("cyclical", total_steps=100, cycles=4, ratio=0.4)
+    cyc = [cyclical(s) for s in (0, 5, 10, 24, 25, 30, 60, 99)]
     assert cyc == pytest.approx([0.0, 0.5, 1.0, 1.0, 0.0, 0.5, 1.0, 1.0])
     elbo = ELBO(beta=2.0, kl_schedule="cyclical", total_steps=100, cycles=4, cycle_ratio=0.4)
     assert elbo.weight(30) == pytest.approx(1.0) and elbo.weight(50) == 0.0
@@ -240,7 +242,7 @@ def test_kl_schedules_at_given_steps():
 def test_kl_schedule_options_are_checked():
     with pytest.raises(vaekit.ConfigError, match="kl_schedule"):
         ELBO(kl_schedule="cosine")
-    with pytest.raises(vaekit.ConfigError, match="warmup_epochs"):
+    with pytest.raises(vaekit.ConfigError, match="warm-up applies to kl_schedule 'linear' only"):
         ELBO(kl_schedule="cyclical", warmup_steps=10, total_steps=100)
     with pytest.raises(vaekit.ConfigError, match="cyclical"):
         ELBO(kl_schedule="cyclical")
@@ -248,7 +250,8 @@ def test_kl_schedule_options_are_checked():
 
 def test_capacity_objective_penalises_the_distance_to_the_target():
     assert [capacity(s, 25.0, 100) for s in (0, 50, 100, 400)] == [0.0, 12.5, 25.0, 25.0]
-    objective = build_objective("capacity", gamma=10.0, capacity_max=20.0, capacity_steps=100)
+    objective = build_objective("capacity", steps_per_epoch=50, epochs=3, gamma=10.0, capacity_max=20.0,
+                                capacity_epochs=2.0)  # C reaches 20 nats after 2 epochs of 50 steps
     model = _model(latent_dim=3)
     x = torch.rand(6, 1, 8, 8)
     for step in (0, 40, 100):

@@ -7,7 +7,7 @@
 """
 
 from .build import build_model, resolve_model_config
-from .config import DataConfig, ModelConfig, ObjectiveConfig, RunConfig, TrainConfig, build_run_config
+from .config import DataConfig, ModelConfig, Plugin, RunConfig, TrainConfig, build_run_config
 from .data import DataBundle, Split, load_data
 from .errors import CheckpointError, ConfigError, DataError, TrainingError, VaekitError
 from .evaluate import EvalResult, evaluate, importance_sampled_nll
@@ -33,7 +33,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "VAE", "Batch", "VAEOutput", "ELBO", "IWAE", "Loss", "build_objective", "build_model", "resolve_model_config",
-    "RunConfig", "DataConfig", "ModelConfig", "ObjectiveConfig", "TrainConfig", "build_run_config",
+    "RunConfig", "DataConfig", "ModelConfig", "Plugin", "TrainConfig", "build_run_config",
     "DataBundle", "Split", "load_data", "fit", "FitResult", "load", "load_run", "Run", "evaluate", "EvalResult",
     "importance_sampled_nll", "VaekitError", "ConfigError", "DataError", "CheckpointError", "TrainingError",
     "LIKELIHOODS", "PRIORS", "NETWORKS", "OBJECTIVES", "REGISTRIES", "VAEAnomalyDetector", "VAEImputer",

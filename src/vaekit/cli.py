@@ -1,7 +1,7 @@
 """The `vaekit` command line: parse arguments, call the library, turn known errors into one-line messages.
 
-Subcommands live in `vaekit.commands`: each module there has `register(subparsers)`; all are found
-automatically, so a new command is one new file.
+Subcommands live in `vaekit.commands`: each module there with `register(subparsers)` is found automatically,
+so a new command is one new file; modules without it (`commands.common`) hold shared helpers.
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     modules = sorted(m.name for m in pkgutil.iter_modules(commands.__path__))
     for name in ["run"] + [m for m in modules if m != "run"]:  # core commands first in --help
-        importlib.import_module(f"{commands.__name__}.{name}").register(sub)
+        register = getattr(importlib.import_module(f"{commands.__name__}.{name}"), "register", None)
+        if register is not None:  # helper modules add no subcommand
+            register(sub)
     return parser
 
 

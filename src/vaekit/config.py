@@ -2,10 +2,17 @@
 
 A run config has four sections, each a dataclass next to the defaults it documents:
     data       which data set and how to read it
-    model      network, latent size, likelihood, prior (and the data shape, filled in when built)
-    objective  ELBO / IWAE and their knobs
+    model      latent size, conditioning, and three plug-in sections: network, likelihood, prior
+    objective  a plug-in section: the objective's name (elbo, iwae, capacity) and its own options
     train      optimiser, epochs, batch size, seed
-`--set model.latent_dim=32` style overrides are parsed as JSON when possible and checked against the field type.
+A plug-in section is a registered `name` plus that entry's own options, checked against its signature and
+type hints (an option it does not take is an error naming the options it does take):
+
+    [model.network]                  --set model.network=conv
+    name = "mlp"                     --set model.network.hidden=[400]
+    hidden = [400]                   --set objective.beta=4
+
+`--set` overrides are parsed as JSON when possible and checked against the field type.
 """
 
 from __future__ import annotations
@@ -13,17 +20,35 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .registry import REQUIRED
+from .typecheck import check_type
+
+
+class Section:
+    """Base of the config sections: setting a key the section does not have is an error, not a new attribute
+    that nothing reads (`config.model.hidden = [64]` would otherwise be silently ignored)."""
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        if key not in self.__dataclass_fields__:
+            hint = ""
+            if isinstance(self, ModelConfig) and key in LEGACY_MODEL_KEYS:
+                section, option = LEGACY_MODEL_KEYS[key]
+                hint = f"; it is now model.{section}.{option} (config.model.{section}.{option} = ...)"
+            raise ConfigError(f"{type(self).__name__} has no key {key!r}{hint or '; its keys: ' + ', '.join(self.__dataclass_fields__)}")
+        kind = self.__dataclass_fields__[key].metadata.get("plugin")
+        if kind is not None and not isinstance(value, Plugin):  # a name or a table, as in a config file
+            value = parse_plugin(kind, value, self.__dataclass_fields__[key].default_factory().name, key)
+        object.__setattr__(self, key, value)
 
 
 @dataclass
-class DataConfig:
+class DataConfig(Section):
     """Which data set to train on; `name` is a registered name or a path to a file or folder."""
 
     name: str = "digits"
@@ -37,46 +62,81 @@ class DataConfig:
 
 
 @dataclass
-class ModelConfig:
-    """Architecture; `event_shape`, `num_classes` and `likelihood` are filled in from the data when left empty."""
+class Plugin:
+    """A config section that picks a registered entry of one plug-in kind: its `name` and that entry's own
+    `options` (checked against the entry's signature and type hints; see `vaekit.registry`).
 
-    network: str = "mlp"
+    In a file it is one table, `[model.network]` with `name = "mlp"` and `hidden = [400]`; an override may give
+    the name alone (`model.network=conv`) or one option (`model.network.hidden=[400]`). Options read and set as
+    attributes: `config.model.network.hidden = [64]`. A `name` of None means "chosen from the data" (the
+    likelihood); its options are checked once the name is known.
+    """
+
+    kind: str
+    name: str | None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __getattr__(self, key: str) -> Any:
+        if key.startswith("_") or key in ("kind", "name", "options"):
+            raise AttributeError(key)
+        options = self.__dict__.get("options", {})
+        if key in options:
+            return options[key]
+        known = _registry(self.kind).options(self.name) if self.name else {}
+        if key in known and known[key].default is not REQUIRED:
+            return known[key].default
+        raise AttributeError(f"{self.kind} {self.name!r} has no option {key!r}")
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        if key in ("kind", "name", "options"):
+            object.__setattr__(self, key, value)
+        else:
+            self.options[key] = value
+
+    def checked(self, where: str) -> "Plugin":
+        """A copy whose options are checked against the entry (unchanged when the name is not chosen yet)."""
+        if self.name is None:
+            return Plugin(self.kind, None, dict(self.options))
+        return Plugin(self.kind, self.name, _registry(self.kind).check(self.name, self.options, where))
+
+    def resolved(self, where: str) -> "Plugin":
+        """A copy with every option of the entry, defaults filled in (what config.json records)."""
+        return Plugin(self.kind, self.name, _registry(self.kind).resolve(self.name, self.options, where))
+
+    def to_dict(self) -> dict:
+        """{"name": ..., **options}: the form of a config file's table."""
+        return {"name": self.name, **self.options}
+
+
+def _registry(kind: str):
+    """The registry of a plug-in kind, with every built-in entry registered."""
+    from . import likelihoods, nets, objectives, priors  # noqa: F401  (importing registers the entries)
+    from .registry import REGISTRIES
+
+    return REGISTRIES[kind]
+
+
+def plugin(kind: str, name: str | None) -> Any:
+    """A dataclass field holding a `Plugin` of `kind`, `name` by default."""
+    return field(default_factory=lambda: Plugin(kind, name), metadata={"plugin": kind})
+
+
+@dataclass
+class ModelConfig(Section):
+    """Architecture; `event_shape`, `num_classes` and the likelihood's name are filled in from the data when
+    left empty (bernoulli for [0, 1] data, gaussian-learned for real data)."""
+
     latent_dim: int = 16
-    hidden: list[int] = field(default_factory=lambda: [512, 256])  # MLP hidden sizes (encoder order)
-    channels: list[int] = field(default_factory=lambda: [32, 64])  # conv channels per stride-2 layer
-    conv_hidden: int = 256
-    activation: str = "relu"
-    likelihood: str | None = None  # None: bernoulli for [0, 1] data, gaussian-learned for real data
-    sigma: float = 0.1  # (initial) standard deviation of Gaussian likelihoods
-    prior: str = "normal"
-    prior_components: int | None = None  # mixture priors: K components (None: 10 for "mog", 500 for "vamp")
-    prior_init: str = "data"  # "vamp": pseudo-inputs start as random training examples ("data") or noise ("random")
-    n_mix: int = 5  # "discretized-logistic": logistic mixture components per entry (1: one discretized logistic)
+    network: Plugin = plugin("network", "mlp")
+    likelihood: Plugin = plugin("likelihood", None)
+    prior: Plugin = plugin("prior", "normal")
     conditional: bool = False  # condition encoder and decoder on the class label (CVAE)
     event_shape: list[int] | None = None
     num_classes: int = 0
 
 
 @dataclass
-class ObjectiveConfig:
-    """The loss; options that the chosen objective does not take are ignored."""
-
-    name: str = "elbo"
-    beta: float = 1.0
-    warmup_epochs: float = 0.0  # KL weight rises linearly from 0 to beta over this many epochs
-    kl_schedule: str = "linear"  # "constant", "linear" (over warmup_epochs) or "cyclical" (Fu et al. 2019)
-    cycles: int = 4  # cyclical: number of cycles over train.epochs
-    cycle_ratio: float = 0.5  # cyclical: fraction of each cycle spent raising the weight from 0 to beta
-    free_bits: float = 0.0  # nats per latent dimension
-    gamma: float = 1000.0  # "capacity": weight of |KL - C| (Burgess et al. 2018)
-    capacity_max: float = 25.0  # "capacity": final KL target C in nats
-    capacity_epochs: float | None = None  # "capacity": epochs over which C rises from 0 (None: all of train.epochs)
-    n_samples: int = 1
-    k: int = 5  # IWAE samples
-
-
-@dataclass
-class TrainConfig:
+class TrainConfig(Section):
     """Optimisation."""
 
     epochs: int = 20
@@ -94,77 +154,108 @@ class TrainConfig:
 
 
 @dataclass
-class RunConfig:
+class RunConfig(Section):
     """A complete, reproducible description of a training run."""
 
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
-    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    objective: Plugin = plugin("objective", "elbo")
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
 def to_dict(config: Any) -> dict:
-    """The config as plain JSON-ready data."""
-    return dataclasses.asdict(config)
+    """The config as plain JSON-ready data (a plug-in section as {"name": ..., **options})."""
+    if isinstance(config, Plugin):
+        return json.loads(json.dumps(config.to_dict()))
+    if dataclasses.is_dataclass(config):
+        return {f.name: to_dict(getattr(config, f.name)) for f in dataclasses.fields(config)}
+    if isinstance(config, (list, tuple)):
+        return [to_dict(v) for v in config]
+    return config
+
+
+# Keys of the flat model section of earlier versions -> (plug-in section, option) that now holds them.
+LEGACY_MODEL_KEYS = {"hidden": ("network", "hidden"), "channels": ("network", "channels"),
+                     "conv_hidden": ("network", "dense"), "activation": ("network", "activation"),
+                     "sigma": ("likelihood", "sigma"), "n_mix": ("likelihood", "n_mix"),
+                     "prior_components": ("prior", "components"), "prior_init": ("prior", "init")}
 
 
 def from_dict(cls: type, values: dict, where: str = "") -> Any:
-    """Builds dataclass `cls` from a (nested) dict, rejecting unknown keys and values of the wrong type."""
+    """Builds dataclass `cls` from a (nested) dict, rejecting unknown keys and values of the wrong type; a
+    plug-in section's options are checked against the chosen entry."""
     if not isinstance(values, dict):
         raise ConfigError(f"config section {where or cls.__name__!r} must be a table, got {type(values).__name__}")
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
+    fields = {f.name: f for f in dataclasses.fields(cls)}
     kwargs = {}
     for key, value in values.items():
         path = f"{where}.{key}" if where else key
-        if key not in names:
-            raise ConfigError(f"unknown config key {path!r}; known keys here: {', '.join(sorted(names))}")
-        kwargs[key] = _check_type(value, hints[key], path)
+        if key not in fields:
+            hint = ""
+            if cls is ModelConfig and key in LEGACY_MODEL_KEYS:
+                section, option = LEGACY_MODEL_KEYS[key]
+                hint = f"; it is now model.{section}.{option}"
+            raise ConfigError(f"unknown config key {path!r}{hint or '; known keys here: ' + ', '.join(fields)}")
+        kind = fields[key].metadata.get("plugin")
+        if kind is not None:
+            kwargs[key] = parse_plugin(kind, value, fields[key].default_factory().name, path)
+        elif dataclasses.is_dataclass(hints[key]):
+            kwargs[key] = from_dict(hints[key], value, path)
+        else:
+            kwargs[key] = check_type(value, hints[key], path)
     return cls(**kwargs)
 
 
-def _check_type(value: Any, hint: Any, path: str) -> Any:
-    """Returns `value` converted to `hint` (int -> float, list for tuples) or raises ConfigError."""
-    if dataclasses.is_dataclass(hint):
-        return from_dict(hint, value, path)
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        errors = []
-        for option in typing.get_args(hint):
-            try:
-                return _check_type(value, option, path)
-            except ConfigError as error:
-                errors.append(str(error))
-        raise ConfigError(f"config key {path!r} must be {_type_name(hint)}, got {value!r}")
-    if hint is type(None):
-        if value is None:
-            return None
-    elif origin is list:
-        if isinstance(value, (list, tuple)):
-            (item,) = typing.get_args(hint)
-            return [_check_type(v, item, f"{path}[{i}]") for i, v in enumerate(value)]
-    elif hint is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    elif hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif hint in (str, bool):
-        if isinstance(value, hint):
-            return value
-    else:
-        return value
-    raise ConfigError(f"config key {path!r} must be {_type_name(hint)}, got {value!r}")
+def parse_plugin(kind: str, value: Any, default_name: str | None, path: str) -> Plugin:
+    """A plug-in section from a name, a table {"name": ..., **options} or an existing `Plugin`, checked."""
+    if isinstance(value, Plugin):
+        value = value.to_dict()
+    if isinstance(value, str):
+        value = {"name": value}
+    if value is None and default_name is None:
+        value = {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"config key {path!r} must be the name of a {kind} or a table with its name and "
+                          f"options, got {value!r}")
+    options = dict(value)
+    name = options.pop("name", default_name)
+    if name is not None and not isinstance(name, str):
+        raise ConfigError(f"config key {path + '.name'!r} must be the name of a {kind}, got {name!r}")
+    if name is not None:
+        try:
+            _registry(kind).get(name)
+        except ConfigError as error:
+            raise ConfigError(f"{path}: {error}") from None
+    return Plugin(kind, name, options).checked(path)
 
 
-def _type_name(hint: Any) -> str:
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in typing.get_args(hint))
-    if hint is type(None):
-        return "null"
-    if typing.get_origin(hint) is list:
-        return f"a list of {_type_name(typing.get_args(hint)[0])}"
-    return getattr(hint, "__name__", str(hint))
+def upgrade_legacy(values: dict) -> dict:
+    """A run config dict of an earlier version (flat model and objective sections) in today's form.
+
+    Those versions passed each plug-in only the options its signature took and ignored the rest, so an old
+    option that the chosen entry does not take is dropped here: the converted run builds the same model.
+    """
+    values = json.loads(json.dumps(values))
+    model = values.get("model")
+    if isinstance(model, dict) and (set(model) & set(LEGACY_MODEL_KEYS) or isinstance(model.get("network"), str)):
+        sections = {kind: {"name": model.pop(kind, None)} for kind in ("network", "likelihood", "prior")}
+        sections["network"]["name"] = sections["network"]["name"] or "mlp"
+        sections["prior"]["name"] = sections["prior"]["name"] or "normal"
+        for key in [k for k in model if k in LEGACY_MODEL_KEYS]:
+            kind, option = LEGACY_MODEL_KEYS[key]
+            value = model.pop(key)
+            name = sections[kind]["name"]
+            if name is not None and option in _registry(kind).options(name) and value is not None:
+                sections[kind][option] = value
+        model.update(sections)
+    objective = values.get("objective")
+    if isinstance(objective, dict) and isinstance(objective.get("name", "elbo"), str):
+        name = objective.get("name", "elbo")
+        if name in _registry("objective"):
+            known = _registry("objective").options(name)
+            values["objective"] = {"name": name, **{k: v for k, v in objective.items() if k in known}}
+    return values
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -181,17 +272,40 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 
 def apply_overrides(values: dict, overrides: list[str]) -> dict:
-    """Applies dotted overrides to a nested dict (type checks happen in `from_dict`)."""
+    """Applies dotted overrides to a nested dict (type checks happen in `from_dict`). A plain name given to a
+    plug-in table (`model.network=conv`) sets its name and keeps its options (which are then checked)."""
     values = json.loads(json.dumps(values))  # deep copy; never mutate the caller's dict
     for text in overrides:
         keys, value = parse_override(text)
         node = values
         for key in keys[:-1]:
+            if isinstance(node.get(key), str):
+                node[key] = {"name": node[key]}  # a plug-in given by name gains an option
             node = node.setdefault(key, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {text!r}: {key!r} is not a section")
-        node[keys[-1]] = value
+        _set(node, keys[-1], value)
     return values
+
+
+def _set(node: dict, key: str, value: Any) -> None:
+    if isinstance(node.get(key), dict) and isinstance(value, str):
+        node[key]["name"] = value
+    else:
+        node[key] = value
+
+
+def merge(base: dict, update: dict) -> dict:
+    """`update` merged into a copy of `base`, table by table (later values win; see `apply_overrides`)."""
+    merged = json.loads(json.dumps(base))
+    for key, value in update.items():
+        if isinstance(merged.get(key), str) and isinstance(value, dict):
+            merged[key] = {"name": merged[key]}
+        if isinstance(merged.get(key), dict) and isinstance(value, dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            _set(merged, key, value)
+    return merged
 
 
 def read_config_file(path: str | Path) -> dict:
@@ -216,10 +330,6 @@ def build_run_config(file: str | Path | None = None, overrides: list[str] | None
     """Defaults <- `base` dict <- config file <- overrides, checked into a `RunConfig`."""
     values: dict = json.loads(json.dumps(base or {}))
     if file is not None:
-        for section, table in read_config_file(file).items():
-            if isinstance(table, dict) and isinstance(values.get(section), dict):
-                values[section].update(table)
-            else:
-                values[section] = table
+        values = merge(values, read_config_file(file))
     values = apply_overrides(values, overrides or [])
     return from_dict(RunConfig, values)

@@ -45,12 +45,6 @@ def diagonal_normal(loc: torch.Tensor, scale: torch.Tensor) -> D.Independent:
     return D.Independent(D.Normal(loc, scale, validate_args=False), 1, validate_args=False)
 
 
-def standard_normal(latent_dim: int, device=None, dtype=None) -> D.Independent:
-    """N(0, I) over `latent_dim` dimensions."""
-    zeros = torch.zeros(latent_dim, device=device, dtype=dtype)
-    return diagonal_normal(zeros, torch.ones_like(zeros))
-
-
 def log_mean_exp(values: torch.Tensor, dim: int = 0) -> torch.Tensor:
     """log(mean(exp(values))) along `dim`, computed stably."""
     return torch.logsumexp(values, dim) - math.log(values.shape[dim])

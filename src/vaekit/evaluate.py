@@ -83,6 +83,31 @@ def active_units(means: torch.Tensor, threshold: float = ACTIVE_UNIT_THRESHOLD) 
     return int((variances > threshold).sum()), variances
 
 
+class KLPerDim:
+    """Running mean over examples of KL(q(z_d|x) || p(z_d)) per latent dimension (nats), batch by batch.
+
+    The prior's `marginal_kl_per_dim`: closed form for factorised priors, a one-sample Monte Carlo estimate for
+    the others, drawn from a generator of its own (seed `DIAGNOSTIC_SEED`), so that the same data give the same
+    values and torch's global RNG is never touched.
+    """
+
+    def __init__(self, model: VAE) -> None:
+        self.prior = model.prior
+        self.generator = torch.Generator().manual_seed(DIAGNOSTIC_SEED)
+        self.total = torch.zeros(model.latent_dim, dtype=torch.float64)
+        self.count = 0
+
+    def add(self, qz) -> None:
+        """Adds a batch of posteriors q(z|x) (batch shape (B,), event shape (D,))."""
+        kl = self.prior.marginal_kl_per_dim(qz, self.generator)  # (B, D)
+        self.total += kl.sum(0).double().cpu()
+        self.count += kl.shape[0]
+
+    def mean(self) -> torch.Tensor:
+        """(D,) float64: the mean over the examples added so far (zeros before any)."""
+        return self.total / max(1, self.count)
+
+
 @dataclass(frozen=True)
 class PosteriorDiagnostics:
     """Posterior-collapse diagnostics of a split: mean KL per latent dimension (nats) and active units."""
@@ -94,22 +119,22 @@ class PosteriorDiagnostics:
 
 @torch.no_grad()
 def posterior_diagnostics(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None,
-                          batch_size: int = 1024) -> PosteriorDiagnostics:
-    """KL(q(z_d|x) || p(z_d)) averaged over `x` and the active-unit count, in one pass of the encoder."""
+                          batch_size: int = 1024, mask: torch.Tensor | None = None) -> PosteriorDiagnostics:
+    """KL(q(z_d|x) || p(z_d)) averaged over `x` and the active-unit count, in one pass of the encoder
+    (`mask`: 1 = observed, for data with missing entries)."""
     was_training = model.training
     model.eval()
     y = y if model.conditional else None
-    generator = torch.Generator().manual_seed(DIAGNOSTIC_SEED)  # MC estimates never touch the global RNG
-    kl_sum = torch.zeros(model.latent_dim, dtype=torch.float64)
+    kl = KLPerDim(model)
     means = []
     for start in range(0, x.shape[0], batch_size):
-        qz = model.encode(x[start : start + batch_size], None if y is None else y[start : start + batch_size])
-        kl_sum += model.prior.marginal_kl_per_dim(qz, generator).sum(0).double().cpu()  # (D,)
+        rows = slice(start, start + batch_size)
+        qz = model.encode(x[rows], None if y is None else y[rows], None if mask is None else mask[rows])
+        kl.add(qz)
         means.append(qz.mean)
     model.train(was_training)
     count, variances = active_units(torch.cat(means))
-    return PosteriorDiagnostics(kl_per_dim=(kl_sum / max(1, x.shape[0])).tolist(), active_units=count,
-                                variances=variances.tolist())
+    return PosteriorDiagnostics(kl_per_dim=kl.mean().tolist(), active_units=count, variances=variances.tolist())
 
 
 def sharpness(images: torch.Tensor) -> torch.Tensor:

@@ -25,7 +25,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from .build import build_model
-from .config import RunConfig, from_dict, to_dict
+from .config import RunConfig, from_dict, to_dict, upgrade_legacy
 from .errors import CheckpointError, ConfigError, VaekitError
 from .models.vae import VAE
 
@@ -95,7 +95,9 @@ def load_config(run_dir: str | Path) -> RunConfig:
         raise CheckpointError(f"{str(run_dir)!r} is not a run folder: it has no {CONFIG_FILE}")
     try:
         values = json.loads(path.read_text())
-        return from_dict(RunConfig, values)
+        if not isinstance(values, dict):
+            raise ConfigError(f"expected a JSON object, got {type(values).__name__}")
+        return from_dict(RunConfig, upgrade_legacy(values))  # runs of earlier versions have flat sections
     except (json.JSONDecodeError, ConfigError) as error:
         raise CheckpointError(f"{path} is invalid: {error}") from None
 

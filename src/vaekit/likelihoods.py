@@ -26,7 +26,8 @@ from torch.nn import functional as F
 from .errors import ConfigError
 from .registry import Registry
 
-LIKELIHOODS: Registry[Callable[..., "Likelihood"]] = Registry("likelihood")
+# Context: the data shape, (C, H, W) or (F,), which the builder knows; every other parameter is an option.
+LIKELIHOODS: Registry[Callable[..., "Likelihood"]] = Registry("likelihood", context=("event_shape",))
 
 # Lower bound on learned standard deviations: keeps densities of near-constant pixels from diverging.
 MIN_SCALE = 1e-3
@@ -65,12 +66,18 @@ class BernoulliLikelihood(Likelihood):
         return _ContinuousBernoulliSafe(logits=params.squeeze(-len(self.event_shape) - 1), validate_args=False)
 
 
+def _check_sigma(sigma: float) -> None:
+    if not (math.isfinite(sigma) and sigma > 0):
+        raise ConfigError(f"sigma must be a positive number, got {sigma}")
+
+
 @LIKELIHOODS.register("gaussian")
 class GaussianLikelihood(Likelihood):
     """Gaussian with a fixed standard deviation `sigma` (squared error up to constants)."""
 
     def __init__(self, event_shape: tuple[int, ...], sigma: float = 0.1) -> None:
         super().__init__(event_shape)
+        _check_sigma(sigma)
         self.sigma = float(sigma)
 
     def distribution(self, params: torch.Tensor) -> D.Distribution:
@@ -84,6 +91,7 @@ class LearnedScaleGaussianLikelihood(Likelihood):
 
     def __init__(self, event_shape: tuple[int, ...], sigma: float = 0.1) -> None:
         super().__init__(event_shape)
+        _check_sigma(sigma)
         # log sigma, one per entry; initialised at `sigma`.
         self.log_scale = nn.Parameter(torch.full(self.event_shape, math.log(sigma)))
 
@@ -180,7 +188,7 @@ class DiscretizedLogisticLikelihood(Likelihood):
     def __init__(self, event_shape: tuple[int, ...], n_mix: int = 5) -> None:
         super().__init__(event_shape)
         if n_mix < 1:
-            raise ConfigError(f"likelihood 'discretized-logistic' needs model.n_mix >= 1, got {n_mix}")
+            raise ConfigError(f"n_mix must be >= 1, got {n_mix}")
         self.n_mix = n_mix
         # Per entry: M logits, M locations, M log-scales; a single logistic needs no logit.
         self.params_per_entry = 2 if n_mix == 1 else 3 * n_mix
@@ -196,6 +204,6 @@ class DiscretizedLogisticLikelihood(Likelihood):
 
 
 def build_likelihood(name: str, event_shape: tuple[int, ...], **options) -> Likelihood:
-    """Builds the likelihood registered as `name` for data of shape `event_shape`; options it does not take,
-    or that are None, are ignored."""
-    return LIKELIHOODS.build(name, tuple(event_shape), drop_none=True, **options)
+    """Builds the likelihood registered as `name` for data of shape `event_shape`; an option it does not take
+    is a ConfigError."""
+    return LIKELIHOODS.build(name, options, event_shape=tuple(event_shape))

@@ -18,6 +18,7 @@ and `Loss.terms` holds per-example values (B,) in nats, for logging.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -28,7 +29,8 @@ from .errors import ConfigError
 from .models.vae import VAE, Batch
 from .registry import Registry
 
-OBJECTIVES: Registry[Callable[..., "Objective"]] = Registry("objective")
+# Context: the length of training, which the trainer knows; schedules in the config are in epochs.
+OBJECTIVES: Registry[Callable[..., "Objective"]] = Registry("objective", context=("steps_per_epoch", "epochs"))
 
 
 @dataclass
@@ -53,30 +55,49 @@ class Objective:
 KL_SCHEDULES = ("constant", "linear", "cyclical")
 
 
-def kl_schedule(step: int, kind: str = "linear", warmup_steps: int = 0, total_steps: int = 0, cycles: int = 4,
-                ratio: float = 0.5) -> float:
-    """The KL weight factor w(step) in [0, 1] of the module docstring (multiply by beta)."""
-    if kind == "constant":
-        return 1.0
-    if kind == "linear":
-        return 1.0 if warmup_steps <= 0 else min(1.0, step / warmup_steps)
-    if kind == "cyclical":
-        _check_cyclical(total_steps, cycles, ratio)
-        period = total_steps / cycles  # steps per cycle
-        tau = (step % period) / period  # position within the current cycle, in [0, 1)
-        return min(1.0, tau / ratio)
-    raise ConfigError(f"unknown objective.kl_schedule {kind!r}; choose one of: {', '.join(KL_SCHEDULES)}")
+@dataclass(frozen=True)
+class KLSchedule:
+    """The KL weight factor w(step) in [0, 1] of the module docstring (the ELBO multiplies it by beta).
 
+    Every schedule is a linear ramp from 0 to 1 over `ramp` steps, restarted every `period` steps:
+    constant (ramp 0), linear (ramp = warmup_steps, one period), cyclical (period = total_steps / cycles,
+    ramp = ratio * period).
+    """
 
-def _check_cyclical(total_steps: int, cycles: int, ratio: float) -> None:
-    if total_steps < 1 or cycles < 1 or not 0 < ratio <= 1:
-        raise ConfigError("kl_schedule 'cyclical' needs total_steps >= 1 (train.epochs >= 1), objective.cycles >= 1 "
-                          "and 0 < objective.cycle_ratio <= 1")
+    kind: str = "linear"
+    warmup_steps: int = 0
+    total_steps: int = 0
+    cycles: int = 4
+    ratio: float = 0.5
 
+    def __post_init__(self) -> None:
+        if self.kind not in KL_SCHEDULES:
+            raise ConfigError(f"unknown kl_schedule {self.kind!r}; choose one of: {', '.join(KL_SCHEDULES)}")
+        if self.warmup_steps < 0:
+            raise ConfigError(f"the warm-up must be >= 0, got {self.warmup_steps} steps")
+        if self.kind != "linear" and self.warmup_steps > 0:
+            raise ConfigError(f"a warm-up applies to kl_schedule 'linear' only; set it to 0 for {self.kind!r}")
+        if self.kind == "cyclical" and (self.total_steps < 1 or self.cycles < 1 or not 0 < self.ratio <= 1):
+            raise ConfigError("kl_schedule 'cyclical' needs at least one training step, cycles >= 1 and "
+                              "0 < cycle_ratio <= 1")
 
-def kl_weight(step: int, beta: float, warmup_steps: int) -> float:
-    """beta times the linear warm-up factor min(1, step / warmup_steps)."""
-    return beta * kl_schedule(step, "linear", warmup_steps)
+    @property
+    def period(self) -> float:
+        """Steps after which the ramp starts again (infinite unless cyclical)."""
+        return self.total_steps / self.cycles if self.kind == "cyclical" else math.inf
+
+    @property
+    def ramp(self) -> float:
+        """Steps from weight 0 to weight 1 within a period."""
+        return {"constant": 0.0, "linear": float(self.warmup_steps), "cyclical": self.ratio * self.period}[self.kind]
+
+    def __call__(self, step: int) -> float:
+        position = step % self.period if self.kind == "cyclical" else step  # steps into the current period
+        return 1.0 if self.ramp <= 0 else min(1.0, position / self.ramp)
+
+    def warmed_up(self, step: int) -> bool:
+        """True once the first ramp is over (the KL term has had its full weight)."""
+        return step >= self.ramp
 
 
 def capacity(step: int, capacity_max: float, capacity_steps: int) -> float:
@@ -96,37 +117,22 @@ def reconstruction_and_kl(model: VAE, batch: Batch, n_samples: int = 1):
     return recon, kl, out
 
 
-@OBJECTIVES.register("elbo")
 class ELBO(Objective):
     """Evidence lower bound with beta weighting, a KL schedule (constant, linear, cyclical) and free bits."""
 
     def __init__(self, beta: float = 1.0, warmup_steps: int = 0, free_bits: float = 0.0, n_samples: int = 1,
                  kl_schedule: str = "linear", total_steps: int = 0, cycles: int = 4, cycle_ratio: float = 0.5) -> None:
-        if beta < 0 or free_bits < 0 or warmup_steps < 0 or n_samples < 1:
-            raise ConfigError("objective: beta, free_bits and warmup_steps must be >= 0 and n_samples >= 1")
-        if kl_schedule not in KL_SCHEDULES:
-            raise ConfigError(f"unknown objective.kl_schedule {kl_schedule!r}; choose one of: "
-                              f"{', '.join(KL_SCHEDULES)}")
-        if kl_schedule != "linear" and warmup_steps > 0:
-            raise ConfigError(f"objective.warmup_epochs applies to kl_schedule 'linear' only; set it to 0 for "
-                              f"{kl_schedule!r}")
-        if kl_schedule == "cyclical":
-            _check_cyclical(total_steps, cycles, cycle_ratio)
-        self.beta, self.warmup_steps, self.free_bits, self.n_samples = beta, warmup_steps, free_bits, n_samples
-        self.kl_schedule, self.total_steps = kl_schedule, total_steps
-        self.cycles, self.cycle_ratio = cycles, cycle_ratio
+        _check_nonnegative(beta=beta, free_bits=free_bits)
+        _check_samples(n_samples)
+        self.schedule = KLSchedule(kl_schedule, warmup_steps, total_steps, cycles, cycle_ratio)
+        self.beta, self.free_bits, self.n_samples = beta, free_bits, n_samples
 
     def weight(self, step: int) -> float:
         """beta * w(step): the KL weight at `step`."""
-        return self.beta * kl_schedule(step, self.kl_schedule, self.warmup_steps, self.total_steps, self.cycles,
-                                       self.cycle_ratio)
+        return self.beta * self.schedule(step)
 
     def warmed_up(self, step: int) -> bool:
-        if self.kl_schedule == "linear":
-            return step >= self.warmup_steps
-        if self.kl_schedule == "cyclical":
-            return step >= self.total_steps / self.cycles * self.cycle_ratio  # the end of the first ramp
-        return True
+        return self.schedule.warmed_up(step)
 
     def __call__(self, model: VAE, batch: Batch, step: int = 0) -> Loss:
         recon, kl, out = reconstruction_and_kl(model, batch, self.n_samples)
@@ -148,15 +154,13 @@ class ELBO(Objective):
         return per_dim.sum(1) + (lifted - batch_mean).sum()
 
 
-@OBJECTIVES.register("capacity")
 class CapacityELBO(Objective):
     """Controlled KL capacity: recon + gamma * |KL - C(step)|, C rising linearly (Burgess et al. 2018)."""
 
     def __init__(self, gamma: float = 1000.0, capacity_max: float = 25.0, capacity_steps: int = 0,
                  n_samples: int = 1) -> None:
-        if gamma < 0 or capacity_max < 0 or capacity_steps < 0 or n_samples < 1:
-            raise ConfigError("objective 'capacity': gamma, capacity_max and capacity_epochs must be >= 0 and "
-                              "n_samples >= 1")
+        _check_nonnegative(gamma=gamma, capacity_max=capacity_max, capacity_steps=capacity_steps)
+        _check_samples(n_samples)
         self.gamma, self.capacity_max, self.capacity_steps = gamma, capacity_max, capacity_steps
         self.n_samples = n_samples
 
@@ -179,8 +183,7 @@ class IWAE(Objective):
     """Importance-weighted bound with k samples; k=1 equals the ELBO."""
 
     def __init__(self, k: int = 5) -> None:
-        if k < 1:
-            raise ConfigError("objective 'iwae' needs k >= 1")
+        _check_samples(k, "k")
         self.k = k
 
     def __call__(self, model: VAE, batch: Batch, step: int = 0) -> Loss:
@@ -192,6 +195,49 @@ class IWAE(Objective):
         return Loss(total=-bound.mean(), terms={"loss": -bound, "recon": -log_px_z.mean(0), "kl": kl_mc})
 
 
-def build_objective(name: str, **options) -> Objective:
-    """Builds the objective registered as `name`; options it does not take are ignored."""
-    return OBJECTIVES.build(name, **options)
+def _check_nonnegative(**values: float) -> None:
+    for name, value in values.items():
+        if not (math.isfinite(value) and value >= 0):
+            raise ConfigError(f"{name} must be a number >= 0, got {value}")
+
+
+def _check_samples(n: int, name: str = "n_samples") -> None:
+    if n < 1:
+        raise ConfigError(f"{name} must be >= 1, got {n}")
+
+
+# --- the config entries: schedules in epochs, turned into steps with the trainer's context -------------------
+
+
+@OBJECTIVES.register("elbo")
+def elbo_objective(steps_per_epoch: int = 1, epochs: int = 0, beta: float = 1.0, kl_schedule: str = "linear",
+                   warmup_epochs: float = 0.0, cycles: int = 4, cycle_ratio: float = 0.5, free_bits: float = 0.0,
+                   n_samples: int = 1) -> ELBO:
+    """Evidence lower bound with beta weighting, a KL schedule (constant, linear, cyclical) and free bits.
+
+    `warmup_epochs`: the linear schedule's ramp; `cycles`, `cycle_ratio`: the cyclical one's (over all epochs);
+    `free_bits`: nats per latent dimension; `n_samples`: z draws per example.
+    """
+    _check_nonnegative(warmup_epochs=warmup_epochs)
+    return ELBO(beta=beta, warmup_steps=int(warmup_epochs * steps_per_epoch), free_bits=free_bits,
+                n_samples=n_samples, kl_schedule=kl_schedule, total_steps=steps_per_epoch * epochs, cycles=cycles,
+                cycle_ratio=cycle_ratio)
+
+
+@OBJECTIVES.register("capacity")
+def capacity_objective(steps_per_epoch: int = 1, epochs: int = 0, gamma: float = 1000.0, capacity_max: float = 25.0,
+                       capacity_epochs: float | None = None, n_samples: int = 1) -> CapacityELBO:
+    """Controlled KL capacity: recon + gamma * |KL - C(step)|, C rising linearly (Burgess et al. 2018).
+
+    `capacity_max`: the final KL target in nats, reached after `capacity_epochs` (None: all of training).
+    """
+    capacity_epochs = epochs if capacity_epochs is None else capacity_epochs
+    _check_nonnegative(capacity_epochs=capacity_epochs)
+    return CapacityELBO(gamma=gamma, capacity_max=capacity_max, capacity_steps=int(capacity_epochs * steps_per_epoch),
+                        n_samples=n_samples)
+
+
+def build_objective(name: str, steps_per_epoch: int = 1, epochs: int = 0, **options) -> Objective:
+    """Builds the objective registered as `name` from its config options (schedules in epochs of
+    `steps_per_epoch` steps); an option it does not take is a ConfigError."""
+    return OBJECTIVES.build(name, options, steps_per_epoch=steps_per_epoch, epochs=epochs)

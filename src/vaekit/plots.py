@@ -1,4 +1,5 @@
-"""Figures: image grids (samples, reconstructions) and training curves, as PNG files via matplotlib."""
+"""Figures: image grids (samples, reconstructions) and training curves, as PNG files via matplotlib, and the
+.npy / .csv arrays written instead of a grid for data that are not images."""
 
 from __future__ import annotations
 
@@ -19,6 +20,25 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def to_nchw(x: torch.Tensor, event_shape: tuple[int, ...]) -> torch.Tensor:
+    """Examples (N, *event) as images (N, C, H, W) for an image grid; a DataError for data that are not images."""
+    if len(event_shape) == 3:
+        return x
+    if len(event_shape) == 2:
+        return x.unsqueeze(1)
+    raise DataError(f"data of shape {tuple(event_shape)} are not images; write them as .csv or .npy instead")
+
+
+def save_array(array: np.ndarray, path: Path) -> Path:
+    """Saves a 2-D array as .npy or .csv."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".npy":
+        np.save(path, array)
+    else:
+        np.savetxt(path, array, delimiter=",", fmt="%.6g")
+    return path
 
 
 def tile_images(images: torch.Tensor | np.ndarray, ncol: int, pad: int = 1) -> np.ndarray:

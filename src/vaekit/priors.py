@@ -15,7 +15,7 @@ every q(z|x) towards one Gaussian blob. Their KL is always the Monte Carlo estim
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import torch
 from torch import distributions as D
@@ -25,10 +25,8 @@ from .distributions import diagonal_normal
 from .errors import ConfigError
 from .registry import Registry
 
-if TYPE_CHECKING:  # the VAE imports this module; only type hints point back
-    from .models.vae import VAE
-
-PRIORS: Registry[Callable[..., "Prior"]] = Registry("prior")
+# Context: the latent size and the data shape (for priors that live in data space); the rest are options.
+PRIORS: Registry[Callable[..., "Prior"]] = Registry("prior", context=("latent_dim", "event_shape"))
 
 # Generator seed of the Monte Carlo per-dimension KL diagnostics (fixed, so that they never touch the global RNG).
 DIAGNOSTIC_SEED = 0
@@ -48,6 +46,12 @@ class Prior(nn.Module):
 
     def forward(self) -> D.Distribution:
         raise NotImplementedError
+
+    def attach(self, model: nn.Module) -> None:
+        """Called by the VAE that holds this prior; a prior defined through the model's encoder keeps it."""
+
+    def init_from_data(self, x: torch.Tensor, generator: torch.Generator | None = None) -> None:
+        """Called once before training with the training data (N, *event); a prior may start from it."""
 
     def kl(self, qz: D.Distribution, z: torch.Tensor, pz: D.Distribution | None = None) -> torch.Tensor:
         """KL(q(z|x) || p(z)) per example: (B,) when analytic, else the MC estimate at `z` (S, B, D) -> (S, B).
@@ -158,7 +162,7 @@ class MixtureOfGaussiansPrior(MixturePrior):
     def __init__(self, latent_dim: int, components: int = 10) -> None:
         super().__init__(latent_dim)
         if components < 1:
-            raise ConfigError(f"prior 'mog' needs model.prior_components >= 1, got {components}")
+            raise ConfigError(f"components must be >= 1, got {components}")
         self.n_components = components
         self.logits = nn.Parameter(torch.zeros(components))
         # Means spread like draws from N(0, I), so that the components start apart; unit scales.
@@ -177,24 +181,25 @@ class VampPrior(MixturePrior):
                  init: str = "data") -> None:
         super().__init__(latent_dim)
         if components < 1:
-            raise ConfigError(f"prior 'vamp' needs model.prior_components >= 1, got {components}")
+            raise ConfigError(f"components must be >= 1, got {components}")
         if event_shape is None:
-            raise ConfigError("prior 'vamp' needs the data shape: build it through build_model (event_shape set)")
+            raise ConfigError("needs the data shape: build it through build_model (event_shape set)")
         if init not in ("data", "random"):
-            raise ConfigError(f"model.prior_init must be 'data' or 'random', got {init!r}")
+            raise ConfigError(f"init must be 'data' or 'random', got {init!r}")
         self.n_components, self.init = components, init
         # Pseudo-inputs u_k live in data space, (K, *event); `init_from_data` may replace them by examples.
         self.pseudo_inputs = nn.Parameter(0.1 * torch.randn(components, *event_shape))
 
-    def attach(self, model: "VAE") -> None:
-        """Remembers the VAE whose encoder q(z|u) defines the prior (not as a submodule: no cycle)."""
+    def attach(self, model: nn.Module) -> None:
+        """Remembers the encoder q(z|u) of the VAE that defines the prior (a bound method, not a submodule,
+        so that the model's modules are not registered twice)."""
         if model.conditional:
             raise ConfigError("prior 'vamp' needs an unconditional model (its pseudo-inputs have no labels); "
-                              "set model.conditional=false or use prior 'mog'")
+                              "use prior 'mog' for a conditional one")
         if tuple(model.event_shape) != tuple(self.pseudo_inputs.shape[1:]):
             raise ConfigError(f"prior 'vamp': pseudo-inputs of shape {tuple(self.pseudo_inputs.shape[1:])} do not "
                               f"fit data of shape {tuple(model.event_shape)}")
-        self.__dict__["_owner"] = model  # bypasses nn.Module.__setattr__, so the model is not registered twice
+        self._encode = model.encode
 
     @torch.no_grad()
     def init_from_data(self, x: torch.Tensor, generator: torch.Generator | None = None) -> None:
@@ -209,15 +214,15 @@ class VampPrior(MixturePrior):
         self.pseudo_inputs.copy_(x[index.to(x.device)].to(self.pseudo_inputs))
 
     def components(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        owner = self.__dict__.get("_owner")
-        if owner is None:
+        encode = getattr(self, "_encode", None)
+        if encode is None:
             raise ConfigError("prior 'vamp' is not attached to a VAE: build it through build_model")
-        qu = owner.encode(self.pseudo_inputs)  # q(z|u_k): batch (K,), event (D,)
+        qu = encode(self.pseudo_inputs)  # q(z|u_k): batch (K,), event (D,)
         logits = torch.zeros(self.n_components, device=qu.mean.device, dtype=qu.mean.dtype)  # uniform 1/K
         return logits, qu.base_dist.loc, qu.base_dist.scale
 
 
-def build_prior(name: str, latent_dim: int, **options) -> Prior:
-    """Builds the prior registered as `name`; options it does not take, or that are None, are ignored."""
-    return PRIORS.build(name, latent_dim, drop_none=True, **options)
+def build_prior(name: str, latent_dim: int, event_shape: tuple[int, ...] | None = None, **options) -> Prior:
+    """Builds the prior registered as `name`; an option it does not take is a ConfigError."""
+    return PRIORS.build(name, options, latent_dim=latent_dim, event_shape=event_shape)
 

@@ -2,23 +2,54 @@
 
 A new likelihood, prior, network, objective or data set is one decorated function or class in the file of its
 kind; the CLI, the config system and the contract tests find it through its registry.
+
+A factory's parameters are of two sorts. The *context* is what the builder knows and the user does not set:
+the data shape, the latent size, the number of optimiser steps (each registry names its context parameters).
+Every other parameter is an *option* of that entry: it is what a config section `[model.network]` or an
+override `--set model.network.hidden=[400]` may set, checked against the parameter's type hint. An option
+that the chosen entry does not take is an error, never dropped.
 """
 
 from __future__ import annotations
 
 import inspect
-from typing import Callable, Generic, Iterator, TypeVar
+import typing
+from dataclasses import dataclass
+from typing import Any, Callable, Generic, Iterator, Mapping, TypeVar
 
 from .errors import ConfigError
+from .typecheck import check_type, type_name
 
 T = TypeVar("T", bound=Callable)
+
+REQUIRED = inspect.Parameter.empty
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option of a registry entry: its name, type hint and default (`REQUIRED` when it has none)."""
+
+    name: str
+    hint: Any
+    default: Any
+
+    def describe(self) -> str:
+        """'hidden: a list of int = [512, 256]'."""
+        default = "" if self.default is REQUIRED else f" = {_plain(self.default)!r}"
+        return f"{self.name}: {type_name(self.hint)}{default}"
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists, so that defaults read (and save to JSON) the way a config writes them."""
+    return list(value) if isinstance(value, tuple) else value
 
 
 class Registry(Generic[T]):
     """A named collection of factories of one kind (e.g. "likelihood")."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, context: tuple[str, ...] = ()) -> None:
         self.kind = kind
+        self.context = tuple(context)
         self._entries: dict[str, T] = {}
         self._help: dict[str, str] = {}
         REGISTRIES[kind] = self
@@ -40,17 +71,62 @@ class Registry(Generic[T]):
         """The factory registered as `name`; a `ConfigError` listing the choices otherwise."""
         try:
             return self._entries[name]
-        except KeyError:
+        except (KeyError, TypeError):
             choices = ", ".join(sorted(self._entries)) or "none"
             raise ConfigError(f"unknown {self.kind} {name!r}; choose one of: {choices}") from None
 
-    def build(self, name: str, *args, drop_none: bool = False, **options):
-        """Calls the factory registered as `name` with `args` and those `options` its signature takes (and, with
-        `drop_none`, that are not None), so one config can carry options for every entry of a kind."""
+    def options(self, name: str) -> dict[str, Option]:
+        """The options of entry `name`: its factory's parameters less the context, with hints and defaults."""
+        factory = self.get(name)
+        target = factory.__init__ if inspect.isclass(factory) else factory
+        hints = typing.get_type_hints(target)
+        options = {}
+        for parameter in inspect.signature(factory).parameters.values():
+            if parameter.name in self.context or parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+                continue
+            options[parameter.name] = Option(parameter.name, hints.get(parameter.name, Any), parameter.default)
+        return options
+
+    def check(self, name: str, options: Mapping[str, Any], where: str = "") -> dict[str, Any]:
+        """`options` checked against entry `name`: unknown keys, missing required ones and wrong types are a
+        ConfigError naming `where` (the config section, e.g. "model.network") and the options the entry takes."""
+        known = self.options(name)
+        label = self._label(name, where)
+        for key in options:
+            if key not in known:
+                takes = ", ".join(known) or "none"
+                raise ConfigError(f"{label} takes no option {key!r}; its options: {takes}")
+        missing = [key for key, option in known.items() if option.default is REQUIRED and key not in options]
+        if missing:
+            raise ConfigError(f"{label} needs the option(s) {', '.join(missing)}")
+        prefix = f"{where}." if where else ""
+        return {key: check_type(value, known[key].hint, prefix + key) for key, value in options.items()}
+
+    def resolve(self, name: str, options: Mapping[str, Any], where: str = "") -> dict[str, Any]:
+        """`check`ed options with every default filled in: the complete settings of the entry, for config.json."""
+        checked = self.check(name, options, where)
+        return {key: checked.get(key, _plain(option.default)) for key, option in self.options(name).items()}
+
+    def build(self, name: str, options: Mapping[str, Any] | None = None, *, where: str = "", **context: Any):
+        """Calls the factory of `name` with the checked `options` and the `context` parameters it takes.
+
+        A ConfigError raised by the factory (a value out of range) is reworded to name `where` and the entry.
+        """
+        unknown = set(context) - set(self.context)
+        if unknown:  # a programming error, not a user's
+            raise TypeError(f"{self.kind} registry has no context parameter(s) {sorted(unknown)}")
+        checked = self.check(name, options or {}, where)
         factory = self.get(name)
         accepted = inspect.signature(factory).parameters
-        kwargs = {k: v for k, v in options.items() if k in accepted and not (drop_none and v is None)}
-        return factory(*args, **kwargs)
+        kwargs = {key: value for key, value in context.items() if key in accepted}
+        try:
+            return factory(**kwargs, **checked)
+        except ConfigError as error:
+            raise ConfigError(f"{self._label(name, where)}: {error}") from None
+
+    def _label(self, name: str, where: str) -> str:
+        """How a message names an entry: "network 'conv' (model.network)"."""
+        return f"{self.kind} {name!r}" + (f" ({where})" if where and where != self.kind else "")
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries

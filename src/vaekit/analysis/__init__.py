@@ -14,7 +14,7 @@ from .arithmetic import (AttributeVector, Shifted, analogy, apply_vector, as_boo
 from .clustering import (ClusteringResult, ClusterScores, cluster, cluster_and_score, clustering_accuracy,
                          compare_clusterings, match_clusters, matched_confusion, score_clustering)
 from .figures import palette, save_confusion, save_decoded, save_scatter
-from .html import read_scatter_html, save_scatter_html
+from .html import save_scatter_html
 from .interpolation import Interpolation, LatentGrid, interpolate, interpolate_codes, latent_grid, lerp, slerp
 from .latents import (COLLAPSED_KL, Embedding, encode_dataset, load_embedding, read_example, save_embedding,
                       subsample_indices)
@@ -24,7 +24,7 @@ from .traversal import Traversal, prior_moments, traverse
 __all__ = [
     "Embedding", "encode_dataset", "save_embedding", "load_embedding", "subsample_indices", "read_example",
     "COLLAPSED_KL",
-    "Projection", "project", "save_scatter", "save_scatter_html", "read_scatter_html", "palette",
+    "Projection", "project", "save_scatter", "save_scatter_html", "palette",
     "Traversal", "traverse", "prior_moments",
     "Interpolation", "interpolate", "interpolate_codes", "lerp", "slerp", "LatentGrid", "latent_grid",
     "ClusterScores", "ClusteringResult", "cluster", "cluster_and_score", "score_clustering",

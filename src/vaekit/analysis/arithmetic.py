@@ -20,6 +20,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ..data.standardize import Standardizer
 from ..errors import ConfigError, DataError
 from ..models.vae import VAE
 
@@ -87,7 +88,6 @@ def apply_vector(model: VAE, x: torch.Tensor, vector: np.ndarray | torch.Tensor,
     strengths_t = torch.as_tensor(np.asarray(strengths, dtype=np.float32)).reshape(-1)  # (S,)
     if strengths_t.numel() == 0:
         raise ConfigError("give at least one strength")
-    y = y if model.conditional else None
     mu = model.encode(x, y).mean  # (N, D)
     z = mu[:, None, :] + strengths_t[None, :, None] * vector  # (N, S, D)
     n, s = z.shape[:2]
@@ -106,11 +106,7 @@ def analogy(model: VAE, x_a: torch.Tensor, x_b: torch.Tensor, x_c: torch.Tensor,
     n = xs[0].shape[0]
     if any(x.shape[0] != n for x in xs):
         raise ConfigError("the three analogy inputs must have the same number of examples")
-    labels = None
-    if model.conditional:
-        if label is None:
-            raise ConfigError("this model is conditional: give the class to decode (e.g. --label 3)")
-        labels = torch.full((n,), int(label), dtype=torch.long)
+    labels = None if label is None else torch.full((n,), int(label), dtype=torch.long)
     mu_a, mu_b, mu_c = (model.encode(x, labels).mean for x in xs)
     z = mu_a - mu_b + mu_c  # (N, D)
     return model.decode(z, labels).mean.cpu(), z.cpu()
@@ -174,7 +170,7 @@ def read_attribute_file(path: str | Path, column: str | int | None, n: int) -> n
 
 
 def dataset_attribute(x: torch.Tensor, name: str, feature_names: Sequence[str] | None = None,
-                      meta: dict | None = None) -> np.ndarray:
+                      standardizer: Standardizer | None = None) -> np.ndarray:
     """A boolean attribute of the examples `x` (N, *event) themselves: the built-in `ink` (image intensity above
     the median), or a binary feature column of tabular data named in `feature_names`."""
     if name == "ink":
@@ -187,6 +183,6 @@ def dataset_attribute(x: torch.Tensor, name: str, feature_names: Sequence[str] |
                           f"attributes with --attributes FILE")
     j = names.index(name)
     values = x.reshape(x.shape[0], -1)[:, j].numpy().astype(np.float64)
-    if meta and meta.get("standardized"):
-        values = values * meta["std"][j] + meta["mean"][j]  # back to the file's values
+    if standardizer is not None:
+        values = values * standardizer.scale[j] + standardizer.mean[j]  # back to the file's values
     return as_boolean(np.round(values, 6), name)

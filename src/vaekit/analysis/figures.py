@@ -15,7 +15,7 @@ import torch
 
 from .. import plots
 from ..errors import DataError
-from ..report import as_images
+from ..plots import to_nchw
 
 UNLABELLED_COLOUR = "#1f77b4"
 
@@ -120,7 +120,7 @@ def save_decoded(images: torch.Tensor, event_shape: tuple[int, ...], path: str |
     if path.suffix.lower() != ".png":
         raise DataError(f"cannot write {str(path)!r}: decoded outputs are saved as .png (images) or .npy (arrays)")
     flat = images.detach().cpu().reshape(-1, *event_shape)  # (N, *event)
-    pictures = as_images(flat, event_shape).clamp(0, 1)
+    pictures = to_nchw(flat, event_shape).clamp(0, 1)
     return save_grid(pictures, path, ncol, title, row_labels, col_labels)
 
 

@@ -53,15 +53,6 @@ def save_scatter_html(coords: np.ndarray, path: str | Path, labels: np.ndarray |
     return path
 
 
-def read_scatter_html(path: str | Path) -> dict:
-    """The JSON payload embedded in a page written by `save_scatter_html` (used by tests and scripts)."""
-    text = Path(path).read_text()
-    start = text.index(f'id="{DATA_ELEMENT_ID}"')
-    start = text.index(">", start) + 1
-    end = text.index("</script>", start)
-    return json.loads(text[start:end].replace("<\\/", "</"))
-
-
 HELP_2D = "Hover a point for its label and index; drag to pan, mouse wheel to zoom, double-click to reset."
 HELP_3D = "Hover a point for its label and index; drag to rotate, mouse wheel to zoom, double-click to reset."
 

@@ -53,12 +53,9 @@ class Interpolation:
     method: str
 
 
-def _labels(model: VAE, label: int | None, n: int) -> torch.Tensor | None:
-    if not model.conditional:
-        return None
-    if label is None:
-        raise ConfigError("this model is conditional: give the class to decode (e.g. --label 3)")
-    return torch.full((n,), int(label), dtype=torch.long)
+def _labels(label: int | None, n: int) -> torch.Tensor | None:
+    """`label` repeated n times; None stays None (the model says when it needs a label)."""
+    return None if label is None else torch.full((n,), int(label), dtype=torch.long)
 
 
 @torch.no_grad()
@@ -74,7 +71,7 @@ def interpolate_codes(model: VAE, z_a: torch.Tensor, z_b: torch.Tensor, steps: i
         raise ConfigError(f"codes must have {model.latent_dim} values, got {z_a.numel()} and {z_b.numel()}")
     t = torch.linspace(0, 1, steps)
     path = (lerp if method == "linear" else slerp)(z_a, z_b, t)  # (T, D)
-    images = model.decode(path, _labels(model, label, steps)).mean
+    images = model.decode(path, _labels(label, steps)).mean
     return Interpolation(t=t.numpy(), z=path, images=images.cpu(), method=method)
 
 
@@ -86,13 +83,9 @@ def interpolate(model: VAE, x_a: torch.Tensor, x_b: torch.Tensor, steps: int = 1
     For conditional models `y_a`/`y_b` are the examples' labels and `label` the class decoded along the path
     (default `y_a`)."""
     x = torch.stack([x_a.reshape(model.event_shape), x_b.reshape(model.event_shape)])  # (2, *event)
-    y = None
-    if model.conditional:
-        y_a, y_b = (label if v is None else v for v in (y_a, y_b))  # files have no label: use `label`
-        if y_a is None or y_b is None:
-            raise ConfigError("this model is conditional: give the examples' class (e.g. --label 3)")
-        y = torch.tensor([int(y_a), int(y_b)])
-    z = model.encode(x, y).mean  # (2, D)
+    y_a, y_b = (label if v is None else v for v in (y_a, y_b))  # files have no label: use `label`
+    y = None if y_a is None or y_b is None else torch.tensor([int(y_a), int(y_b)])
+    z = model.encode(x, y).mean  # (2, D); a conditional model without both labels raises
     return interpolate_codes(model, z[0], z[1], steps, method, y_a if label is None else label)
 
 
@@ -134,6 +127,6 @@ def latent_grid(model: VAE, n: int = 15, dims: Sequence[int] | None = None, *, l
     z = centre.expand(n, n, latent).clone()  # (n, n, D)
     z[:, :, dims[0]] = cols.reshape(1, n)
     z[:, :, dims[1]] = rows.reshape(n, 1)
-    images = model.decode(z.reshape(-1, latent), _labels(model, label, n * n)).mean
+    images = model.decode(z.reshape(-1, latent), _labels(label, n * n)).mean
     return LatentGrid(images=images.reshape(n, n, *images.shape[1:]).cpu(),
                       values=(cols.numpy(), rows.numpy()), dims=dims)

@@ -4,7 +4,8 @@ The posterior means are the usual "latent codes" (Kingma & Welling 2014); their 
 says how much information each dimension carries, and dimensions with (almost) no KL are collapsed
 (Burda et al. 2016 call the others "active units").
 
-    KL_d = mean over x of KL(q(z_d|x) || p(z_d))   (nats; closed form for the normal prior)
+    KL_d = mean over x of KL(q(z_d|x) || p(z_d))   (nats; closed form for factorised priors such as the normal
+                                                    prior, Monte Carlo for mixtures: `vaekit.evaluate.KLPerDim`)
 
 An `Embedding` can be saved to / read from `.npz` with the keys
     mean (N, D), var (N, D), index (N,), [labels (N,)], [samples (S, N, D)], [kl_per_dim (D,)]
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
+from ..evaluate import KLPerDim
 from ..models.vae import VAE
 
 log = logging.getLogger(__name__)
@@ -34,7 +36,7 @@ class Embedding:
     """Posterior parameters of N examples: `mean`/`var` (N, D), optional `samples` (S, N, D) and `labels` (N,).
 
     `index` (N,) gives each row's position in the split it came from (it differs from 0..N-1 after subsampling);
-    `kl_per_dim` (D,) is the mean KL of each dimension to the prior, None when the prior has no closed form.
+    `kl_per_dim` (D,) is the mean KL of each dimension to the prior (None only in files written without it).
     """
 
     mean: np.ndarray
@@ -105,8 +107,7 @@ def encode_dataset(
     model.eval()
     generator = torch.Generator().manual_seed(seed)
     means, variances, draws = [], [], []
-    kl_sum = torch.zeros(model.latent_dim, dtype=torch.float64)
-    has_kl = True
+    kl = KLPerDim(model)
     device = next(model.parameters()).device
     starts = range(0, x.shape[0], batch_size)
     for start in tqdm(starts, disable=not progress, desc="encoding", unit="batch", leave=False):
@@ -119,11 +120,7 @@ def encode_dataset(
         if n_samples:
             eps = torch.randn((n_samples, *mu.shape), generator=generator).to(mu)  # (S, B, D)
             draws.append((mu + sigma * eps).cpu())  # z = mu + sigma * eps
-        if has_kl:
-            try:
-                kl_sum += model.prior.kl_per_dim(qz).sum(0).double().cpu()
-            except NotImplementedError:
-                has_kl = False
+        kl.add(qz)
     n = x.shape[0]
     return Embedding(
         mean=torch.cat(means).numpy(),
@@ -131,7 +128,7 @@ def encode_dataset(
         index=np.arange(n),
         labels=None if y is None else y.cpu().numpy().astype(np.int64),
         samples=torch.cat(draws, 1).numpy() if n_samples else None,
-        kl_per_dim=(kl_sum / n).numpy().astype(np.float32) if has_kl else None,
+        kl_per_dim=kl.mean().numpy().astype(np.float32),
     )
 
 

@@ -113,11 +113,7 @@ def traverse(
     z = base.expand(len(dims), steps, latent).clone()  # (R, S, D): every row starts as the base code
     for r, d in enumerate(dims):
         z[r, :, d] = base[d] + offsets * scale[d]  # only dimension d moves along row r
-    labels = None
-    if model.conditional:
-        if label is None:
-            raise ConfigError("this model is conditional: give the class to decode (e.g. --label 3)")
-        labels = torch.full((len(dims) * steps,), int(label), dtype=torch.long)
+    labels = None if label is None else torch.full((len(dims) * steps,), int(label), dtype=torch.long)
     images = model.decode(z.reshape(-1, latent), labels).mean  # (R*S, *event)
     return Traversal(
         images=images.reshape(len(dims), steps, *images.shape[1:]).cpu(),

@@ -18,6 +18,7 @@ Tabular data (N, F) are standardised inside and modelled with a Gaussian likelih
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -29,13 +30,17 @@ import torch
 from sklearn.base import BaseEstimator
 
 from .. import io
-from ..build import build_model
-from ..config import DataConfig, ModelConfig, ObjectiveConfig, RunConfig, TrainConfig
+from ..config import DataConfig, ModelConfig, Plugin, RunConfig, TrainConfig
+from ..data import DataBundle
+from ..data.standardize import Standardizer
 from ..errors import CheckpointError, ConfigError, DataError
 from ..evaluate import importance_sampled_nll
 from ..models.vae import VAE, Batch
 from ..objectives import ELBO
-from .loop import auto_epochs, few_threads, train_in_memory
+from ..rng import seeded
+from ..train import fit, torch_threads
+from ..writer import STANDARDIZER_FILE
+from .budget import ESTIMATOR_THREADS, auto_epochs
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +71,7 @@ def anomaly_scores(model: VAE, x: torch.Tensor, score: str = "nll", k: int = 100
     was_training = model.training
     model.eval()
     out = []
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         for start in tqdm(range(0, x.shape[0], batch_size), disable=not progress, desc="scoring", unit="batch"):
             xb = x[start : start + batch_size]
             if score == "nll":
@@ -98,8 +102,10 @@ class VAEAnomalyDetector(BaseEstimator):
     (None: "gaussian-learned" for tables, "bernoulli" for images); `network` ("mlp" or "conv" for images);
     `random_state`; `verbose` (progress bars).
 
-    Fitted attributes: `model_`, `decision_scores_` (training scores), `threshold_`, `labels_` (0/1 on the
-    training data), `n_features_in_`, `feature_names_in_`, `input_kind_` ("tabular" or "image").
+    Fitted attributes: `model_`, `config_` (the run config it trained with), `decision_scores_` (training
+    scores), `threshold_`, `labels_` (0/1 on the training data), `n_features_in_`, `feature_names_in_`,
+    `input_kind_` ("tabular" or "image"), `standardizer_` (tables: the per-column scaling; None for images),
+    `history_` (training loss per epoch).
     """
 
     def __init__(self, latent_dim: int | None = None, hidden: Sequence[int] | None = None, epochs: int | None = None,
@@ -125,31 +131,19 @@ class VAEAnomalyDetector(BaseEstimator):
 
     def fit(self, X: Any, y: Any = None, *, feature_names: Sequence[str] | None = None) -> "VAEAnomalyDetector":
         """Trains the VAE on X (labels `y` are ignored: the detector is unsupervised) and sets the threshold."""
-        with few_threads():
-            return self._fit(X, feature_names)
-
-    def _fit(self, X: Any, feature_names: Sequence[str] | None) -> "VAEAnomalyDetector":
         self._check_params()
         x_np = self._as_array(X, "X")
         self.input_kind_ = "tabular" if x_np.ndim == 2 else "image"
         self.feature_names_in_ = _feature_names(X, feature_names)
-        if self.input_kind_ == "tabular":
-            self.mean_ = x_np.mean(0)
-            scale = x_np.std(0)
-            self.scale_ = np.where(scale > 0, scale, 1.0)  # constant columns stay constant (0 after centring)
-        else:
-            self.mean_ = self.scale_ = None
+        # Tables are standardised per column (a constant column stays constant: 0 after centring).
+        self.standardizer_ = Standardizer.fit(x_np) if self.input_kind_ == "tabular" else None
         x = self._transform(x_np)
         self.event_shape_ = tuple(x.shape[1:])
         self.n_features_in_ = int(math.prod(self.event_shape_))
-        seed = self._seed()
-        self.config_ = self._run_config(x.shape[0], seed)
-        torch.manual_seed(seed)
-        self.model_ = build_model(self.config_.model)
-        t = self.config_.train
-        objective = ELBO(beta=self.beta)
-        self.history_ = train_in_memory(self.model_, objective, x, None, t.epochs, t.batch_size, t.lr, seed=seed,
-                                        progress=bool(self.verbose))
+        # The one training loop, in memory: no validation pass, no run folder (`save` writes one).
+        result = fit(self._run_config(x.shape[0], self._seed()), data=DataBundle.from_arrays(x), validate=False)
+        self.model_, self.config_ = result.model, result.config
+        self.history_ = [record["train_loss"] for record in result.history]
         self.decision_scores_ = self._scores(x)
         self.threshold_ = float(np.quantile(self.decision_scores_, 1.0 - self.contamination))
         self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int64)
@@ -178,13 +172,20 @@ class VAEAnomalyDetector(BaseEstimator):
         likelihood = self.likelihood or ("gaussian-learned" if self.input_kind_ == "tabular" else "bernoulli")
         # Standardised tables have unit variance per column: start the (learned) sigma there.
         sigma = self.sigma or (1.0 if self.input_kind_ == "tabular" else 0.1)
+        if self.hidden is not None and self.network != "mlp":
+            raise ConfigError(f"hidden sets the sizes of the 'mlp' network; network {self.network!r} does not take it")
+        network = {"hidden": hidden} if self.network == "mlp" else {}
+        sigma_option = {"sigma": sigma} if likelihood in ("gaussian", "gaussian-learned") else {}
+        if self.sigma is not None and not sigma_option:
+            raise ConfigError(f"sigma applies to the gaussian likelihoods only, not to {likelihood!r}")
         return RunConfig(
-            data=DataConfig(name="array"),
-            model=ModelConfig(network=self.network, latent_dim=latent_dim, hidden=hidden,
-                              likelihood=likelihood, sigma=sigma, event_shape=list(self.event_shape_)),
-            objective=ObjectiveConfig(name="elbo", beta=self.beta),
+            data=DataConfig(name="arrays"),
+            model=ModelConfig(latent_dim=latent_dim, network=Plugin("network", self.network, network),
+                              likelihood=Plugin("likelihood", likelihood, sigma_option),
+                              prior=Plugin("prior", "normal")),
+            objective=Plugin("objective", "elbo", {"beta": self.beta}),
             train=TrainConfig(epochs=epochs, batch_size=self.batch_size, lr=self.lr, seed=seed,
-                              progress=bool(self.verbose)),
+                              threads=ESTIMATOR_THREADS, progress=bool(self.verbose)),
         )
 
     # --- input handling -----------------------------------------------------------------------------------
@@ -221,8 +222,8 @@ class VAEAnomalyDetector(BaseEstimator):
         return x
 
     def _transform(self, x: np.ndarray) -> torch.Tensor:
-        if self.input_kind_ == "tabular":
-            x = (x - self.mean_) / self.scale_
+        if self.standardizer_ is not None:
+            x = self.standardizer_.transform(x)
         return torch.from_numpy(x.astype(np.float32))
 
     def _check_fitted_input(self, X: Any, feature_names: Sequence[str] | None) -> torch.Tensor:
@@ -249,7 +250,7 @@ class VAEAnomalyDetector(BaseEstimator):
     # --- scoring ------------------------------------------------------------------------------------------
 
     def _scores(self, x: torch.Tensor) -> np.ndarray:
-        with few_threads():
+        with torch_threads(ESTIMATOR_THREADS):
             return anomaly_scores(self.model_, x, self.score, self.k, seed=self._score_seed(), progress=bool(self.verbose))
 
     def _score_seed(self) -> int:
@@ -280,19 +281,22 @@ class VAEAnomalyDetector(BaseEstimator):
 
     # --- persistence ---------------------------------------------------------------------------------------
 
-    def save(self, run_dir: str | Path) -> Path:
-        """Writes a run folder: config.json + model.safetensors (loadable by `vaekit.load_run`) + detector.json."""
+    def save(self, run_dir: str | Path, data: DataConfig | None = None) -> Path:
+        """Writes a run folder: config.json + model.safetensors (loadable by `vaekit.load_run`), detector.json
+        and, for tables, standardizer.json. `data` says where the training data came from (e.g. the file the
+        CLI read), so that `vaekit reconstruct RUN` finds it; by default the run's data are in-memory arrays."""
         if not hasattr(self, "model_"):
             raise ConfigError("this VAEAnomalyDetector is not fitted yet: nothing to save")
         run_dir = Path(run_dir)
-        io.save_config(run_dir, self.config_)
+        config = self.config_ if data is None else dataclasses.replace(self.config_, data=data)
+        io.save_config(run_dir, config)
         io.save_model(run_dir / io.MODEL_FILE, self.model_)
+        if self.standardizer_ is not None:
+            io.atomic_write_text(run_dir / STANDARDIZER_FILE, json.dumps(self.standardizer_.to_dict()) + "\n")
         state = {
             "params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.get_params().items()},
             "input_kind": self.input_kind_,
             "event_shape": list(self.event_shape_),
-            "mean": None if self.mean_ is None else self.mean_.tolist(),
-            "scale": None if self.scale_ is None else self.scale_.tolist(),
             "threshold": self.threshold_,
             "feature_names": self.feature_names_in_,
             "train_scores": self.decision_scores_.tolist(),
@@ -314,18 +318,27 @@ class VAEAnomalyDetector(BaseEstimator):
             detector = cls(**state["params"])
             detector.input_kind_ = state["input_kind"]
             detector.event_shape_ = tuple(state["event_shape"])
-            detector.mean_ = None if state["mean"] is None else np.asarray(state["mean"], dtype=np.float64)
-            detector.scale_ = None if state["scale"] is None else np.asarray(state["scale"], dtype=np.float64)
+            detector.standardizer_ = _load_standardizer(run_dir, state)
             detector.threshold_ = float(state["threshold"])
             detector.feature_names_in_ = state["feature_names"]
             detector.decision_scores_ = np.asarray(state["train_scores"], dtype=np.float64)
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError, DataError) as error:
             raise CheckpointError(f"{path} is invalid ({error})") from None
         detector.model_, detector.config_ = run.model, run.config
         detector.n_features_in_ = int(math.prod(detector.event_shape_))
         detector.labels_ = (detector.decision_scores_ > detector.threshold_).astype(np.int64)
         detector.history_ = []
         return detector
+
+
+def _load_standardizer(run_dir: Path, state: dict) -> Standardizer | None:
+    """standardizer.json of the run; detectors saved before it existed kept mean and scale in detector.json."""
+    path = run_dir / STANDARDIZER_FILE
+    if path.is_file():
+        return Standardizer.from_dict(json.loads(path.read_text()))
+    if state.get("mean") is not None:
+        return Standardizer.from_dict({"mean": state["mean"], "scale": state["scale"]})
+    return None
 
 
 def detection_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float | None = None) -> dict[str, float]:

@@ -1,7 +1,8 @@
 """Missing-data imputation with a VAE: MIWAE training, importance-sampling and Gibbs-style imputation.
 
 Training (MIWAE, Mattei & Frellsen 2019): missing entries are zero-filled, the encoder reads [x * m, m] so that
-it knows which entries are missing, and the likelihood counts observed entries only (m = 1 observed):
+it knows which entries are missing (the `mlp` network with `mask_input`), and the likelihood counts observed
+entries only (m = 1 observed); `VAEImputer` trains such a model with `vaekit.fit`:
     L_K(x_obs) = E[log (1/K) sum_k p(x_obs | z_k) p(z_k) / q(z_k | x_obs)],   z_k ~ q(z | x_obs)
 Imputation given a trained model (any VAE: the MIWAE model here, or a run trained on complete images):
     importance sampling   w_k ∝ p(x_obs | z_k) p(z_k) / q(z_k | x_obs);  single imputation = sum_k w_k E[x_mis | z_k];
@@ -16,57 +17,16 @@ The Gibbs-style single imputation is the chain average of E[x_mis | z_t] after b
 from __future__ import annotations
 
 import math
-from typing import Sequence
 
 import torch
-from torch.nn import functional as F
 
-from ..distributions import Masked, diagonal_normal
+from ..distributions import Masked
 from ..errors import ConfigError
-from ..likelihoods import build_likelihood
-from ..models.vae import MIN_POSTERIOR_SCALE, VAE, VAEOutput
-from ..nets import build_networks
-from ..priors import build_prior
+from ..models.vae import VAE
+from ..rng import seeded
 
 METHODS = ("importance", "pseudo-gibbs", "metropolis")
 ROWS_BUDGET = 4_000_000
-
-
-class MaskedInputVAE(VAE):
-    """A VAE over tables (F,) whose encoder reads [x * m, m] (B, 2F): it sees which entries are missing."""
-
-    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None, mask: torch.Tensor | None = None):
-        """q(z | x_obs) with batch shape (B,); `mask` (B, F), 1 = observed (None: all observed)."""
-        mask = torch.ones_like(x) if mask is None else mask.to(x.dtype)
-        h = self.encoder(torch.cat([x * mask, mask], dim=-1), None)  # (B, 2D)
-        loc, raw_scale = h.chunk(2, dim=-1)
-        return diagonal_normal(loc, F.softplus(raw_scale) + MIN_POSTERIOR_SCALE)
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None, n_samples: int = 1,
-                mask: torch.Tensor | None = None) -> VAEOutput:
-        x = x if mask is None else x * mask  # zero-fill missing entries
-        qz = self.encode(x, mask=mask)
-        z = qz.rsample((n_samples,))  # (S, B, D)
-        px = self.decode(z)
-        return VAEOutput(qz=qz, z=z, px=px if mask is None else Masked(px, mask), pz=self.prior())
-
-
-def build_masked_vae(n_features: int, latent_dim: int, hidden: Sequence[int] = (128, 128),
-                     likelihood: str = "gaussian-learned", activation: str = "tanh", sigma: float = 1.0) -> MaskedInputVAE:
-    """A MIWAE model for tables of `n_features` columns: MLP encoder over 2F inputs, MLP decoder to (F,)."""
-    options = {"sigma": sigma} if likelihood in ("gaussian", "gaussian-learned") else {}
-    lik = build_likelihood(likelihood, (n_features,), **options)
-    encoder = build_networks("mlp", (2 * n_features,), latent_dim, hidden=list(hidden), activation=activation).encoder
-    decoder = build_networks("mlp", (n_features,), latent_dim, lik.params_per_entry, hidden=list(hidden),
-                             activation=activation).decoder
-    return MaskedInputVAE(encoder, decoder, lik, build_prior("normal", latent_dim), latent_dim, (n_features,))
-
-
-def _posterior(model: VAE, x: torch.Tensor, mask: torch.Tensor | None):
-    """q(z | x_obs): a MaskedInputVAE reads the mask; a plain VAE reads the zero-filled (or completed) x."""
-    if isinstance(model, MaskedInputVAE):
-        return model.encode(x, mask=mask)
-    return model.encode(x if mask is None else x * mask)
 
 
 @torch.no_grad()
@@ -79,7 +39,7 @@ def impute_importance(model: VAE, x: torch.Tensor, mask: torch.Tensor, k: int = 
     """
     mask = mask.to(x.dtype)
     x = x * mask
-    qz = _posterior(model, x, mask)
+    qz = model.encode(x, mask=mask)
     z = qz.sample((k,))  # (K, B, D)
     px = model.decode(z)
     log_w = Masked(px, mask).log_prob(x) + model.prior().log_prob(z) - qz.log_prob(z)  # (K, B)
@@ -117,12 +77,12 @@ def impute_gibbs(model: VAE, x: torch.Tensor, mask: torch.Tensor, steps: int = 2
     def log_joint_over_q(qz, z, xc):  # log p(x^|z) + log p(z) - log q(z|x^), (B,)
         return model.decode(z).log_prob(xc) + prior.log_prob(z) - qz.log_prob(z)
 
-    qz = _posterior(model, current, ones)
+    qz = model.encode(current, mask=ones)
     z = qz.sample()  # (B, D)
     first_kept = int(steps * burn_in)
     total = torch.zeros_like(x)
     for step in range(steps):
-        qz = _posterior(model, current, ones)  # the proposal, built from the current completion
+        qz = model.encode(current, mask=ones)  # the proposal, built from the current completion
         proposal = qz.sample()
         if metropolis:
             log_alpha = log_joint_over_q(qz, proposal, current) - log_joint_over_q(qz, z, current)  # (B,)
@@ -152,8 +112,7 @@ def impute(model: VAE, x: torch.Tensor, mask: torch.Tensor, method: str = "impor
     # Bound the (samples, batch, *event) tensors that one step holds to about 4M numbers.
     batch_size = max(1, min(batch_size, ROWS_BUDGET // (samples * math.prod(x.shape[1:]))))
     out = []
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         for start in tqdm(range(0, x.shape[0], batch_size), disable=not progress, desc="imputing", unit="batch"):
             xb, mb = x[start : start + batch_size], mask[start : start + batch_size]
             if method == "importance":
@@ -163,5 +122,5 @@ def impute(model: VAE, x: torch.Tensor, mask: torch.Tensor, method: str = "impor
     return torch.cat(out)
 
 
-__all__ = ["MaskedInputVAE", "build_masked_vae", "impute_importance", "impute_gibbs", "impute",
+__all__ = ["impute_importance", "impute_gibbs", "impute",
            "METHODS"]

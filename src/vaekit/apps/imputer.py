@@ -3,9 +3,10 @@
     imputer = VAEImputer(random_state=0)
     X_filled = imputer.fit_transform(X)          # NaN marks a missing value; observed values are kept exactly
 
-Columns are standardised inside with the mean and standard deviation of their observed values; the model is a
-`MaskedInputVAE` trained on the observed entries only (see `vaekit.apps.impute`). It works in a
-`sklearn.pipeline.Pipeline` like `SimpleImputer` or `IterativeImputer`.
+Columns are standardised inside with the mean and standard deviation of their observed values (a `Standardizer`);
+the model is a VAE whose `mlp` encoder reads the mask (`mask_input`), trained by `vaekit.fit` with the IWAE bound
+over the observed entries only (see `vaekit.apps.impute`). It works in a `sklearn.pipeline.Pipeline` like
+`SimpleImputer` or `IterativeImputer`.
 """
 
 from __future__ import annotations
@@ -16,10 +17,14 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from ..config import DataConfig, ModelConfig, Plugin, RunConfig, TrainConfig
+from ..data import DataBundle
+from ..data.standardize import Standardizer
 from ..errors import ConfigError, DataError
-from ..objectives import IWAE
-from .impute import METHODS, build_masked_vae, impute, impute_importance
-from .loop import auto_epochs, few_threads, train_in_memory
+from ..rng import seeded
+from ..train import fit, torch_threads
+from .budget import ESTIMATOR_THREADS, auto_epochs
+from .impute import METHODS, impute, impute_importance
 
 # Default training length: about this many optimiser steps, within these many epochs.
 AUTO_STEPS = 4000
@@ -59,7 +64,8 @@ class VAEImputer(TransformerMixin, BaseEstimator):
     "metropolis"); `samples` (importance samples, or chain steps for the Gibbs samplers); `random_state`;
     `verbose` (progress bars).
 
-    Fitted attributes: `model_`, `mean_`, `scale_` (per-column standardisation), `n_features_in_`, `history_`.
+    Fitted attributes: `model_`, `config_` (the run config it trained with), `standardizer_` (per-column
+    standardisation), `n_features_in_`, `history_` (training loss per epoch).
     """
 
     def __init__(self, latent_dim: int | None = None, hidden: Sequence[int] = (128, 128), epochs: int | None = None,
@@ -91,20 +97,29 @@ class VAEImputer(TransformerMixin, BaseEstimator):
                             f"{empty_cols[0]}); drop them, a model cannot learn them")
         n, f = x.shape
         self.n_features_in_ = f
-        self.mean_ = np.nanmean(x, axis=0)
-        scale = np.nanstd(x, axis=0)
-        self.scale_ = np.where(scale > 0, scale, 1.0)
-        seed = self._seed()
-        latent_dim = self.latent_dim or max(1, min(10, f - 1))
-        epochs = self.epochs or auto_epochs(n, self.batch_size, AUTO_STEPS, AUTO_EPOCHS)
-        torch.manual_seed(seed)
-        self.model_ = build_masked_vae(f, latent_dim, self.hidden, self.likelihood)
+        self.standardizer_ = Standardizer.fit(x, mask)
         xt, mt = self._tensors(x, mask)
-        # MIWAE: the IWAE bound over observed entries (the mask travels with every batch).
-        with few_threads():
-            self.history_ = train_in_memory(self.model_, IWAE(k=self.k), xt, mt, epochs, self.batch_size, self.lr,
-                                            seed=seed, progress=bool(self.verbose))
+        # MIWAE: the IWAE bound over observed entries (the mask travels with every batch), by the one loop.
+        result = fit(self._run_config(n, f), data=DataBundle.from_arrays(xt, mask=mt), validate=False)
+        self.model_, self.config_ = result.model, result.config
+        self.history_ = [record["train_loss"] for record in result.history]
         return self
+
+    def _run_config(self, n: int, f: int) -> RunConfig:
+        # Standardised columns have unit variance: a Gaussian's (initial) sigma starts there.
+        sigma = {"sigma": 1.0} if self.likelihood in ("gaussian", "gaussian-learned") else {}
+        return RunConfig(
+            data=DataConfig(name="arrays"),
+            model=ModelConfig(latent_dim=self.latent_dim or max(1, min(10, f - 1)),
+                              network=Plugin("network", "mlp", {"hidden": list(self.hidden), "activation": "tanh",
+                                                                "mask_input": True}),
+                              likelihood=Plugin("likelihood", self.likelihood, sigma),
+                              prior=Plugin("prior", "normal")),
+            objective=Plugin("objective", "iwae", {"k": self.k}),
+            train=TrainConfig(epochs=self.epochs or auto_epochs(n, self.batch_size, AUTO_STEPS, AUTO_EPOCHS),
+                              batch_size=self.batch_size, lr=self.lr, seed=self._seed(), threads=ESTIMATOR_THREADS,
+                              progress=bool(self.verbose)),
+        )
 
     def _seed(self) -> int:
         if self.random_state is None:
@@ -113,7 +128,7 @@ class VAEImputer(TransformerMixin, BaseEstimator):
 
     def _tensors(self, x: np.ndarray, mask: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """Standardised values with 0 at the missing entries, and the mask, as float32 tensors."""
-        z = np.where(mask, (x - self.mean_) / self.scale_, 0.0)
+        z = np.where(mask, self.standardizer_.transform(x), 0.0)
         return torch.from_numpy(z.astype(np.float32)), torch.from_numpy(mask.astype(np.float32))
 
     def _check(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -128,9 +143,9 @@ class VAEImputer(TransformerMixin, BaseEstimator):
             return x
         xt, mt = self._tensors(x, mask)
         seed = 0 if self.random_state is None else int(self.random_state)
-        with few_threads():
+        with torch_threads(ESTIMATOR_THREADS):
             filled = impute(self.model_, xt, mt, self.method, self.samples, seed=seed, progress=bool(self.verbose))
-        values = filled.double().numpy() * self.scale_ + self.mean_
+        values = self.standardizer_.inverse(filled.double().numpy())
         return np.where(mask, x, values)
 
     def sample_imputations(self, X: Any, n_draws: int = 5) -> np.ndarray:
@@ -141,13 +156,12 @@ class VAEImputer(TransformerMixin, BaseEstimator):
         x, mask = self._check(X)
         xt, mt = self._tensors(x, mask)
         draws = []
-        with torch.random.fork_rng(devices=[]), few_threads():
-            torch.manual_seed(0 if self.random_state is None else int(self.random_state))
+        with seeded(0 if self.random_state is None else int(self.random_state)), torch_threads(ESTIMATOR_THREADS):
             for start in range(0, x.shape[0], 256):
                 _, d = impute_importance(self.model_, xt[start : start + 256], mt[start : start + 256],
                                          k=self.samples, draws=n_draws)
                 draws.append(d)
-        values = torch.cat(draws, dim=1).double().numpy() * self.scale_ + self.mean_  # (n_draws, N, F)
+        values = self.standardizer_.inverse(torch.cat(draws, dim=1).double().numpy())  # (n_draws, N, F)
         return np.where(mask[None], x[None], values)
 
     def get_feature_names_out(self, input_features: Sequence[str] | None = None) -> np.ndarray:

@@ -6,8 +6,8 @@ does not say: the style (slant, stroke width, size). Encoding an image with its 
 and decoding that z with another label draws the same style in the other class:
     x' = E[p(x | z, c')]                      ((B, *event))
 The analogy grid of Kingma et al. (2014, Fig. 1) does this for every class: one row per source image, one
-column per class. `samples_per_class` is the generative version: z ~ p(z) shared along each column, one row per
-class.
+column per class. `samples_per_class` (from `vaekit.class_grid`) is the generative version: z ~ p(z) shared along
+each column, one row per class.
 """
 
 from __future__ import annotations
@@ -20,27 +20,10 @@ import numpy as np
 import torch
 
 from .. import plots
+from ..class_grid import (NOT_CONDITIONAL, check_labels, names_of, require_conditional, samples_per_class,
+                          save_class_rows)
 from ..errors import ConfigError
 from ..models.vae import VAE
-from ..report import as_images
-
-# What a user sees when a command needs a conditional model and got another.
-NOT_CONDITIONAL = "needs a conditional model; train one with --set model.conditional=true"
-
-
-def require_conditional(model: VAE, what: str = "style transfer") -> None:
-    """A one-line ConfigError unless `model` is a conditional VAE."""
-    if not model.conditional:
-        raise ConfigError(f"{what} {NOT_CONDITIONAL}")
-
-
-def check_labels(model: VAE, labels: torch.Tensor) -> torch.Tensor:
-    """`labels` as int64 (N,), with a ConfigError naming the first one outside the trained classes."""
-    labels = torch.as_tensor(labels).long().reshape(-1)
-    bad = labels[(labels < 0) | (labels >= model.num_classes)]
-    if bad.numel():
-        raise ConfigError(f"label {int(bad[0])} is outside the trained classes 0..{model.num_classes - 1}")
-    return labels
 
 
 @dataclass(frozen=True)
@@ -95,33 +78,7 @@ def analogy_grid(model: VAE, style_x: torch.Tensor, style_y: torch.Tensor,
                        z=result.z[::k].clone(), images=result.images.view(r, k, *model.event_shape))
 
 
-@torch.no_grad()
-def samples_per_class(model: VAE, per_class: int, seed: int = 0, mean: bool = True,
-                      classes: Sequence[int] | None = None) -> torch.Tensor:
-    """(K, per_class, *event): row k holds class k; column j decodes the same z_j ~ p(z) in every class."""
-    require_conditional(model, "a grid with one row per class")
-    classes = check_labels(model, torch.arange(model.num_classes) if classes is None else classes)
-    if per_class < 1:
-        raise ConfigError(f"samples per class must be >= 1, got {per_class}")
-    k = classes.numel()
-    with torch.random.fork_rng():  # seeded without touching the caller's random state
-        torch.manual_seed(seed)
-        z = model.prior().sample((per_class,))  # (M, D)
-        px = model.decode(z.repeat(k, 1), classes.repeat_interleave(per_class))  # batch (K*M,), class-major
-        x = px.mean if mean else px.sample()
-    return x.view(k, per_class, *model.event_shape)
-
-
 # --- figures -------------------------------------------------------------------------------------------------
-
-
-def _names(classes: torch.Tensor, class_names: Sequence[str] | None, wrap: bool = False) -> list[str]:
-    """Class names (or numbers) of `classes`; `wrap` breaks long names at spaces and slashes for column labels."""
-    names = [class_names[int(c)] if class_names is not None and int(c) < len(class_names) else str(int(c))
-             for c in classes]
-    if wrap:  # 'T-shirt/top' -> 'T-shirt/\ntop', 'Ankle boot' -> 'Ankle\nboot': columns are narrow
-        names = [n.replace("/", "/\n").replace(" ", "\n") if len(n) > 7 else n for n in names]
-    return names
 
 
 def save_analogy_figure(grid: AnalogyGrid, path: str | Path, class_names: Sequence[str] | None = None,
@@ -135,30 +92,15 @@ def save_analogy_figure(grid: AnalogyGrid, path: str | Path, class_names: Sequen
     event = tuple(grid.sources.shape[1:])
     r, k = grid.images.shape[:2]
     tiles = torch.cat([grid.sources.unsqueeze(1), grid.images], 1).reshape(r * (k + 1), *event)  # (R*(K+1), ...)
-    cols = ["style"] + _names(grid.classes, class_names, wrap=True)
+    cols = ["style"] + names_of(grid.classes, class_names, wrap=True)
     if max(len(line) for c in cols for line in c.split("\n")) > 5:
         # Long names: every other label one block higher (labels sit on their last line), so neighbours never touch.
         depth = max(c.count("\n") for c in cols) + 1
         cols = [c + "\n" * depth if i % 2 else c for i, c in enumerate(cols)]
-    rows = list(row_labels) if row_labels is not None else [f"({n})" for n in _names(grid.source_labels, class_names)]
-    return plots.save_image_grid(as_images(tiles, event).clamp(0, 1), path, ncol=k + 1, title=title,
+    rows = list(row_labels) if row_labels is not None else [f"({n})" for n in names_of(grid.source_labels, class_names)]
+    return plots.save_image_grid(plots.to_nchw(tiles, event).clamp(0, 1), path, ncol=k + 1, title=title,
                                  row_labels=rows, col_labels=cols)
 
 
-def save_class_rows(images: torch.Tensor, path: str | Path, class_names: Sequence[str] | None = None,
-                    classes: Sequence[int] | None = None, title: str = "Samples, one row per class") -> Path:
-    """PNG grid of `samples_per_class` output (K, M, *event) with class names as row labels; .npy/.csv arrays."""
-    path = Path(path)
-    k, m = images.shape[:2]
-    flat = images.reshape(k * m, *images.shape[2:])
-    if path.suffix in (".npy", ".csv"):
-        from ..report import save_array
-
-        return save_array(flat.flatten(1).cpu().numpy(), path)
-    rows = _names(torch.arange(k) if classes is None else torch.as_tensor(classes), class_names)
-    return plots.save_image_grid(as_images(flat, tuple(images.shape[2:])).clamp(0, 1), path, ncol=m, title=title,
-                                 row_labels=rows)
-
-
-__all__ = ["AnalogyGrid", "StyleTransfer", "analogy_grid", "check_labels", "require_conditional",
+__all__ = ["AnalogyGrid", "NOT_CONDITIONAL", "StyleTransfer", "analogy_grid", "check_labels", "require_conditional",
            "samples_per_class", "save_analogy_figure", "save_class_rows", "transfer_style"]

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ..models.vae import VAE
+from ..rng import seeded
 
 DEFECTS = ("scratch", "spot", "dent")
 # A pixel belongs to the defect mask when the defect changed it by more than this (grey levels in [0, 1]).
@@ -109,8 +110,7 @@ def anomaly_maps(model: VAE, x: torch.Tensor, k: int = 1, batch_size: int = 256,
     averaged over k draws z ~ q(z|x). Summed over entries it gives -log p(x | z)."""
     model.eval()
     out = []
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         for start in range(0, x.shape[0], batch_size):
             xb = x[start : start + batch_size]
             qz = model.encode(xb)

@@ -1,1 +1,1 @@
-"""Subcommands of the `vaekit` CLI; each module has `register(subparsers)`."""
+"""Subcommands of the `vaekit` CLI; each module has `register(subparsers)`, except `common` (shared helpers)."""

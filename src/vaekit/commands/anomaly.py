@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError, VaekitError
-from .run import guard_output
+from .common import guard_output, refuse_nonempty
 
 
 def _data_args(p, default_split: str) -> None:
@@ -84,8 +84,8 @@ def read_data(args) -> tuple[np.ndarray, np.ndarray | None, list[str] | None, tu
                            label_column=args.label_column)
         split = bundle.split("train")  # the whole file, in its order
     x = split.x.double().numpy()
-    if bundle.meta.get("standardized"):  # the loader standardised a table; the detector does its own scaling
-        x = x * np.asarray(bundle.meta["std"]) + np.asarray(bundle.meta["mean"])
+    if bundle.standardizer is not None:  # the loader standardised a table; the detector does its own scaling
+        x = bundle.standardizer.inverse(x)
     names = bundle.meta.get("feature_names")
     y = None if split.y is None else split.y.numpy()
     return x, y, None if names is None else list(names), bundle.class_names
@@ -122,11 +122,10 @@ def _stem(spec: str) -> str:
 
 def cmd_fit(args) -> int:
     from ..apps.anomaly import VAEAnomalyDetector
-    from ..io import CONFIG_FILE, atomic_write_text
+    from ..config import DataConfig
 
     out = Path(args.out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise VaekitError(f"{out} already exists and is not empty; choose another --out")
+    refuse_nonempty(out)
     x, y, names, class_names = read_data(args)
     if args.normal_class is not None:
         keep = anomaly_labels(y, class_names, args.normal_class) == 0
@@ -137,10 +136,7 @@ def cmd_fit(args) -> int:
                                   contamination=args.contamination, likelihood=args.likelihood, network=args.network,
                                   random_state=args.seed, verbose=True)
     detector.fit(x, feature_names=names)
-    detector.save(out)
-    config = json.loads((out / CONFIG_FILE).read_text())
-    config["data"]["name"] = args.data  # so that `vaekit sample/reconstruct RUN` find the data
-    atomic_write_text(out / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
+    detector.save(out, data=DataConfig(name=args.data, root=args.data_root))  # `vaekit reconstruct RUN` finds it
     share = detector.labels_.mean()
     print(f"run folder: {out}")
     print(f"trained on {len(x)} examples ({detector.input_kind_}); threshold {detector.threshold_:.3f} "
@@ -220,8 +216,7 @@ def cmd_surfaces(args) -> int:
     from ..apps.surfaces import run_surface_demo
 
     out = Path(args.out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise VaekitError(f"{out} already exists and is not empty; choose another --out")
+    refuse_nonempty(out)
     report = run_surface_demo(out, n_train=args.n_train, n_test=args.n_test, size=args.size, epochs=args.epochs,
                               seed=args.seed)
     print(f"image-level ROC-AUC {report['image_roc_auc']:.3f}, pixel-level ROC-AUC {report['pixel_roc_auc']:.3f}")

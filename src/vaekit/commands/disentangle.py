@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from ..errors import VaekitError
-from .run import guard_output, load_with_data, run_args
+from .common import guard_output, load_with_data, run_args
 
 
 def register(sub) -> None:

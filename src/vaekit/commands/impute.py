@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import DataError, VaekitError
-from .run import guard_output
+from .common import guard_output
 
 
 def register(sub) -> None:
@@ -102,7 +102,7 @@ def _impute_images(args) -> int:
     if args.image:
         images = as_images(read_array_or_image(args.image, "image"), model.event_shape, "image")
     else:
-        from .run import load_with_data
+        from .common import load_with_data
 
         _, data = load_with_data(argparse_namespace(run=args.source, data_root=args.data_root))
         images = data.split("test").x[: max(1, args.n)]

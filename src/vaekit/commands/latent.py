@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from .run import guard_output, load_with_data, run_args
+from .common import guard_output, load_with_data, run_args
 
 OUT_DIR = "latent"
 
@@ -276,10 +276,10 @@ def cmd_traverse(args) -> int:
     if args.index is not None:
         i = _check_index(args.index, len(split), args.split)
         y = None if split.y is None else split.y[i : i + 1]
-        if model.conditional and label is None:
-            label = None if y is None else int(y[0])
+        if label is None and y is not None:
+            label = int(y[0])  # decode in the example's own class (ignored by unconditional models)
         with torch.no_grad():
-            base = model.encode(split.x[i : i + 1], y if model.conditional else None).mean[0]
+            base = model.encode(split.x[i : i + 1], y).mean[0]
         where = f"example {i}"
     emb = _embed(run, split, _rows(args, len(split)), progress=False)  # KL per dimension, for the row order
     result = traverse(model, dims, base, span=args.span, steps=args.steps, embedding=emb, label=label)
@@ -315,8 +315,8 @@ def cmd_interpolate(args) -> int:
     x_a, y_a, name_a = _example(args.a, split, model, args.split)
     x_b, y_b, name_b = _example(args.b, split, model, args.split)
     methods = ("linear", "slerp") if args.method == "both" else (args.method,)
-    if model.conditional and label is None:
-        label = y_a
+    if label is None:
+        label = y_a  # decode in the class of a (ignored by unconditional models)
     strips, row_labels = [], []
     for method in methods:
         path = interpolate(model, x_a, x_b, args.steps, method, y_a, y_b, label)
@@ -409,7 +409,7 @@ def cmd_arithmetic(args) -> int:
         if args.attributes:
             mask = read_attribute_file(args.attributes, args.attribute, n)
         else:
-            mask = dataset_attribute(split.x, args.attribute, data.meta.get("feature_names"), data.meta)
+            mask = dataset_attribute(split.x, args.attribute, data.meta.get("feature_names"), data.standardizer)
         target, source = (~mask, mask) if args.negate else (mask, ~mask)
         name = ("not " if args.negate else "") + args.attribute
         vec = attribute_vector(emb.mean, target, source, name)

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from ..errors import VaekitError
-from .run import guard_output, load_with_data, run_args
+from .common import guard_output, load_with_data, run_args
 
 
 def register(sub) -> None:

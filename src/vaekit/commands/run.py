@@ -1,6 +1,6 @@
 """Core subcommands: train, eval, sample, reconstruct, ls.
 
-Every module in `vaekit.commands` has `register(subparsers)`, which adds its subcommands with
+Every command module in `vaekit.commands` has `register(subparsers)`, which adds its subcommands with
 `set_defaults(func=handler)`; a handler takes the parsed arguments and returns the exit code.
 """
 
@@ -11,12 +11,7 @@ import time
 from pathlib import Path
 
 from ..errors import VaekitError
-
-
-def guard_output(path: str | None, force: bool) -> None:
-    """Never overwrite a file the user already has unless --force."""
-    if path and Path(path).exists() and not force:
-        raise VaekitError(f"{path} already exists; choose another --out or pass --force to overwrite it")
+from .common import class_names_of, guard_output, load_with_data, run_args
 
 
 def _train_parser(sub) -> None:
@@ -38,12 +33,6 @@ def _train_parser(sub) -> None:
     p.add_argument("--out", help="run folder (default: runs/<data>-<time>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def run_args(p, out_help: str) -> None:
-    p.add_argument("run", help="run folder written by `vaekit train`")
-    p.add_argument("--out", help=out_help)
-    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
 
 
 def register(sub) -> None:
@@ -89,8 +78,6 @@ def register(sub) -> None:
 
 def cmd_train(args) -> int:
     from .. import build_run_config, fit
-    from ..report import write_run_figures
-    from ..train import load_bundle
 
     flags = {"data.name": args.data, "data.root": args.data_root, "train.epochs": args.epochs,
              "train.batch_size": args.batch_size, "train.lr": args.lr, "model.latent_dim": args.latent_dim,
@@ -103,27 +90,14 @@ def cmd_train(args) -> int:
     if args.resume and not args.out:
         raise VaekitError("--resume needs --out RUN, the run folder to continue")
     out = Path(args.out or f"runs/{Path(config.data.name).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
-    data = None if args.resume else load_bundle(config)
-    result = fit(config, out, resume=args.resume, data=data)
-    data = data or load_bundle(result.config)
-    written = write_run_figures(result.model, data, result.history, out)
+    result = fit(config, out, resume=args.resume, figures=True)
     last = result.history[-1] if result.history else {}
     print(f"run folder: {out}")
     if last:
         print(f"epochs: {last['epoch']}  train loss: {last['train_loss']:.3f}  valid loss: {last['valid_loss']:.3f} "
               f"nats  ({last['samples_per_s']:.0f} samples/s)")
-    print("wrote: " + ", ".join(p.name for p in written))
+    print("wrote: " + ", ".join(p.name for p in result.figures))
     return 0
-
-
-def load_with_data(args):
-    from ..io import load_run
-    from ..train import load_bundle
-
-    run = load_run(args.run)
-    if getattr(args, "data_root", None):
-        run.config.data.root = args.data_root
-    return run, load_bundle(run.config)
 
 
 def cmd_eval(args) -> int:
@@ -193,8 +167,7 @@ def cmd_sample(args) -> int:
     if args.label is not None and not run.model.conditional:
         raise VaekitError("--label needs a conditional model; train one with --set model.conditional=true")
     if run.model.conditional and args.label is None:  # one row per class, the same z down each column
-        from ..apps.style import samples_per_class, save_class_rows
-        from .style import class_names_of
+        from ..class_grid import samples_per_class, save_class_rows
 
         per_class = -(-args.n // run.model.num_classes) if args.per_class is None else args.per_class
         images = samples_per_class(run.model, per_class, args.seed, mean=not args.draw)
@@ -229,6 +202,9 @@ def cmd_ls(args) -> int:
         print(f"{kind}s:")
         for name in registry.names():
             print(f"  {name:<18} {registry.help(name)}")
+            if kind != "dataset":  # a data set's options are the data.* keys
+                options = registry.options(name).values()
+                print(f"  {'':<18}   options: {', '.join(o.describe() for o in options) or 'none'}")
     return 0
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ConfigError, VaekitError
-from .run import guard_output, load_with_data, run_args
+from .common import guard_output, load_with_data, run_args
 
 DEFAULT_STYLES = 8  # with no --style: the first 8 images of the split
 
@@ -95,13 +95,3 @@ def cmd_style(args) -> int:
     print(f"wrote {out}")
     return 0
 
-
-def class_names_of(run) -> list[str]:
-    """The class names of a run's data set, or '0', '1', ... when the data set has none or cannot be read."""
-    from ..train import load_bundle
-
-    try:
-        names = load_bundle(run.config).class_names
-    except VaekitError:
-        names = None
-    return list(names) if names else [str(i) for i in range(run.model.num_classes)]

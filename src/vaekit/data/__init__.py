@@ -6,7 +6,8 @@
 from __future__ import annotations
 
 from .base import DATASETS, DataBundle, Split, ValueKind
-from .loading import data_root, load_data, validate_bundle
+from .common import data_root
+from .loading import load_data, validate_bundle
 
 # Imported for their side effect: each module registers its loaders in DATASETS.
 from . import builtin, files, mnist, shapes  # noqa: E402,F401  isort: skip

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from .base import DATASETS, DataBundle
-from .loading import DEFAULT_TEST_FRACTION, DEFAULT_VALID_FRACTION, apply_binarize, split_tensors
+from .common import DEFAULT_TEST_FRACTION, DEFAULT_VALID_FRACTION, apply_binarize, split_tensors
 
 
 @DATASETS.register("digits")

@@ -3,7 +3,7 @@
 Shapes: (N, D) arrays and CSV rows are tabular, event (D,); (N, H, W) are grey images -> (N, 1, H, W);
 (N, H, W, C) with C in {1, 3, 4} and image-like values -> (N, C, H, W). Image grey levels 0..255 become [0, 1].
 Tabular values are "binary" ({0, 1}), "unit" ([0, 1]) or else "real", standardised with the train split's
-per-feature mean and std (kept in `meta["mean"]` / `meta["std"]`: x_original = x * std + mean).
+per-feature mean and std (the bundle's `standardizer`: x_original = standardizer.inverse(x)).
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import torch
 
 from ..errors import DataError
 from .base import DataBundle, Split, ValueKind
-from .loading import DEFAULT_TEST_FRACTION, DEFAULT_VALID_FRACTION, apply_binarize, count_nonfinite, split_tensors
+from .common import DEFAULT_TEST_FRACTION, DEFAULT_VALID_FRACTION, apply_binarize, count_nonfinite, split_tensors
+from .standardize import Standardizer
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
@@ -291,12 +292,10 @@ def load_path(
     meta: dict = {"path": str(path.resolve()), "split_seed": seed}
     if feature_names:
         meta["feature_names"] = feature_names
+    standardizer = None
     if kind == "real":  # standardise with the training split's statistics
-        mean = splits["train"].x.mean(dim=0)
-        std = splits["train"].x.std(dim=0, unbiased=False)
-        std = torch.where(std > 0, std, torch.ones_like(std))
-        splits = {k: Split((s.x - mean) / std, s.y) for k, s in splits.items()}
-        meta.update(mean=mean.tolist(), std=std.tolist(), standardized=True)
+        standardizer = Standardizer.fit(splits["train"].x)
+        splits = {k: Split(standardizer.transform(s.x), s.y) for k, s in splits.items()}
     bundle = DataBundle(
         name=path.name,
         splits=splits,
@@ -305,5 +304,6 @@ def load_path(
         num_classes=len(class_names) if class_names else 0,
         class_names=class_names,
         meta=meta,
+        standardizer=standardizer,
     )
     return apply_binarize(bundle, binarize)  # a DataError unless the data are [0, 1] images

@@ -17,7 +17,7 @@ import torch
 
 from ..errors import DataError
 from .base import DATASETS, DataBundle, Split
-from .loading import apply_binarize, dataset_folder, find_file
+from .common import apply_binarize, dataset_folder, find_file
 
 # IDX type byte -> numpy dtype (multi-byte types are big-endian)
 IDX_DTYPES: dict[int, str] = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}

@@ -31,7 +31,7 @@ import torch
 
 from ..errors import DataError
 from .base import DATASETS, DataBundle, Split
-from .loading import DEFAULT_TEST_FRACTION, DEFAULT_VALID_FRACTION, split_tensors
+from .common import DEFAULT_TEST_FRACTION, DEFAULT_VALID_FRACTION, split_tensors
 
 SHAPE_NAMES = ("square", "ellipse", "heart")
 FACTOR_NAMES = ("shape", "scale", "rotation", "pos_x", "pos_y")

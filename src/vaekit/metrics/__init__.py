@@ -9,11 +9,10 @@ from .disentanglement import (
     DisentanglementReport, MetricResult, MetricSettings, all_metrics, beta_vae_score, dci, dci_from_importance,
     disentanglement_report, factor_vae_score, mig, mig_from_codes, sap, sap_continuous,
 )
-from .factors import FactorGrid, encode_samples, factor_source, has_factors, model_representation, split_factors
+from .factors import FactorGrid, encode_samples, factor_source, has_factors, model_representation
 
 __all__ = [
     "DisentanglementReport", "MetricResult", "MetricSettings", "all_metrics", "beta_vae_score", "dci",
     "dci_from_importance", "disentanglement_report", "factor_vae_score", "mig", "mig_from_codes", "sap",
     "sap_continuous", "FactorGrid", "encode_samples", "factor_source", "has_factors", "model_representation",
-    "split_factors",
 ]

@@ -82,13 +82,6 @@ def factor_source(bundle: DataBundle) -> FactorGrid:
     return FactorGrid(names, sizes, meta["render"])
 
 
-def split_factors(bundle: DataBundle, split: str = "test") -> torch.Tensor:
-    """Factor indices (N, K) of the rows of `split` (shortened like the split when the data were loaded with a
-    limit)."""
-    factor_source(bundle)  # the same error for data sets without factors
-    return bundle.meta["factors"][split][: len(bundle.split(split))]
-
-
 def model_representation(model, batch_size: int = 1024) -> Representation:
     """The posterior means E_q[z|x] of an unconditional VAE, as the representation (the usual choice)."""
     if getattr(model, "conditional", False):

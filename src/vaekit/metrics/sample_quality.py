@@ -32,6 +32,7 @@ from ..data.base import DataBundle
 from ..errors import CheckpointError, DataError
 from ..io import atomic_write_text, load_tensors, save_tensors
 from ..models.vae import VAE
+from ..rng import seeded
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +119,7 @@ def train_classifier(bundle: DataBundle, epochs: int | None = None, batch_size: 
         x, y = x[:limit], y[:limit]
     if epochs is None:
         epochs = min(50, max(3, math.ceil(150_000 / x.shape[0])))
-    with torch.random.fork_rng():  # leaves the caller's random state alone
-        torch.manual_seed(seed)
+    with seeded(seed):  # leaves the caller's random state alone
         net = Classifier(bundle.event_shape, bundle.num_classes, feature_dim)
         opt = torch.optim.Adam(net.parameters(), lr=lr)
         steps = epochs * math.ceil(x.shape[0] / batch_size)
@@ -267,8 +267,7 @@ def sample_quality(model: VAE, bundle: DataBundle, classifier: Classifier, n: in
         raise DataError(f"the model was trained on {model.num_classes} classes, {bundle.name!r} has {k}")
     pi = torch.bincount(train_y, minlength=k).double() / train_y.numel()  # data class distribution (K,)
     model.eval()
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
+    with seeded(seed):
         labels = torch.multinomial(pi, n, replacement=True) if model.conditional else None  # (n,) ~ pi
         samples = generate(model, n, labels, progress=progress)
         # Real references of the same size as far as the splits allow: a random subset of test and of train.

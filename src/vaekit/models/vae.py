@@ -63,8 +63,7 @@ class VAE(nn.Module):
         self.latent_dim = latent_dim
         self.event_shape = tuple(event_shape)
         self.num_classes = num_classes
-        if hasattr(prior, "attach"):
-            prior.attach(self)  # priors defined through the encoder (VampPrior) keep a reference to the model
+        prior.attach(self)  # a prior defined through the encoder (VampPrior) keeps a reference to it
 
     @property
     def conditional(self) -> bool:
@@ -87,9 +86,14 @@ class VAE(nn.Module):
                               f"trained classes 0..{self.num_classes - 1}")
         return F.one_hot(y, self.num_classes).to(self._dtype())
 
-    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> D.Independent:
-        """q(z|x): a diagonal Gaussian with batch shape (B,) and event shape (D,)."""
-        h = self.encoder(x, self.condition(y, x.shape[0]))  # (B, 2D)
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> D.Independent:
+        """q(z|x): a diagonal Gaussian with batch shape (B,) and event shape (D,).
+
+        `mask` (B, *event), 1 = observed, reaches encoders that read it; missing entries are zero-filled here.
+        """
+        c = self.condition(y, x.shape[0])
+        # (B, 2D); an encoder of one's own that knows nothing of masks keeps working on complete data
+        h = self.encoder(x, c) if mask is None else self.encoder(x * mask, c, mask)
         loc, raw_scale = h.chunk(2, dim=-1)
         return diagonal_normal(loc, F.softplus(raw_scale) + MIN_POSTERIOR_SCALE)
 
@@ -109,9 +113,7 @@ class VAE(nn.Module):
         self, x: torch.Tensor, y: torch.Tensor | None = None, n_samples: int = 1, mask: torch.Tensor | None = None
     ) -> VAEOutput:
         """Encode, draw `n_samples` reparameterised z ~ q(z|x) (z = mu + sigma * eps), decode."""
-        if mask is not None:
-            x = x * mask  # missing entries are zero-filled for the encoder
-        qz = self.encode(x, y)
+        qz = self.encode(x, y, mask)
         z = qz.rsample((n_samples,))  # (S, B, D)
         px = self.decode(z, y)
         if mask is not None:

@@ -1,9 +1,14 @@
 """The network contract and registry.
 
 A network factory returns an encoder and a decoder:
-    encoder(x (B, *event), c (B, C) or None) -> (B, 2 * latent_dim)    raw [mu, pre-scale] of q(z|x)
+    encoder(x (B, *event), c (B, C) or None, mask (B, *event) or None) -> (B, 2 * latent_dim)
+                                                                       raw [mu, pre-scale] of q(z|x)
     decoder(z (N, latent_dim), c (N, C) or None) -> (N, P, *event)     P = likelihood.params_per_entry
 `c` is the conditioning vector (a one-hot label for a conditional VAE); `cond_dim` is 0 when there is none.
+`mask` marks the observed entries (1 = observed; missing ones arrive zero-filled). An encoder may read it (the
+`mlp` network's `mask_input` option: the MIWAE encoder of Mattei & Frellsen 2019) or ignore it.
+The context parameters (event_shape, latent_dim, params_per_entry, cond_dim) come from the builder; every other
+parameter of a factory is an option of `[model.network]`.
 """
 
 from __future__ import annotations
@@ -34,13 +39,24 @@ class NetworkPair:
     decoder: nn.Module
 
 
-NETWORKS: Registry[Callable[..., NetworkPair]] = Registry("network")
+NETWORKS: Registry[Callable[..., NetworkPair]] = Registry(
+    "network", context=("event_shape", "latent_dim", "params_per_entry", "cond_dim"))
+
+
+def check_activation(name: str, extra: tuple[str, ...] = ()) -> None:
+    """A ConfigError unless `name` is a known activation (or one of the network's own `extra` choices)."""
+    if name not in ACTIVATIONS and name not in extra:
+        raise ConfigError(f"unknown activation {name!r}; choose one of: {', '.join([*ACTIVATIONS, *extra])}")
+
+
+def check_sizes(what: str, sizes) -> None:
+    """A ConfigError unless every layer size is >= 1."""
+    if any(size < 1 for size in sizes):
+        raise ConfigError(f"{what} must hold sizes >= 1, got {list(sizes)}")
 
 
 def activation(name: str) -> nn.Module:
-    """A fresh activation module by name ("gated" is handled by the MLP itself and means ReLU elsewhere)."""
-    if name == "gated":
-        return nn.ReLU()
+    """A fresh activation module by name."""
     if name not in ACTIVATIONS:
         raise ConfigError(f"unknown activation {name!r}; choose one of: {', '.join(ACTIVATIONS)}")
     return ACTIVATIONS[name]()
@@ -54,5 +70,6 @@ def build_networks(
     cond_dim: int = 0,
     **options,
 ) -> NetworkPair:
-    """Builds the network pair registered as `name`; options it does not take are ignored."""
-    return NETWORKS.build(name, tuple(event_shape), latent_dim, params_per_entry, cond_dim, **options)
+    """Builds the network pair registered as `name`; an option it does not take is a ConfigError."""
+    return NETWORKS.build(name, options, event_shape=tuple(event_shape), latent_dim=latent_dim,
+                          params_per_entry=params_per_entry, cond_dim=cond_dim)

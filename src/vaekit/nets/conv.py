@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from .base import NETWORKS, NetworkPair, activation
+from .base import NETWORKS, NetworkPair, activation, check_activation, check_sizes
 
 
 def _halved_sizes(size: tuple[int, int], n: int) -> list[tuple[int, int]]:
@@ -42,8 +42,8 @@ class ConvEncoder(nn.Module):
             nn.Linear(c_in * h_out * w_out + cond_dim, hidden), activation(act), nn.Linear(hidden, 2 * latent_dim)
         )
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.convs(x).flatten(1)
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.convs(x).flatten(1)  # the mask is not read: missing pixels arrive zero-filled
         if c is not None:
             h = torch.cat([h, c], dim=1)
         return self.head(h)
@@ -90,15 +90,22 @@ def build_conv(
     params_per_entry: int = 1,
     cond_dim: int = 0,
     channels: Sequence[int] = (32, 64),
-    conv_hidden: int = 256,
+    dense: int = 256,
     activation: str = "relu",
 ) -> NetworkPair:
-    """Stride-2 convolutional encoder and transposed-convolution decoder for (C, H, W) images of any size."""
+    """Stride-2 convolutional encoder and transposed-convolution decoder for (C, H, W) images of any size.
+
+    `channels`: output channels of each stride-2 layer (encoder order); `dense`: width of the fully connected
+    layer between the convolutions and the latent code.
+    """
     if len(event_shape) != 3:
-        raise ConfigError(f"network 'conv' needs images (C, H, W), got data of shape {tuple(event_shape)}; use 'mlp'")
+        raise ConfigError(f"needs images (C, H, W), got data of shape {tuple(event_shape)}; use network 'mlp'")
     if not channels:
-        raise ConfigError("network 'conv' needs at least one entry in model.channels")
+        raise ConfigError("channels needs at least one entry")
+    check_sizes("channels", channels)
+    check_sizes("dense", [dense])
+    check_activation(activation)
     return NetworkPair(
-        encoder=ConvEncoder(event_shape, list(channels), conv_hidden, latent_dim, cond_dim, activation),
-        decoder=ConvDecoder(event_shape, list(channels), conv_hidden, latent_dim, params_per_entry, cond_dim, activation),
+        encoder=ConvEncoder(event_shape, list(channels), dense, latent_dim, cond_dim, activation),
+        decoder=ConvDecoder(event_shape, list(channels), dense, latent_dim, params_per_entry, cond_dim, activation),
     )

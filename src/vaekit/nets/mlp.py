@@ -8,7 +8,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .base import NETWORKS, NetworkPair, activation
+from .base import NETWORKS, NetworkPair, activation, check_activation, check_sizes
 
 
 class GatedLinear(nn.Module):
@@ -40,14 +40,20 @@ def mlp(sizes: Sequence[int], act: str) -> nn.Sequential:
 
 
 class MLPEncoder(nn.Module):
-    """x (B, *event) -> flatten, append c -> hidden layers -> (B, 2D)."""
+    """x (B, *event) -> flatten, append the mask (with `mask_input`) and c -> hidden layers -> (B, 2D)."""
 
-    def __init__(self, n_in: int, hidden: Sequence[int], latent_dim: int, cond_dim: int, act: str) -> None:
+    def __init__(self, n_in: int, hidden: Sequence[int], latent_dim: int, cond_dim: int, act: str,
+                 mask_input: bool = False) -> None:
         super().__init__()
-        self.net = mlp([n_in + cond_dim, *hidden, 2 * latent_dim], act)
+        self.mask_input = mask_input
+        self.net = mlp([n_in * (2 if mask_input else 1) + cond_dim, *hidden, 2 * latent_dim], act)
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        h = x.flatten(1)
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
+        h = x.flatten(1)  # (B, F)
+        if self.mask_input:
+            # MIWAE's encoder reads [x * m, m] (B, 2F), so it knows which entries are missing (None: all observed).
+            m = torch.ones_like(h) if mask is None else mask.flatten(1).to(h.dtype)
+            h = torch.cat([h * m, m], dim=1)
         if c is not None:
             h = torch.cat([h, c], dim=1)
         return self.net(h)
@@ -75,10 +81,17 @@ def build_mlp(
     cond_dim: int = 0,
     hidden: Sequence[int] = (512, 256),
     activation: str = "relu",
+    mask_input: bool = False,
 ) -> NetworkPair:
-    """Multilayer perceptron; the decoder mirrors the encoder's hidden sizes."""
+    """Multilayer perceptron; the decoder mirrors the encoder's hidden sizes.
+
+    `hidden`: encoder layer sizes; `activation`: one of the activations or "gated" (gated dense layers);
+    `mask_input`: the encoder also reads the observation mask (for data with missing entries).
+    """
+    check_sizes("hidden", hidden)
+    check_activation(activation, extra=("gated",))
     n_in = math.prod(event_shape)
     return NetworkPair(
-        encoder=MLPEncoder(n_in, list(hidden), latent_dim, cond_dim, activation),
+        encoder=MLPEncoder(n_in, list(hidden), latent_dim, cond_dim, activation, mask_input),
         decoder=MLPDecoder(event_shape, list(reversed(hidden)), latent_dim, params_per_entry, cond_dim, activation),
     )

@@ -1,0 +1,73 @@
+"""One row per class: samples of a conditional VAE and their labelled grid, and the label checks they need.
+
+`samples_per_class` decodes the same z ~ p(z) in every class (z shared down each column, one row per class).
+Below `report` (which draws it after training) and `apps.style` (which builds style transfer on it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from . import plots
+from .errors import ConfigError
+from .models.vae import VAE
+from .rng import seeded
+
+# What a user sees when a command needs a conditional model and got another.
+NOT_CONDITIONAL = "needs a conditional model; train one with --set model.conditional=true"
+
+
+def require_conditional(model: VAE, what: str = "style transfer") -> None:
+    """A one-line ConfigError unless `model` is a conditional VAE."""
+    if not model.conditional:
+        raise ConfigError(f"{what} {NOT_CONDITIONAL}")
+
+
+def check_labels(model: VAE, labels: torch.Tensor) -> torch.Tensor:
+    """`labels` as int64 (N,), with a ConfigError naming the first one outside the trained classes."""
+    labels = torch.as_tensor(labels).long().reshape(-1)
+    bad = labels[(labels < 0) | (labels >= model.num_classes)]
+    if bad.numel():
+        raise ConfigError(f"label {int(bad[0])} is outside the trained classes 0..{model.num_classes - 1}")
+    return labels
+
+
+@torch.no_grad()
+def samples_per_class(model: VAE, per_class: int, seed: int = 0, mean: bool = True,
+                      classes: Sequence[int] | None = None) -> torch.Tensor:
+    """(K, per_class, *event): row k holds class k; column j decodes the same z_j ~ p(z) in every class."""
+    require_conditional(model, "a grid with one row per class")
+    classes = check_labels(model, torch.arange(model.num_classes) if classes is None else classes)
+    if per_class < 1:
+        raise ConfigError(f"samples per class must be >= 1, got {per_class}")
+    k = classes.numel()
+    with seeded(seed):  # without touching the caller's random state
+        z = model.prior().sample((per_class,))  # (M, D)
+        px = model.decode(z.repeat(k, 1), classes.repeat_interleave(per_class))  # batch (K*M,), class-major
+        x = px.mean if mean else px.sample()
+    return x.view(k, per_class, *model.event_shape)
+
+
+def names_of(classes: torch.Tensor, class_names: Sequence[str] | None, wrap: bool = False) -> list[str]:
+    """The names (or numbers) of `classes`; `wrap` breaks long names at spaces and slashes for column labels."""
+    names = [class_names[int(c)] if class_names is not None and int(c) < len(class_names) else str(int(c))
+             for c in classes]
+    if wrap:  # 'T-shirt/top' -> 'T-shirt/\ntop', 'Ankle boot' -> 'Ankle\nboot': columns are narrow
+        names = [n.replace("/", "/\n").replace(" ", "\n") if len(n) > 7 else n for n in names]
+    return names
+
+
+def save_class_rows(images: torch.Tensor, path: str | Path, class_names: Sequence[str] | None = None,
+                    classes: Sequence[int] | None = None, title: str = "Samples, one row per class") -> Path:
+    """PNG grid of `samples_per_class` output (K, M, *event) with class names as row labels; .npy/.csv arrays."""
+    path = Path(path)
+    k, m = images.shape[:2]
+    flat = images.reshape(k * m, *images.shape[2:])
+    if path.suffix in (".npy", ".csv"):
+        return plots.save_array(flat.flatten(1).cpu().numpy(), path)
+    rows = names_of(torch.arange(k) if classes is None else torch.as_tensor(classes), class_names)
+    return plots.save_image_grid(plots.to_nchw(flat, tuple(images.shape[2:])).clamp(0, 1), path, ncol=m,
+                                 title=title, row_labels=rows)
