@@ -217,3 +217,22 @@ def test_conditional_model_requires_and_checks_labels():
     assert model.sample(2, y=1).shape == (2, 1, 8, 8)
     out = model(x, torch.tensor([0, 1, 2, 0]), n_samples=2)
     assert out.px.log_prob(x).shape == (2, 4)
+
+
+def test_gated_activation_is_an_mlp_option_only():
+    assert build_networks("mlp", (7,), latent_dim=2, hidden=[8], activation="gated").encoder is not None
+    with pytest.raises(vaekit.ConfigError, match="unknown activation 'gated'"):
+        build_networks("conv", (1, 8, 8), latent_dim=2, activation="gated")
+    with pytest.raises(vaekit.ConfigError, match="hidden must hold sizes >= 1"):
+        build_networks("mlp", (7,), latent_dim=2, hidden=[8, 0])
+
+
+@pytest.mark.parametrize("kind, name, option", [
+    ("network", "mlp", "channels"), ("likelihood", "bernoulli", "sigma"), ("prior", "normal", "components"),
+    ("objective", "elbo", "k")])
+def test_every_registry_refuses_an_option_its_entry_does_not_take(kind, name, option):
+    from vaekit.registry import REGISTRIES
+
+    registry = REGISTRIES[kind]
+    with pytest.raises(vaekit.ConfigError, match=f"takes no option {option!r}; its options: "):
+        registry.check(name, {option: 1})

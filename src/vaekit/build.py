@@ -19,7 +19,8 @@ PLUGINS = {"network": NETWORKS, "likelihood": LIKELIHOODS, "prior": PRIORS}
 
 
 def resolve_model_config(config: ModelConfig, data: DataBundle) -> ModelConfig:
-    """A copy of `config` with the data shape, class count and default likelihood filled in from `data`, and
+    """A copy of `config` with the data shape, class count and default likelihood (the data set's own, else the
+    one of its kind of values) filled in from `data`, and
     every plug-in section's options checked and completed with their defaults (as config.json records them)."""
     event_shape = list(data.event_shape)
     if config.event_shape is not None and list(config.event_shape) != event_shape:
@@ -32,7 +33,7 @@ def resolve_model_config(config: ModelConfig, data: DataBundle) -> ModelConfig:
         num_classes = data.num_classes
     sections = {kind: _section(config, kind) for kind in PLUGINS}
     if sections["likelihood"].name is None:
-        sections["likelihood"].name = DEFAULT_LIKELIHOOD[data.value_kind]
+        sections["likelihood"].name = data.default_likelihood or DEFAULT_LIKELIHOOD[data.value_kind]
     resolved = {kind: section.resolved(f"model.{kind}") for kind, section in sections.items()}
     return dataclasses.replace(config, event_shape=event_shape, num_classes=num_classes, **resolved)
 

@@ -26,7 +26,7 @@ from typing import Iterator
 import torch
 
 from .build import build_model, resolve_model_config
-from .config import RunConfig
+from .config import RunConfig, default_epochs
 from .data import DataBundle, Split, load_data
 from .errors import TrainingError
 from .evaluate import posterior_diagnostics
@@ -38,8 +38,10 @@ log = logging.getLogger(__name__)
 
 # How often (in batches) the loop reads the loss back to check that it is finite.
 FINITE_CHECK_EVERY = 25
-# Epochs in a row with fewer than half the latent units active (past the KL warm-up) before a collapse warning.
+# Epochs in a row with fewer than half the latent units active (past the KL warm-up) before a collapse warning:
+# at least this many, and at least this fraction of the run (units of a short-epoch run wake up epochs in).
 COLLAPSE_PATIENCE = 3
+COLLAPSE_PATIENCE_FRACTION = 0.1
 
 
 @dataclass
@@ -122,7 +124,7 @@ def _batch(split: Split, index, conditional: bool) -> Batch:
 
 def _check_train_config(config: RunConfig) -> None:
     t = config.train
-    if t.batch_size < 1 or t.epochs < 0 or not t.lr > 0:
+    if t.batch_size < 1 or (t.epochs is not None and t.epochs < 0) or not t.lr > 0:
         raise TrainingError("train.batch_size and train.lr must be positive and train.epochs >= 0")
     if t.lr_schedule not in ("constant", "cosine"):
         raise TrainingError(f"train.lr_schedule must be 'constant' or 'cosine', got {t.lr_schedule!r}")
@@ -150,6 +152,8 @@ def setup(config: RunConfig, data: DataBundle | None = None, validate: bool = Tr
     if model.conditional and (train.y is None or (valid is not None and valid.y is None)):
         raise TrainingError(f"model.conditional needs labels on the train and validation splits of {bundle.name!r}")
     steps_per_epoch = math.ceil(len(train) / t.batch_size)
+    if t.epochs is None:
+        t.epochs = default_epochs(steps_per_epoch)  # recorded in config.json
     config.objective = config.objective.resolved("objective")  # every option, defaults filled in, for config.json
     o = config.objective
     objective = build_objective(o.name, steps_per_epoch=steps_per_epoch, epochs=t.epochs, **o.options)
@@ -202,7 +206,7 @@ def _loop(run: Training, writer: RunWriter) -> None:
     t, state = run.config.train, run.state
     bar = tqdm(total=math.ceil(len(run.train) / t.batch_size) * t.epochs, initial=state["step"],
                disable=not t.progress, unit="batch", dynamic_ncols=True)
-    collapse = CollapseWatch(run.model.latent_dim)
+    collapse = CollapseWatch(run.model.latent_dim, t.epochs)
     run.model.train()
     budget_start = time.perf_counter()
     try:
@@ -271,18 +275,19 @@ def _should_stop(state: dict, t, budget_start: float, epoch: int) -> bool:
 
 class CollapseWatch:
     """Warns of posterior collapse: fewer than half the units active after epochs trained entirely past the KL
-    warm-up. Units often wake up a few epochs in, so it warns after COLLAPSE_PATIENCE such epochs in a row, or
-    at the end of training."""
+    warm-up. Units often wake up some epochs in (on digits, 10 steps an epoch: at epoch 7), so it warns after
+    max(COLLAPSE_PATIENCE, COLLAPSE_PATIENCE_FRACTION * epochs) such epochs in a row, or at the end of training."""
 
-    def __init__(self, latent_dim: int) -> None:
+    def __init__(self, latent_dim: int, epochs: int) -> None:
         self.latent_dim, self.epochs_collapsed, self.warned = latent_dim, 0, False
+        self.patience = max(COLLAPSE_PATIENCE, math.ceil(COLLAPSE_PATIENCE_FRACTION * epochs))
 
     def update(self, record: dict, warmed_up: bool) -> None:
         if "active_units" not in record:
             return
         collapsed = warmed_up and 2 * record["active_units"] < self.latent_dim
         self.epochs_collapsed = self.epochs_collapsed + 1 if collapsed else 0
-        if self.epochs_collapsed >= COLLAPSE_PATIENCE and not self.warned:
+        if self.epochs_collapsed >= self.patience and not self.warned:
             self._warn(record)
 
     def finish(self, history: list[dict]) -> None:

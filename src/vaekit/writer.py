@@ -71,7 +71,7 @@ class RunWriter:
     def epoch(self, record: dict, model: VAE, optimizer: torch.optim.Optimizer, state: dict, improved: bool) -> None:
         """After each epoch: the metrics line, the best weights when they improved, the checkpoint."""
         if self.run_dir is None:
-            if improved:
+            if improved and "valid_loss" in record:  # without validation the last weights are the result
                 self._best_state = copy.deepcopy(model.state_dict())
             return
         with open(self.run_dir / io.METRICS_FILE, "a") as handle:

@@ -50,6 +50,8 @@ class DataBundle:
     meta: dict = field(default_factory=dict)
     # How x was standardised, when it was (tabular data): saved with the run to scale new data the same way.
     standardizer: Standardizer | None = None
+    # The likelihood used when model.likelihood names none (None: the one of `value_kind`, see vaekit.build).
+    default_likelihood: str | None = None
 
     def split(self, name: str) -> Split:
         """The split called `name`; a DataError naming the available splits otherwise."""
