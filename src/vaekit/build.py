@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 
+import torch
+
+from . import limits
 from .config import ModelConfig, parse_plugin
 from .data.base import DataBundle
-from .errors import ConfigError
+from .errors import ConfigError, ResourceError, VaekitError
 from .likelihoods import LIKELIHOODS
 from .models.vae import VAE
 from .nets import NETWORKS
@@ -16,6 +19,10 @@ from .priors import PRIORS
 DEFAULT_LIKELIHOOD = {"binary": "bernoulli", "unit": "bernoulli", "real": "gaussian-learned"}
 # The plug-in sections of a model config and their registries.
 PLUGINS = {"network": NETWORKS, "likelihood": LIKELIHOODS, "prior": PRIORS}
+# Bytes per parameter value while training: the float32 weights, their gradients and Adam's two moments.
+TRAINING_BYTES_PER_PARAMETER = 4 * limits.FLOAT_BYTES
+# Bytes per parameter value of a model used for inference: the weights and the checkpoint copy they load from.
+INFERENCE_BYTES_PER_PARAMETER = 2 * limits.FLOAT_BYTES
 
 
 def resolve_model_config(config: ModelConfig, data: DataBundle) -> ModelConfig:
@@ -44,12 +51,49 @@ def _section(config: ModelConfig, kind: str):
     return parse_plugin(kind, getattr(config, kind), default, f"model.{kind}")
 
 
-def build_model(config: ModelConfig) -> VAE:
-    """A freshly initialised VAE for a resolved `ModelConfig` (event_shape set)."""
+def count_parameters(config: ModelConfig) -> int | None:
+    """Parameter and buffer values of the model `config` describes, counted on the 'meta' device (nothing is
+    allocated); None when a plug-in cannot be built there. Sizes too large for torch are a ResourceError."""
+    try:
+        with torch.device("meta"):
+            model = _build(config)
+    except VaekitError:
+        raise
+    except (RuntimeError, TypeError, OverflowError, ValueError, NotImplementedError) as error:
+        if "overflow" in str(error).lower():
+            raise ResourceError(f"the model is too large to build: its layer sizes overflow 64-bit sizes "
+                                f"(model.latent_dim {config.latent_dim}, data shape "
+                                f"{limits.describe_shape(config.event_shape)}; check model.network)") from None
+        return None  # a plug-in that computes on its values while it is built; nothing to estimate
+    return sum(t.numel() for t in model.parameters()) + sum(t.numel() for t in model.buffers())
+
+
+def check_model_size(config: ModelConfig, training: bool = True) -> int | None:
+    """The parameter count of `config`'s model, or a ResourceError when its weights (and, for training, their
+    gradients and Adam state) do not fit the memory budget (`vaekit.limits`)."""
+    n = count_parameters(config)
+    if n is not None:
+        per = TRAINING_BYTES_PER_PARAMETER if training else INFERENCE_BYTES_PER_PARAMETER
+        use = "weights, gradients and optimiser state" if training else "weights"
+        limits.check_allocation(n * per, f"a model of {n:,} parameters ({use}; model.latent_dim "
+                                         f"{config.latent_dim}, model.network {_section(config, 'network').name!r})")
+    return n
+
+
+def build_model(config: ModelConfig, *, training: bool = True) -> VAE:
+    """A freshly initialised VAE for a resolved `ModelConfig` (event_shape set).
+
+    Its size is checked first against the memory budget (a ResourceError when it would not fit); `training`
+    counts the gradients and optimiser state too (a model only used for inference may pass False)."""
     if config.event_shape is None:
         raise ConfigError("model.event_shape is not set: resolve the config against a data set first")
     if config.latent_dim < 1:
         raise ConfigError(f"model.latent_dim must be >= 1, got {config.latent_dim}")
+    check_model_size(config, training)
+    return _build(config)
+
+
+def _build(config: ModelConfig) -> VAE:
     event_shape = tuple(config.event_shape)
     net, lik, prior = (_section(config, kind) for kind in ("network", "likelihood", "prior"))
     if lik.name is None:  # not resolved against a data set: the likelihood of [0, 1] data
@@ -63,4 +107,4 @@ def build_model(config: ModelConfig) -> VAE:
     return VAE(nets.encoder, nets.decoder, likelihood, p_z, config.latent_dim, event_shape, config.num_classes)
 
 
-__all__ = ["build_model", "resolve_model_config", "LIKELIHOODS"]
+__all__ = ["build_model", "check_model_size", "count_parameters", "resolve_model_config", "LIKELIHOODS"]

@@ -45,9 +45,10 @@ def samples_per_class(model: VAE, per_class: int, seed: int = 0, mean: bool = Tr
         raise ConfigError(f"samples per class must be >= 1, got {per_class}")
     k = classes.numel()
     with seeded(seed):  # without touching the caller's random state
+        model.check_generate(k * per_class, f"sampling {per_class:,} examples for each of {k} classes")
         z = model.prior().sample((per_class,))  # (M, D)
-        px = model.decode(z.repeat(k, 1), classes.repeat_interleave(per_class))  # batch (K*M,), class-major
-        x = px.mean if mean else px.sample()
+        # batch (K*M,), class-major, decoded in chunks that fit the memory budget
+        x = model.generate(z.repeat(k, 1), classes.repeat_interleave(per_class), mean=mean, check=False)
     return x.view(k, per_class, *model.event_shape)
 
 
@@ -66,7 +67,7 @@ def save_class_rows(images: torch.Tensor, path: str | Path, class_names: Sequenc
     path = Path(path)
     k, m = images.shape[:2]
     flat = images.reshape(k * m, *images.shape[2:])
-    if path.suffix in (".npy", ".csv"):
+    if path.suffix.lower() in (".npy", ".csv"):
         return plots.save_array(flat.flatten(1).cpu().numpy(), path)
     rows = names_of(torch.arange(k) if classes is None else torch.as_tensor(classes), class_names)
     return plots.save_image_grid(plots.to_nchw(flat, tuple(images.shape[2:])).clamp(0, 1), path, ncol=m,

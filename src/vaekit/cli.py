@@ -18,9 +18,18 @@ from .errors import VaekitError
 EXIT_USAGE_OR_INPUT = 2
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser with a one-line error: "vaekit sample: error: argument -n: must be an integer >= 1,
+    got '-5' (see vaekit sample --help)", exit status 2 (its subcommand parsers are of this class too)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        message = " ".join(message.split())  # one line, whatever argparse composed
+        self.exit(EXIT_USAGE_OR_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand of every module in `vaekit.commands`."""
-    parser = argparse.ArgumentParser(prog="vaekit", description="Variational autoencoders and their latent spaces.")
+    parser = ArgumentParser(prog="vaekit", description="Variational autoencoders and their latent spaces.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     modules = sorted(m.name for m in pkgutil.iter_modules(commands.__path__))
@@ -32,8 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `vaekit` command."""
-    args = build_parser().parse_args(argv)
+    """Entry point of the `vaekit` command: its exit status (argument errors and --help included)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit:  # argparse has printed its one-line error (or the help)
+        return exit.code if isinstance(exit.code, int) else EXIT_USAGE_OR_INPUT
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     try:
         return args.func(args)

@@ -13,26 +13,145 @@ type hints (an option it does not take is an error naming the options it does ta
     hidden = [400]                   --set objective.beta=4
 
 `--set` overrides are parsed as JSON when possible and checked against the field type.
+
+Every numeric field declares its valid range next to it (`ranged(default, lo, hi)`; a choice of strings with
+`choice(default, ...)`), and a value is checked where it enters: `from_dict` (files, overrides), the dataclass
+constructors and attribute assignment (`config.train.lr = 1e-3`) alike. A value outside its range is a
+ConfigError naming the key and the range ("train.grad_clip must be > 0 (or null), got -1.0"); it is never
+replaced by another. Floats must be finite everywhere, plug-in options included (`vaekit.typecheck`).
 """
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
+import functools
 import json
+import math
 import sys
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, ClassVar
 
 from .errors import ConfigError
 from .registry import REQUIRED
-from .typecheck import check_type
+from .typecheck import Range, check_type, shown
+
+# Seeds reach torch (which derives per-epoch seeds from them) and scikit-learn (random_state < 2**32).
+MAX_SEED = 2**32 - 1
+MAX_THREADS = 1024
+MAX_LATENT_DIM = 65536
+MAX_CLASSES = 1_000_000
+
+# Checking a device's availability is deferred while `from_dict` reads a config: a saved run trained on a GPU
+# must stay readable on a machine without one. `build_run_config` (a config to train with) checks it.
+_CHECK_AVAILABLE: contextvars.ContextVar[bool] = contextvars.ContextVar("vaekit_check_device", default=True)
+
+
+def ranged(default: Any, lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
+           hi_open: bool = False) -> Any:
+    """A dataclass field whose number (or each number of a list) must lie in [lo, hi] (open ends with
+    `lo_open` / `hi_open`; None is unbounded); null passes when the field's type allows it."""
+    return field(default=default, metadata={"range": Range(lo, hi, lo_open, hi_open)})
+
+
+def choice(default: Any, *choices: Any) -> Any:
+    """A dataclass field that must hold one of `choices` (null passes when the field's type allows it)."""
+    return field(default=default, metadata={"choices": choices})
+
+
+def checked_field(default: Any, check: Callable[[Any, str], Any]) -> Any:
+    """A dataclass field checked by `check(value, key)`, which returns the value or raises ConfigError."""
+    return field(default=default, metadata={"check": check})
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def check_field(cls: type, key: str, value: Any, path: str | None = None) -> Any:
+    """`value` for field `key` of section `cls`, checked: its type (ints widen to floats, floats finite), its
+    range or choices, and the field's own check; a ConfigError naming the key otherwise."""
+    f = cls.__dataclass_fields__[key]
+    prefix = getattr(cls, "_section", "")
+    path = path or (f"{prefix}.{key}" if prefix else key)
+    hint = _hints(cls)[key]
+    if dataclasses.is_dataclass(hint):
+        if isinstance(value, dict):
+            return from_dict(hint, value, path)
+        if not isinstance(value, hint):
+            raise ConfigError(f"config key {path!r} must be a {hint.__name__} or a table, got {shown(value)}")
+        return value
+    value = check_type(value, hint, path)
+    if value is None:
+        return None
+    nullable = " (or null)" if _allows_none(hint) else ""
+    bounds = f.metadata.get("range")
+    if bounds is not None:
+        if isinstance(value, list):
+            if not all(v in bounds for v in value):
+                raise ConfigError(f"{path} entries must be {bounds.describe()}, got {shown(value)}")
+        elif value not in bounds:
+            raise ConfigError(f"{path} must be {bounds.describe()}{nullable}, got {shown(value)}")
+    choices = f.metadata.get("choices")
+    if choices is not None and value not in choices:
+        raise ConfigError(f"{path} must be one of {', '.join(repr(c) for c in choices if c is not None)}{nullable}, "
+                          f"got {shown(value)}")
+    check = f.metadata.get("check")
+    return value if check is None else check(value, path)
+
+
+def _allows_none(hint: Any) -> bool:
+    return type(None) in typing.get_args(hint)
+
+
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
+def check_device(value: str, path: str = "train.device") -> str:
+    """`value` if torch reads it as a device of a type vaekit trains on (and, unless a saved config is being read,
+    one this machine has); a one-line ConfigError otherwise."""
+    import torch
+
+    try:
+        device = torch.device(value)
+    except (RuntimeError, ValueError, TypeError):
+        device = None
+    if device is None or device.type not in DEVICE_TYPES:
+        raise ConfigError(f"{path} must be a torch device: cpu, cuda, cuda:N or mps, got {shown(value)}")
+    if _CHECK_AVAILABLE.get():
+        check_device_available(value, path)
+    return value
+
+
+def check_device_available(value: str, path: str = "train.device") -> None:
+    """A ConfigError unless this machine has device `value` (cuda needs torch.cuda.is_available(), mps likewise)."""
+    import torch
+
+    device = torch.device(value)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"{path} {value!r} is not available on this machine (torch.cuda.is_available() is False)")
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise ConfigError(f"{path} {value!r} is not available on this machine: it has {count} CUDA device(s), "
+                              f"cuda:0..cuda:{count - 1}")
+    elif device.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ConfigError(f"{path} {value!r} is not available on this machine "
+                              "(torch.backends.mps.is_available() is False)")
 
 
 class Section:
     """Base of the config sections: setting a key the section does not have is an error, not a new attribute
-    that nothing reads (`config.model.hidden = [64]` would otherwise be silently ignored)."""
+    that nothing reads (`config.model.hidden = [64]` would otherwise be silently ignored); a value is checked
+    against the field's type and range (`check_field`) whether it comes from a file, the constructor or an
+    assignment."""
+
+    _section: ClassVar[str] = ""  # the section's key in a run config ("train"), for messages
 
     def __setattr__(self, key: str, value: Any) -> None:
         if key not in self.__dataclass_fields__:
@@ -44,21 +163,39 @@ class Section:
         kind = self.__dataclass_fields__[key].metadata.get("plugin")
         if kind is not None and not isinstance(value, Plugin):  # a name or a table, as in a config file
             value = parse_plugin(kind, value, self.__dataclass_fields__[key].default_factory().name, key)
+        elif kind is None:
+            value = check_field(type(self), key, value)
+            self._check_together(key, value)
         object.__setattr__(self, key, value)
+
+    def _check_together(self, key: str, value: Any) -> None:
+        """A check of `value` against the section's other fields (those already set), before it is stored."""
 
 
 @dataclass
 class DataConfig(Section):
     """Which data set to train on; `name` is a registered name or a path to a file or folder."""
 
+    _section: ClassVar[str] = "data"
+
     name: str = "digits"
     root: str | None = None  # folder holding the files (default: $VAEKIT_DATA/<name>)
-    binarize: str | None = None  # None, "dynamic" or "threshold" (MNIST-style images)
-    limit: int | None = None  # keep at most this many examples per split
-    valid_fraction: float = 0.1
-    test_fraction: float = 0.2
-    seed: int = 0
+    binarize: str | None = choice(None, None, "dynamic", "threshold")  # MNIST-style images
+    limit: int | None = ranged(None, 1)  # keep at most this many examples per split
+    valid_fraction: float = ranged(0.1, 0.0, 1.0, hi_open=True)
+    test_fraction: float = ranged(0.2, 0.0, 1.0, hi_open=True)  # valid_fraction + test_fraction < 1
+    seed: int = ranged(0, 0, MAX_SEED)
     label_column: str | None = None  # CSV: the column holding labels
+
+    def _check_together(self, key: str, value: Any) -> None:
+        fractions = ("valid_fraction", "test_fraction")
+        if key in fractions:
+            other = fractions[1 - fractions.index(key)]
+            if other in self.__dict__:  # (the constructor sets valid_fraction first)
+                valid, test = (value, self.test_fraction) if key == "valid_fraction" else (self.valid_fraction, value)
+                if valid + test >= 1.0:
+                    raise ConfigError(f"data.valid_fraction + data.test_fraction must be below 1, got {valid} + "
+                                      f"{test} = {valid + test:g}")
 
 
 @dataclass
@@ -95,7 +232,10 @@ class Plugin:
 
     def checked(self, where: str) -> "Plugin":
         """A copy whose options are checked against the entry (unchanged when the name is not chosen yet)."""
-        if self.name is None:
+        if self.name is None:  # no entry to check against yet; a non-finite float is wrong for every entry
+            for key, value in self.options.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    check_type(value, float if isinstance(value, float) else int, f"{where}.{key}")
             return Plugin(self.kind, None, dict(self.options))
         return Plugin(self.kind, self.name, _registry(self.kind).check(self.name, self.options, where))
 
@@ -126,13 +266,15 @@ class ModelConfig(Section):
     """Architecture; `event_shape`, `num_classes` and the likelihood's name are filled in from the data when
     left empty (bernoulli for [0, 1] data, gaussian-learned for real data)."""
 
-    latent_dim: int = 16
+    _section: ClassVar[str] = "model"
+
+    latent_dim: int = ranged(16, 1, MAX_LATENT_DIM)
     network: Plugin = plugin("network", "mlp")
     likelihood: Plugin = plugin("likelihood", None)
     prior: Plugin = plugin("prior", "normal")
     conditional: bool = False  # condition encoder and decoder on the class label (CVAE)
-    event_shape: list[int] | None = None
-    num_classes: int = 0
+    event_shape: list[int] | None = ranged(None, 1)  # each size >= 1
+    num_classes: int = ranged(0, 0, MAX_CLASSES)
 
 
 # The default training length (train.epochs unset): enough epochs for this many optimiser steps, and no fewer
@@ -150,17 +292,19 @@ def default_epochs(steps_per_epoch: int) -> int:
 class TrainConfig(Section):
     """Optimisation."""
 
-    epochs: int | None = None  # None: at least MIN_EPOCHS and at least MIN_STEPS optimiser steps
-    batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    seed: int = 0
-    lr_schedule: str = "constant"  # "constant" or "cosine" (decays to 0 over `epochs`)
-    patience: int | None = None  # stop after this many epochs without a better validation loss
-    time_limit: float | None = None  # minutes; stop at the first epoch end past this budget
-    grad_clip: float | None = None
-    threads: int | None = None  # torch intra-op threads (default: torch's choice)
-    device: str = "cpu"
+    _section: ClassVar[str] = "train"
+
+    epochs: int | None = ranged(None, 1)  # None: at least MIN_EPOCHS and at least MIN_STEPS optimiser steps
+    batch_size: int = ranged(128, 1)
+    lr: float = ranged(1e-3, 0.0, lo_open=True)
+    weight_decay: float = ranged(0.0, 0.0)
+    seed: int = ranged(0, 0, MAX_SEED)
+    lr_schedule: str = choice("constant", "constant", "cosine")  # cosine decays to 0 over `epochs`
+    patience: int | None = ranged(None, 1)  # stop after this many epochs without a better validation loss
+    time_limit: float | None = ranged(None, 0.0, lo_open=True)  # minutes; stop at the first epoch end past it
+    grad_clip: float | None = ranged(None, 0.0, lo_open=True)  # max gradient norm (None: no clipping)
+    threads: int | None = ranged(None, 1, MAX_THREADS)  # torch intra-op threads (default: torch's choice)
+    device: str = checked_field("cpu", check_device)  # cpu, cuda, cuda:N or mps (one this machine has)
     progress: bool = True
 
 
@@ -197,7 +341,15 @@ def from_dict(cls: type, values: dict, where: str = "") -> Any:
     plug-in section's options are checked against the chosen entry."""
     if not isinstance(values, dict):
         raise ConfigError(f"config section {where or cls.__name__!r} must be a table, got {type(values).__name__}")
-    hints = typing.get_type_hints(cls)
+    token = _CHECK_AVAILABLE.set(False)  # a saved config stays readable where its device is not (see check_device)
+    try:
+        return _from_dict(cls, values, where)
+    finally:
+        _CHECK_AVAILABLE.reset(token)
+
+
+def _from_dict(cls: type, values: dict, where: str) -> Any:
+    hints = _hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     kwargs = {}
     for key, value in values.items():
@@ -214,7 +366,7 @@ def from_dict(cls: type, values: dict, where: str = "") -> Any:
         elif dataclasses.is_dataclass(hints[key]):
             kwargs[key] = from_dict(hints[key], value, path)
         else:
-            kwargs[key] = check_type(value, hints[key], path)
+            kwargs[key] = check_field(cls, key, value, path)  # type, range, choices
     return cls(**kwargs)
 
 
@@ -277,7 +429,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     raw = raw.strip()
     try:
         value = json.loads(raw)
-    except json.JSONDecodeError:
+    except ValueError:  # not JSON (json.JSONDecodeError), or an int of more digits than Python converts
         value = {"none": None, "null": None, "true": True, "false": False}.get(raw.lower(), raw)
     return key.strip().split("."), value
 
@@ -324,7 +476,10 @@ def read_config_file(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist")
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"cannot read config file {str(path)!r}: not a UTF-8 text file") from None
     try:
         if path.suffix == ".json":
             return json.loads(text)
@@ -343,4 +498,6 @@ def build_run_config(file: str | Path | None = None, overrides: list[str] | None
     if file is not None:
         values = merge(values, read_config_file(file))
     values = apply_overrides(values, overrides or [])
-    return from_dict(RunConfig, values)
+    config = from_dict(RunConfig, values)
+    check_device_available(config.train.device)  # a config to train with: its device must be on this machine
+    return config

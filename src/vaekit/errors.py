@@ -22,3 +22,7 @@ class CheckpointError(VaekitError):
 
 class TrainingError(VaekitError):
     """Training cannot go on (e.g. the loss became non-finite)."""
+
+
+class ResourceError(VaekitError):
+    """A request would need more memory (or other resources) than this machine allows."""

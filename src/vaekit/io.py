@@ -7,17 +7,26 @@ A run folder holds
                                   in the safetensors metadata, so one atomic file is one consistent checkpoint
     metrics.jsonl               one JSON line per epoch
 Every file is written to a temporary name in the same folder and renamed into place (atomic on POSIX), so a
-crash mid-save leaves the previous file intact.
+crash mid-save leaves the previous file intact (`atomic_output` does this for any writer that takes a path).
+
+Every safetensors file carries a SHA-256 checksum in its own metadata (`CHECKSUM_KEY`): a hash over the header
+(tensor names, dtypes, shapes, offsets and the other metadata) and all the tensor bytes, so a file is checked on
+its own, with no second file that could be out of step with it. `load_tensors` refuses a file whose checksum does
+not match; files written before checksums existed load without the check. Loaded weights must be finite.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
+import math
 import os
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from safetensors import SafetensorError
@@ -33,6 +42,12 @@ CONFIG_FILE = "config.json"
 MODEL_FILE = "model.safetensors"
 LAST_CHECKPOINT = "checkpoints/last.safetensors"
 METRICS_FILE = "metrics.jsonl"
+CHECKSUM_KEY = "vaekit.sha256"  # in the safetensors `__metadata__`: see `tensor_checksum`
+# The only metadata keys of files written before checksums existed (training checkpoints; weights had none). A file
+# without a checksum but with another key is not an old file but a damaged one (e.g. a flipped bit in the key name).
+LEGACY_METADATA_KEYS = frozenset({"trainer", "param_groups", "optim_scalars", "format"})
+
+log = logging.getLogger(__name__)
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)  # reading the umask means setting it; put it straight back
@@ -60,25 +75,138 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 
 
+def atomic_append_text(path: str | Path, text: str) -> None:
+    """Appends `text` to a (small) text file by rewriting it atomically: the file holds the old lines or the old
+    lines and the new one, never a line cut short. A last line already cut short (by an older vaekit) is kept."""
+    path = Path(path)
+    old = path.read_bytes() if path.is_file() else b""
+    atomic_write_bytes(path, old + text.encode())
+
+
+@contextmanager
+def atomic_output(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside `path` for a writer that takes a file name (matplotlib, NumPy); renamed onto `path`
+    when the block ends without an error, removed when it raises (or the process dies before the rename, the
+    final name never holds a partial file).
+
+    The temporary name is `.NAME.XXXXXXXX.tmp.SUFFIX`, hidden and ending in the real suffix (lower case) because
+    writers pick the format from it (and `np.save` appends `.npy` to a name that does not end in it); the file
+    gets the usual permissions of a new file rather than mkstemp's 0600.
+
+        with atomic_output("grid.png") as tmp:
+            fig.savefig(tmp)
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix.lower()}")
+    tmp = Path(name)
+    try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
+        os.close(fd)
+        yield tmp
+        if not tmp.is_file():
+            raise OSError(f"the writer of {path} did not write its temporary file {tmp.name}")
+        with open(tmp, "rb+") as handle:  # on disk before the rename, so a crash cannot leave an empty file
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+# --- tensor files ---------------------------------------------------------------------------------------------
+
+
+def _split_safetensors(data: bytes) -> tuple[dict, bytes]:
+    """(header dict, tensor bytes) of a serialised safetensors file; ValueError when the header is unreadable."""
+    if len(data) < 8:
+        raise ValueError(f"{len(data)} bytes, too short for a safetensors header")
+    header_len = int.from_bytes(data[:8], "little")
+    if header_len > len(data) - 8:
+        raise ValueError(f"the header claims {header_len} bytes but the file has {len(data) - 8} after its length")
+    header = json.loads(data[8 : 8 + header_len].decode("utf-8"))
+    if not isinstance(header, dict):
+        raise ValueError("the header is not a JSON object")
+    return header, data[8 + header_len :]
+
+
+def tensor_checksum(header: dict, body: bytes) -> str:
+    """SHA-256 (hex) over the header, without the checksum itself, in a canonical JSON form, and the tensor bytes:
+    a changed dtype, shape, offset, name or metadata value changes it as much as a changed weight does."""
+    header = dict(header)
+    metadata = {k: v for k, v in (header.pop("__metadata__", None) or {}).items() if k != CHECKSUM_KEY}
+    canonical = json.dumps({"tensors": header, "metadata": metadata}, sort_keys=True, separators=(",", ":"))
+    digest = hashlib.sha256(canonical.encode())
+    digest.update(body)
+    return digest.hexdigest()
+
+
 def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
     """Atomically saves tensors (made contiguous, on the CPU) as safetensors."""
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    atomic_write_bytes(path, st_save(tensors, metadata=metadata))
+    metadata = {k: v for k, v in (metadata or {}).items() if k != CHECKSUM_KEY}
+    data = st_save(tensors, metadata=metadata or None)
+    header, body = _split_safetensors(data)  # the checksum covers the header, so it goes in a second pass
+    metadata[CHECKSUM_KEY] = tensor_checksum(header, body)
+    data = st_save(tensors, metadata=metadata)
+    atomic_write_bytes(path, data)
+
+
+def verify_tensor_file(path: str | Path, data: bytes) -> dict[str, str]:
+    """Checks the bytes of a safetensors file against the checksum in its metadata; returns the metadata.
+
+    A CheckpointError (one line, naming the file) when the header is unreadable or the checksum does not match;
+    files written before checksums existed (none in the metadata) pass with a log message."""
+    try:
+        header, body = _split_safetensors(data)
+        metadata = header.get("__metadata__") or {}
+        if not isinstance(metadata, dict):
+            raise ValueError("its metadata is not a JSON object")
+    except (ValueError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"checkpoint {str(path)!r} is unreadable or truncated ({error})") from None
+    ends = [e["data_offsets"][1] for k, e in header.items() if k != "__metadata__" and isinstance(e, dict)
+            and isinstance(e.get("data_offsets"), list) and len(e["data_offsets"]) == 2
+            and isinstance(e["data_offsets"][1], int)]
+    if ends and max(ends) > len(body):
+        raise CheckpointError(f"checkpoint {str(path)!r} is unreadable or truncated (it holds {len(body)} of its "
+                              f"{max(ends)} tensor bytes)")
+    expected = metadata.get(CHECKSUM_KEY)
+    if expected is None and not set(metadata) <= LEGACY_METADATA_KEYS:
+        unknown = ", ".join(sorted(repr(k) for k in set(metadata) - LEGACY_METADATA_KEYS))
+        raise CheckpointError(f"checkpoint {str(path)!r} is corrupt or was modified: it has no checksum and "
+                              f"metadata vaekit never writes ({unknown[:80]})")
+    if expected is None:
+        log.info("%s has no checksum (written by an older vaekit); it is loaded without verification", path)
+    elif tensor_checksum(header, body) != expected:
+        raise CheckpointError(f"checkpoint {str(path)!r} is corrupt or was modified after it was written "
+                              f"(its SHA-256 checksum does not match); restore it or train again")
+    return {k: v for k, v in metadata.items() if k != CHECKSUM_KEY}
 
 
 def load_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Reads a safetensors file and its metadata; a clear CheckpointError when missing or corrupt."""
+    """Reads a safetensors file and its metadata, verified against its checksum; a clear CheckpointError when
+    missing, corrupt or modified."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
     data = path.read_bytes()
+    metadata = verify_tensor_file(path, data)
     try:
         tensors = st_load(data)
-        header_len = int.from_bytes(data[:8], "little")
-        metadata = json.loads(data[8 : 8 + header_len]).get("__metadata__", {}) or {}
-    except (SafetensorError, ValueError, json.JSONDecodeError, Exception) as error:
-        raise CheckpointError(f"checkpoint {str(path)!r} is unreadable or truncated ({error})") from None
+    except (SafetensorError, ValueError, Exception) as error:
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise CheckpointError(f"checkpoint {str(path)!r} is unreadable or truncated ({first})") from None
     return tensors, metadata
+
+
+def check_finite(tensors: dict[str, torch.Tensor], source: str) -> None:
+    """A CheckpointError naming the first floating-point tensor that holds NaN or infinite values."""
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() or tensor.is_complex():
+            bad = int((~torch.isfinite(tensor)).sum())
+            if bad:
+                raise CheckpointError(f"weights in {source} are not finite: {name!r} holds {bad} NaN or infinite "
+                                      f"value(s) of {tensor.numel()}; the model cannot be used")
 
 
 def save_config(run_dir: str | Path, config: RunConfig) -> None:
@@ -108,7 +236,8 @@ def save_model(path: str | Path, model: VAE) -> None:
 
 
 def load_weights(model: VAE, tensors: dict[str, torch.Tensor], source: str) -> None:
-    """Copies `tensors` into `model`, failing clearly when names or shapes do not match."""
+    """Copies `tensors` into `model`, failing clearly when names or shapes do not match or a weight is not finite."""
+    check_finite(tensors, source)
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as error:
@@ -130,7 +259,7 @@ def load_run(run_dir: str | Path, weights: str = MODEL_FILE, device: str | torch
     run_dir = Path(run_dir)
     config = load_config(run_dir)
     try:
-        model = build_model(config.model)
+        model = build_model(config.model, training=False)  # inference: weights only
     except VaekitError as error:
         raise CheckpointError(f"{run_dir / CONFIG_FILE}: {error}") from None
     tensors, _ = load_tensors(run_dir / weights)
@@ -171,6 +300,25 @@ def save_training_state(
     save_tensors(path, tensors, metadata)
 
 
+# The trainer state of a checkpoint: key -> (types allowed, smallest value).
+TRAINER_STATE = {"epoch": ((int,), 0), "step": ((int,), 0), "best_valid": ((int, float, type(None)), None),
+                 "best_epoch": ((int, type(None)), 1), "bad_epochs": ((int,), 0)}
+
+
+def _check_trainer_state(trainer: Any, path: str | Path) -> None:
+    """A CheckpointError unless the trainer state holds every key, of the right type and range."""
+    if not isinstance(trainer, dict):
+        raise CheckpointError(f"checkpoint {str(path)!r}: its trainer state is not a JSON object")
+    for key, (types, low) in TRAINER_STATE.items():
+        value = trainer.get(key, "missing")
+        bad = isinstance(value, bool) or not isinstance(value, types) or (
+            low is not None and isinstance(value, int) and value < low)
+        if isinstance(value, float) and not math.isfinite(value):
+            bad = True
+        if bad:
+            raise CheckpointError(f"checkpoint {str(path)!r}: trainer state {key} = {value!r} is invalid")
+
+
 def load_training_state(path: str | Path, model: VAE, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
     """Restores what `save_training_state` wrote; returns the trainer state."""
     tensors, metadata = load_tensors(path)
@@ -180,6 +328,7 @@ def load_training_state(path: str | Path, model: VAE, optimizer: torch.optim.Opt
         scalars = json.loads(metadata.get("optim_scalars", "{}"))
     except (KeyError, json.JSONDecodeError):
         raise CheckpointError(f"checkpoint {str(path)!r} has no trainer state; it cannot be resumed") from None
+    _check_trainer_state(trainer, path)
     load_weights(model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, str(path))
     state: dict[int, dict[str, Any]] = {}
     for key, value in tensors.items():

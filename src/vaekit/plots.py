@@ -11,6 +11,9 @@ import numpy as np
 import torch
 
 from .errors import DataError
+from .io import atomic_output
+
+ARRAY_SUFFIXES = (".npy", ".csv")  # arrays: NumPy binary or comma-separated text
 
 
 def _pyplot():
@@ -31,13 +34,32 @@ def to_nchw(x: torch.Tensor, event_shape: tuple[int, ...]) -> torch.Tensor:
     raise DataError(f"data of shape {tuple(event_shape)} are not images; write them as .csv or .npy instead")
 
 
-def save_array(array: np.ndarray, path: Path) -> Path:
-    """Saves a 2-D array as .npy or .csv."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".npy":
-        np.save(path, array)
-    else:
-        np.savetxt(path, array, delimiter=",", fmt="%.6g")
+def save_figure(fig, path: str | Path, **kwargs) -> Path:
+    """`fig.savefig` through a temporary file renamed into place: `path` is whole or absent, never truncated.
+    The format is the suffix's (PNG when there is none); the figure stays open."""
+    path = Path(path)
+    kwargs.setdefault("format", path.suffix.lower().lstrip(".") or "png")
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, **kwargs)
+    return path
+
+
+def save_npy(path: str | Path, array: np.ndarray) -> Path:
+    """`np.save` through a temporary file renamed into place, under exactly the name given (np.save itself would
+    append .npy to a name that does not end in it)."""
+    path = Path(path)
+    with atomic_output(path) as tmp, open(tmp, "wb") as handle:  # a file object: NumPy adds no suffix
+        np.save(handle, np.asarray(array), allow_pickle=False)
+    return path
+
+
+def save_array(array: np.ndarray, path: str | Path) -> Path:
+    """Saves a 2-D array as .npy or .csv (chosen by the suffix, in any case), atomically."""
+    path = Path(path)
+    if path.suffix.lower() == ".npy":
+        return save_npy(path, array)
+    with atomic_output(path) as tmp:
+        np.savetxt(tmp, array, delimiter=",", fmt="%.6g")
     return path
 
 
@@ -56,6 +78,19 @@ def tile_images(images: torch.Tensor | np.ndarray, ncol: int, pad: int = 1) -> n
     return np.clip(canvas, 0.0, 1.0)
 
 
+# The most tiles one PNG grid shows (100 x 100): beyond that a figure is too large to open, let alone read.
+MAX_GRID_IMAGES = 10_000
+
+
+def check_grid_size(n: int) -> None:
+    """A ResourceError for a grid of more than MAX_GRID_IMAGES images (write an array instead)."""
+    from .errors import ResourceError
+
+    if n > MAX_GRID_IMAGES:
+        raise ResourceError(f"a PNG grid of {n:,} images is too large to view (at most {MAX_GRID_IMAGES:,}); "
+                            "write them as .npy or .csv instead")
+
+
 def save_image_grid(
     images: torch.Tensor | np.ndarray,
     path: str | Path,
@@ -68,8 +103,9 @@ def save_image_grid(
     enough for its labels and a long title wraps instead of being cut off."""
     import textwrap
 
-    plt = _pyplot()
     n, _, h, w = images.shape
+    check_grid_size(n)
+    plt = _pyplot()
     ncol = ncol or math.ceil(math.sqrt(n))
     rows = math.ceil(n / ncol)
     canvas = tile_images(images, ncol)
@@ -97,9 +133,10 @@ def save_image_grid(
         ax.set_title(wrapped, fontsize=10)
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, bbox_inches="tight")
-    plt.close(fig)
+    try:
+        save_figure(fig, path, bbox_inches="tight")
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -142,6 +179,8 @@ def save_training_curves(history: list[dict], path: str | Path) -> Path:
         ax.legend()
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    try:
+        save_figure(fig, path)
+    finally:
+        plt.close(fig)
     return Path(path)

@@ -13,8 +13,11 @@ from . import plots
 from .class_grid import samples_per_class, save_class_rows
 from .data import DataBundle
 from .models.vae import VAE
+from .outputs import check_output_suffix
 from .plots import save_array, to_nchw
 from .rng import seeded
+
+OUTPUT_SUFFIXES = (".png", ".npy", ".csv")  # sample and reconstruction files: an image grid or an array
 
 
 @torch.no_grad()
@@ -28,7 +31,8 @@ def draw_samples(model: VAE, n: int, label: int | None = None, seed: int = 0, me
 def save_samples(samples: torch.Tensor, model: VAE, path: str | Path, title: str = "Samples") -> Path:
     """Writes samples as an image grid (.png) or as an array (.npy / .csv) depending on the suffix."""
     path = Path(path)
-    if path.suffix in (".npy", ".csv"):
+    check_output_suffix(path, OUTPUT_SUFFIXES)
+    if path.suffix.lower() in plots.ARRAY_SUFFIXES:
         return save_array(samples.flatten(1).cpu().numpy(), path)
     return plots.save_image_grid(to_nchw(samples, model.event_shape), path, title=title)
 
@@ -36,9 +40,10 @@ def save_samples(samples: torch.Tensor, model: VAE, path: str | Path, title: str
 @torch.no_grad()
 def save_reconstructions(model: VAE, x: torch.Tensor, y: torch.Tensor | None, path: str | Path) -> Path:
     """Originals and their reconstructions (from the posterior mean), as a grid PNG or an array file."""
-    recon = model.reconstruct(x, y if model.conditional else None)
     path = Path(path)
-    if path.suffix in (".npy", ".csv"):
+    check_output_suffix(path, OUTPUT_SUFFIXES)
+    recon = model.reconstruct(x, y if model.conditional else None)
+    if path.suffix.lower() in plots.ARRAY_SUFFIXES:
         return save_array(recon.flatten(1).cpu().numpy(), path)
     return plots.save_reconstruction_grid(to_nchw(x, model.event_shape), to_nchw(recon, model.event_shape), path)
 

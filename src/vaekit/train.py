@@ -26,12 +26,13 @@ from typing import Iterator
 import torch
 
 from .build import build_model, resolve_model_config
-from .config import RunConfig, default_epochs
+from .config import RunConfig, check_device_available, default_epochs
 from .data import DataBundle, Split, load_data
 from .errors import TrainingError
 from .evaluate import posterior_diagnostics
 from .models.vae import VAE, Batch
 from .objectives import Objective, build_objective
+from .resume import check_resume
 from .writer import RunWriter
 
 log = logging.getLogger(__name__)
@@ -123,11 +124,9 @@ def _batch(split: Split, index, conditional: bool) -> Batch:
 
 
 def _check_train_config(config: RunConfig) -> None:
-    t = config.train
-    if t.batch_size < 1 or (t.epochs is not None and t.epochs < 0) or not t.lr > 0:
-        raise TrainingError("train.batch_size and train.lr must be positive and train.epochs >= 0")
-    if t.lr_schedule not in ("constant", "cosine"):
-        raise TrainingError(f"train.lr_schedule must be 'constant' or 'cosine', got {t.lr_schedule!r}")
+    # Every train.* value was range-checked where it entered the config; the device is checked here too, because
+    # a saved run (resumed) may name one this machine does not have.
+    check_device_available(config.train.device)
 
 
 def setup(config: RunConfig, data: DataBundle | None = None, validate: bool = True,
@@ -170,7 +169,7 @@ def _to_device(split: Split, device: torch.device) -> Split:
 
 
 def fit(
-    config: RunConfig,
+    config: RunConfig | None,
     run_dir: str | Path | None = None,
     resume: bool = False,
     data: DataBundle | None = None,
@@ -180,20 +179,27 @@ def fit(
 ) -> FitResult:
     """Trains a VAE as `config` says, on `data` (e.g. `DataBundle.from_arrays(x)`) or the data set the config
     names. With `run_dir`, writes config, metrics and checkpoints there (and, with `figures`, samples,
-    reconstructions and curves); `resume` continues the run in `run_dir`. `validate=False` skips the per-epoch
-    validation pass (then the last weights are the result)."""
+    reconstructions and curves), holding a lock on the folder. `resume` continues the run in `run_dir` with
+    its saved config (`config` None, or one that differs only as `vaekit.resume` allows, e.g. more epochs).
+    `validate=False` skips the per-epoch validation pass (then the last weights are the result)."""
     writer = RunWriter(run_dir, figures=figures)
-    if resume:
-        writer.check_resumable()
-        # The data, model and objective of a resumed run are the saved ones; only train settings may change.
-        saved = writer.saved_config()
-        config = RunConfig(data=saved.data, model=saved.model, objective=saved.objective, train=config.train)
-    with torch_threads(config.train.threads):
-        run = setup(config, data, validate, writer, resume)
-        if not resume:
-            writer.start(run.config, run.bundle)  # only once data, model and objective are valid: no empty folder on error
-        _loop(run, writer)
-        figures = writer.finish(run.model, run.bundle, run.history)
+    try:
+        checkpoint = False
+        if resume:
+            saved, checkpoint = writer.reopen()
+            config = saved if config is None else check_resume(saved, config)
+        elif config is None:
+            raise TrainingError("fit needs a config (None only when resuming a run)")
+        with torch_threads(config.train.threads):
+            run = setup(config, data, validate, writer, resume=checkpoint)
+            if resume:
+                writer.save_config(run.config)  # an extended run records its new length
+            else:
+                writer.start(run.config, run.bundle)  # only once data, model, objective are valid: no empty folder
+            _loop(run, writer)
+            figures = writer.finish(run.model, run.bundle, run.history)
+    finally:
+        writer.close()
     run.model.eval()
     return FitResult(model=run.model, config=run.config, history=run.history, run_dir=writer.run_dir,
                      figures=figures)

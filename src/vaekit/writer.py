@@ -1,10 +1,14 @@
 """`RunWriter`: everything training writes, in one place.
 
-    start    refuses a folder that holds anything, then writes config.json (and standardizer.json for
-             standardised data)
+    start    refuses a folder that holds anything, locks it, then writes config.json (and standardizer.json
+             for standardised data)
+    reopen   (resuming) locks the folder, removes temporary files of killed writes, and says whether there is
+             a checkpoint (a run killed before its first one starts again from the beginning)
     epoch    appends a line to metrics.jsonl, saves the best weights and a resumable checkpoint
-    restore  (resuming) loads the last checkpoint and cuts metrics.jsonl back to it
+    restore  (resuming) loads the last checkpoint and cuts metrics.jsonl back to it (a line cut short by a
+             crash is dropped)
     finish   puts the best weights back into the model; writes figures when asked
+    close    releases the lock (always: `fit` calls it in a `finally`)
 Without a run folder it writes nothing and keeps the best weights in memory, so that `fit` returns the same
 model either way.
 """
@@ -24,6 +28,7 @@ from .data import DataBundle
 from .errors import CheckpointError
 from .models.vae import VAE
 from .outputs import refuse_nonempty
+from .runlock import LOCK_FILE, RunLock
 
 log = logging.getLogger(__name__)
 
@@ -38,26 +43,53 @@ class RunWriter:
         self.figures = figures
         self._best_state: dict[str, torch.Tensor] | None = None
 
-    def check_resumable(self) -> None:
-        """A CheckpointError unless the folder holds a checkpoint to resume from."""
+    def reopen(self) -> tuple[RunConfig, bool]:
+        """Locks the run folder to resume it; returns its saved config and whether it has a checkpoint."""
         if self.run_dir is None:
             raise CheckpointError("resuming needs the run folder to continue")
-        if not (self.run_dir / io.LAST_CHECKPOINT).is_file():
-            raise CheckpointError(f"cannot resume: {self.run_dir / io.LAST_CHECKPOINT} does not exist")
+        if not (self.run_dir / io.CONFIG_FILE).is_file():
+            raise CheckpointError(f"cannot resume {str(self.run_dir)!r}: it has no {io.CONFIG_FILE} (start a new "
+                                  "run there without --resume)")
+        self._lock().acquire()
+        config = io.load_config(self.run_dir)
+        remove_orphans(self.run_dir)
+        has_checkpoint = (self.run_dir / io.LAST_CHECKPOINT).is_file()
+        if not has_checkpoint:  # killed before the first checkpoint: what was written is of no epoch
+            log.warning("%s has no checkpoint yet: training starts from the beginning", self.run_dir)
+            for name in (io.METRICS_FILE, io.MODEL_FILE):
+                (self.run_dir / name).unlink(missing_ok=True)
+        return config, has_checkpoint
 
-    def saved_config(self) -> RunConfig:
-        """The config.json of the run being resumed."""
-        return io.load_config(self.run_dir)
+    def save_config(self, config: RunConfig) -> None:
+        """Writes config.json again (a resumed run that was extended)."""
+        if self.run_dir is not None:
+            io.save_config(self.run_dir, config)
 
     def start(self, config: RunConfig, bundle: DataBundle | None = None) -> None:
-        """A new run: the folder must be new or empty; writes config.json (and the data's standardisation)."""
+        """A new run: the folder must be new or empty; locks it, writes config.json (and the data's
+        standardisation)."""
         if self.run_dir is None:
             return
-        refuse_nonempty(self.run_dir, "choose another --out or continue it with --resume")
+        # A folder holding only a lock file and temporary files is a run killed before it wrote anything: free.
+        if not _holds_only_leftovers(self.run_dir):
+            refuse_nonempty(self.run_dir, "choose another --out or continue it with --resume")
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._lock().acquire()
+        remove_orphans(self.run_dir)
+        if not _holds_only_leftovers(self.run_dir):  # another process got here first
+            raise CheckpointError(f"{str(self.run_dir)!r} is being written by another process; choose another --out")
         io.save_config(self.run_dir, config)
         if bundle is not None and bundle.standardizer is not None:
             io.atomic_write_text(self.run_dir / STANDARDIZER_FILE, json.dumps(bundle.standardizer.to_dict()) + "\n")
+
+    def close(self) -> None:
+        """Releases the run folder's lock."""
+        if getattr(self, "_run_lock", None) is not None:
+            self._run_lock.release()
+
+    def _lock(self) -> RunLock:
+        self._run_lock = getattr(self, "_run_lock", None) or RunLock(self.run_dir)
+        return self._run_lock
 
     def restore(self, model: VAE, optimizer: torch.optim.Optimizer) -> tuple[dict, list[dict]]:
         """Loads the last checkpoint into model and optimiser; returns the trainer state and the metrics up to
@@ -74,8 +106,7 @@ class RunWriter:
             if improved and "valid_loss" in record:  # without validation the last weights are the result
                 self._best_state = copy.deepcopy(model.state_dict())
             return
-        with open(self.run_dir / io.METRICS_FILE, "a") as handle:
-            handle.write(json.dumps(record) + "\n")
+        io.atomic_append_text(self.run_dir / io.METRICS_FILE, json.dumps(record) + "\n")
         if improved:
             io.save_model(self.run_dir / io.MODEL_FILE, model)
         io.save_training_state(self.run_dir / io.LAST_CHECKPOINT, model, optimizer, state)
@@ -98,7 +129,42 @@ class RunWriter:
 
 
 def _read_history(run_dir: Path) -> list[dict]:
+    """The records of metrics.jsonl; a last line cut short by a crash mid-append is dropped, a bad line
+    before it is a CheckpointError."""
     path = run_dir / io.METRICS_FILE
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    records = []
+    for number, line in enumerate(lines, 1):
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict):
+                raise ValueError("not a JSON object")
+        except ValueError:
+            if number == len(lines):
+                log.warning("%s: dropping its last line, cut short by an interrupted write", path)
+                break
+            raise CheckpointError(f"{path} line {number} is not a JSON record; the metrics log is damaged") from None
+        records.append(record)
+    return records
+
+
+def _is_orphan(path: Path) -> bool:
+    return path.name.startswith(".") and ".tmp" in path.name and path.is_file()
+
+
+def _holds_only_leftovers(run_dir: Path) -> bool:
+    """True for an existing folder holding nothing but a lock file and temporary files of killed writes."""
+    if not run_dir.is_dir():
+        return False
+    return all(p.name == LOCK_FILE or _is_orphan(p) for p in run_dir.iterdir())
+
+
+def remove_orphans(run_dir: Path) -> None:
+    """Deletes temporary files of writes that a crash interrupted (".NAME.XXXX.tmp", see io.atomic_write_bytes)."""
+    for folder in (run_dir, run_dir / "checkpoints"):
+        if folder.is_dir():
+            for path in folder.iterdir():
+                if _is_orphan(path):
+                    path.unlink(missing_ok=True)

@@ -88,11 +88,14 @@ def apply_vector(model: VAE, x: torch.Tensor, vector: np.ndarray | torch.Tensor,
     strengths_t = torch.as_tensor(np.asarray(strengths, dtype=np.float32)).reshape(-1)  # (S,)
     if strengths_t.numel() == 0:
         raise ConfigError("give at least one strength")
+    rows = int(x.shape[0]) * strengths_t.numel()
+    model.check_generate(rows, f"{x.shape[0]:,} examples moved by {strengths_t.numel():,} strengths",
+                         extra_per_row=model.latent_dim * 4)
     mu = model.encode(x, y).mean  # (N, D)
     z = mu[:, None, :] + strengths_t[None, :, None] * vector  # (N, S, D)
     n, s = z.shape[:2]
     labels = None if y is None else y.reshape(-1, 1).expand(n, s).reshape(-1)
-    images = model.decode(z.reshape(-1, model.latent_dim), labels).mean
+    images = model.generate(z.reshape(-1, model.latent_dim), labels, check=False)
     return Shifted(images=images.reshape(n, s, *images.shape[1:]).cpu(), z=z.cpu(),
                    strengths=strengths_t.numpy())
 
@@ -137,10 +140,9 @@ def read_attribute_file(path: str | Path, column: str | int | None, n: int) -> n
     if not path.is_file():
         raise DataError(f"attribute file {str(path)!r} does not exist")
     if path.suffix == ".npy":
-        try:
-            array = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as error:
-            raise DataError(f"{path}: cannot read ({error})") from None
+        from ..data.common import load_npy
+
+        array = load_npy(path)  # header checked against the file and the memory budget first
         if array.ndim == 2:
             if not isinstance(column, int) and not str(column).isdigit():
                 raise DataError(f"{path} has {array.shape[1]} columns: choose one by index (e.g. --attribute 0)")

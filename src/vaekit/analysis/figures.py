@@ -113,10 +113,8 @@ def save_decoded(images: torch.Tensor, event_shape: tuple[int, ...], path: str |
     """Decoded outputs (..., *event) as a labelled image grid (.png, `ncol` per row), or as an array (.npy) of
     any data shape, keeping the leading dimensions (e.g. rows x steps)."""
     path = Path(path)
-    if path.suffix == ".npy":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.save(path, images.detach().cpu().numpy())
-        return path
+    if path.suffix.lower() == ".npy":
+        return plots.save_npy(path, images.detach().cpu().numpy())
     if path.suffix.lower() != ".png":
         raise DataError(f"cannot write {str(path)!r}: decoded outputs are saved as .png (images) or .npy (arrays)")
     flat = images.detach().cpu().reshape(-1, *event_shape)  # (N, *event)
@@ -131,8 +129,7 @@ def save_grid(pictures: torch.Tensor, path: str | Path, ncol: int, title: str,
 
 
 def _save(fig, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, bbox_inches="tight")
-    plots._pyplot().close(fig)
-    return path
+    try:
+        return plots.save_figure(fig, path, bbox_inches="tight")
+    finally:
+        plots._pyplot().close(fig)

@@ -69,9 +69,11 @@ def interpolate_codes(model: VAE, z_a: torch.Tensor, z_b: torch.Tensor, steps: i
     z_a, z_b = z_a.reshape(-1).float(), z_b.reshape(-1).float()
     if z_a.shape != (model.latent_dim,) or z_b.shape != (model.latent_dim,):
         raise ConfigError(f"codes must have {model.latent_dim} values, got {z_a.numel()} and {z_b.numel()}")
+    model.check_generate(steps, f"an interpolation of {steps:,} steps (decoded examples of "
+                                f"{'x'.join(map(str, model.event_shape))})", extra_per_row=3 * model.latent_dim * 4)
     t = torch.linspace(0, 1, steps)
     path = (lerp if method == "linear" else slerp)(z_a, z_b, t)  # (T, D)
-    images = model.decode(path, _labels(label, steps)).mean
+    images = model.generate(path, _labels(label, steps), check=False)
     return Interpolation(t=t.numpy(), z=path, images=images.cpu(), method=method)
 
 
@@ -117,6 +119,8 @@ def latent_grid(model: VAE, n: int = 15, dims: Sequence[int] | None = None, *, l
         raise ConfigError(f"the grid needs at least 2 points per side, got {n}")
     if not 0 < low < high < 1:
         raise ConfigError(f"quantiles must satisfy 0 < low < high < 1, got {low} and {high}")
+    model.check_generate(n * n, f"a latent grid of {n:,} x {n:,} points ({n * n:,} decoded examples of "
+                                f"{'x'.join(map(str, model.event_shape))})", extra_per_row=2 * latent * 4)
     centre, scale = prior_moments(model)
     # Equal prior mass per cell: z = mean + std * Phi^-1(q) (exact for the normal prior; a Gaussian
     # approximation for other priors).
@@ -127,6 +131,6 @@ def latent_grid(model: VAE, n: int = 15, dims: Sequence[int] | None = None, *, l
     z = centre.expand(n, n, latent).clone()  # (n, n, D)
     z[:, :, dims[0]] = cols.reshape(1, n)
     z[:, :, dims[1]] = rows.reshape(n, 1)
-    images = model.decode(z.reshape(-1, latent), _labels(label, n * n)).mean
+    images = model.generate(z.reshape(-1, latent), _labels(label, n * n), check=False)
     return LatentGrid(images=images.reshape(n, n, *images.shape[1:]).cpu(),
                       values=(cols.numpy(), rows.numpy()), dims=dims)

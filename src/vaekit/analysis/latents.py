@@ -23,6 +23,7 @@ import torch
 
 from ..errors import DataError
 from ..evaluate import KLPerDim
+from ..io import atomic_output
 from ..models.vae import VAE
 
 log = logging.getLogger(__name__)
@@ -135,17 +136,15 @@ def encode_dataset(
 def save_embedding(embedding: Embedding, path: str | Path) -> Path:
     """Writes the embedding as a compressed `.npz` (keys in the module docstring)."""
     path = Path(path)
-    if path.suffix != ".npz":
+    if path.suffix.lower() != ".npz":
         raise DataError(f"embeddings are saved as .npz; got {str(path)!r} (name the file e.g. z.npz)")
     arrays = {"mean": embedding.mean, "var": embedding.var, "index": embedding.index}
     for key in ("labels", "samples", "kl_per_dim"):
         value = getattr(embedding, key)
         if value is not None:
             arrays[key] = value
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    tmp.replace(path)  # atomic: a crash leaves no half-written file under the final name
+    with atomic_output(path) as tmp, open(tmp, "wb") as handle:  # whole or absent; a file object: no suffix added
+        np.savez_compressed(handle, **arrays)
     return path
 
 
@@ -156,6 +155,9 @@ def load_embedding(path: str | Path) -> Embedding:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        if "pickled" in str(error):  # neither a zip archive nor an .npy file
+            raise DataError(f"{path} is not a NumPy .npz archive (not a zip file); write an embedding with "
+                            f"`vaekit latent embed`") from None
         raise DataError(f"{path}: cannot read the embedding ({error})") from None
     missing = [key for key in ("mean", "var") if key not in arrays]
     if missing:
@@ -173,10 +175,12 @@ def read_example(path: str | Path, event_shape: tuple[int, ...]) -> torch.Tensor
     a DataError when it does not have the model's shape."""
     path = Path(path)
     shape = tuple(event_shape)
-    if path.suffix == ".npy":
+    if path.suffix.lower() == ".npy":
         try:
             array = np.load(path, allow_pickle=False).astype(np.float32)
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, EOFError) as error:
+            if "pickled" in str(error):
+                raise DataError(f"{path} is not a NumPy .npy file (no .npy header; is it text?)") from None
             raise DataError(f"{path}: cannot read as .npy ({error})") from None
     else:
         from PIL import Image, UnidentifiedImageError

@@ -108,13 +108,17 @@ def traverse(
         dims = tuple(sorted(dims, key=lambda d: -float(info[d])))  # stable: equal scores keep the given order
         scores = np.array([info[d] for d in dims], dtype=np.float64)
         collapsed = scores < collapsed_threshold
+    n = len(dims) * int(steps)
+    model.check_generate(n, f"a traversal of {len(dims)} dimensions x {steps:,} steps "
+                            f"({n:,} decoded examples of {'x'.join(map(str, model.event_shape))})",
+                         extra_per_row=2 * latent * 4)  # z and its CPU copy
     values = np.linspace(-span, span, steps)
     offsets = torch.as_tensor(values, dtype=base.dtype, device=base.device)  # (S,)
     z = base.expand(len(dims), steps, latent).clone()  # (R, S, D): every row starts as the base code
     for r, d in enumerate(dims):
         z[r, :, d] = base[d] + offsets * scale[d]  # only dimension d moves along row r
     labels = None if label is None else torch.full((len(dims) * steps,), int(label), dtype=torch.long)
-    images = model.decode(z.reshape(-1, latent), labels).mean  # (R*S, *event)
+    images = model.generate(z.reshape(-1, latent), labels, check=False)  # (R*S, *event), in chunks
     return Traversal(
         images=images.reshape(len(dims), steps, *images.shape[1:]).cpu(),
         z=z.cpu(), dims=dims, values=values, base=base.cpu(), scores=scores,

@@ -386,8 +386,9 @@ def save_score_histogram(scores: np.ndarray, labels: np.ndarray, path: str | Pat
     ax.legend(fontsize=8)
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    from ..plots import save_figure
+
+    save_figure(fig, path)  # atomic: whole or absent
     plt.close(fig)
     return path
 

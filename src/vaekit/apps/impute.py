@@ -22,6 +22,7 @@ import torch
 
 from ..distributions import Masked
 from ..errors import ConfigError
+from .. import limits
 from ..models.vae import VAE
 from ..rng import seeded
 
@@ -37,6 +38,11 @@ def impute_importance(model: VAE, x: torch.Tensor, mask: torch.Tensor, k: int = 
     Returns the completed data (B, *event) with E[x_mis | x_obs] filled in, and with `draws` > 0 also
     `draws` resampled completions (draws, B, *event) (multiple imputation). Observed entries are kept.
     """
+    rows = int(k) * int(x.shape[0])
+    event = math.prod(model.event_shape)
+    params = getattr(model.likelihood, "params_per_entry", 1)
+    limits.check_allocation(rows * (3 * model.latent_dim + (params + 4) * event) * limits.FLOAT_BYTES,
+                            f"importance sampling with {int(k):,} samples for {x.shape[0]:,} examples")
     mask = mask.to(x.dtype)
     x = x * mask
     qz = model.encode(x, mask=mask)

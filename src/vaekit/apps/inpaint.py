@@ -55,18 +55,18 @@ def read_array_or_image(path: str | Path, what: str) -> np.ndarray:
     if not path.is_file():
         raise DataError(f"{what} file {str(path)!r} does not exist")
     suffix = path.suffix.lower()
+    from ..data.common import load_npy, load_npz, open_image  # headers checked against file and budget first
+
     try:
         if suffix == ".npy":
-            return np.load(path, allow_pickle=False)
+            return load_npy(path)
         if suffix == ".npz":
-            with np.load(path, allow_pickle=False) as npz:
-                key = next((k for k in ("x", "X", "images", "mask") if k in npz.files), npz.files[0])
-                return npz[key]
-        from PIL import Image
-
-        with Image.open(path) as im:
+            arrays = load_npz(path)
+            key = next((k for k in ("x", "X", "images", "mask") if k in arrays), next(iter(arrays)))
+            return arrays[key]
+        with open_image(path, f"{what} {str(path)!r}") as im:
             return np.asarray(im.convert("L"), dtype=np.float64) / 255.0
-    except (OSError, ValueError, IndexError) as error:
+    except (OSError, ValueError, IndexError, StopIteration) as error:
         raise DataError(f"cannot read {what} {str(path)!r} ({error})") from None
 
 

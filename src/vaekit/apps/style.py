@@ -12,6 +12,8 @@ each column, one row per class.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -48,8 +50,9 @@ def transfer_style(model: VAE, style_x: torch.Tensor, style_y: torch.Tensor,
     if content.numel() != style_x.shape[0] or style_y.numel() != style_x.shape[0]:
         raise ConfigError(f"got {style_x.shape[0]} style images, {style_y.numel()} style labels and "
                           f"{content.numel()} content labels; give one label each (or one content label)")
+    model.check_generate(style_x.shape[0], f"rendering {style_x.shape[0]:,} style transfers")
     z = model.encode(style_x, style_y).mean  # (B, D)
-    images = model.decode(z, content).mean  # (B, *event)
+    images = model.generate(z, content, check=False)  # (B, *event), decoded in chunks
     return StyleTransfer(z=z, style_labels=style_y, content_labels=content.clone(), images=images)
 
 
@@ -71,6 +74,9 @@ def analogy_grid(model: VAE, style_x: torch.Tensor, style_y: torch.Tensor,
     require_conditional(model)
     classes = check_labels(model, torch.arange(model.num_classes) if classes is None else classes)
     r, k = style_x.shape[0], classes.numel()
+    event = math.prod(model.event_shape)
+    model.check_generate(r * k, f"an analogy grid of {r:,} sources x {k:,} classes",
+                         extra_per_row=2 * event * 4)  # the repeated style images and their encoding
     # Each source repeated once per class: (R*K,) rows ordered source-major, so a view gives (R, K, *event).
     result = transfer_style(model, style_x.repeat_interleave(k, 0), check_labels(model, style_y).repeat_interleave(k),
                             classes.repeat(r))
@@ -85,10 +91,8 @@ def save_analogy_figure(grid: AnalogyGrid, path: str | Path, class_names: Sequen
                         row_labels: Sequence[str] | None = None, title: str = "Style transfer") -> Path:
     """PNG: first column the source image, then its style in each class; .npy: the (R, K, *event) images."""
     path = Path(path)
-    if path.suffix == ".npy":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.save(path, grid.images.cpu().numpy())
-        return path
+    if path.suffix.lower() == ".npy":
+        return plots.save_npy(path, grid.images.cpu().numpy())
     event = tuple(grid.sources.shape[1:])
     r, k = grid.images.shape[:2]
     tiles = torch.cat([grid.sources.unsqueeze(1), grid.images], 1).reshape(r * (k + 1), *event)  # (R*(K+1), ...)

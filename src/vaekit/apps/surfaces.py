@@ -160,8 +160,9 @@ def save_anomaly_figure(images: np.ndarray, maps: np.ndarray, path: str | Path, 
     cax = fig.add_axes((0.93, 0.15, 0.015, 0.7))
     fig.colorbar(heat, cax=cax).set_label("pixel NLL (nats)", fontsize=8)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    from ..plots import save_figure
+
+    save_figure(fig, path)  # atomic: whole or absent
     plt.close(fig)
     return path
 

@@ -7,12 +7,13 @@ DATA is a registered data set (mnist, digits, ...) or a file (.npz with X and op
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError, VaekitError
-from .common import guard_output, refuse_nonempty
+from .common import config_type, float_range, guard_output, int_range, positive_int, refuse_nonempty, seed_int
 
 
 def _data_args(p, default_split: str) -> None:
@@ -33,12 +34,13 @@ def register(sub) -> None:
     _data_args(p, "train")
     p.add_argument("--out", required=True, help="run folder to create")
     p.add_argument("--score", default="nll", choices=["nll", "elbo", "recon"], help="anomaly score (default nll)")
-    p.add_argument("--contamination", type=float, default=0.1, help="expected anomaly fraction (sets the threshold)")
-    p.add_argument("--epochs", type=int, help="training epochs (default: a short automatic length)")
-    p.add_argument("--latent-dim", type=int)
+    p.add_argument("--contamination", type=float_range(0.0, 0.5, lo_open=True), default=0.1,
+                   help="expected anomaly fraction, in (0, 0.5] (sets the threshold)")
+    p.add_argument("--epochs", type=positive_int, help="training epochs (default: a short automatic length)")
+    p.add_argument("--latent-dim", type=config_type("model.latent_dim"))
     p.add_argument("--likelihood", help="gaussian-learned (tables), bernoulli (images), gaussian, ...")
     p.add_argument("--network", default="mlp", help="mlp or conv (images)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_int, default=0)
 
     p = cmds.add_parser("score", help="anomaly scores of each example, as CSV (higher = more anomalous)")
     p.set_defaults(func=cmd_score)
@@ -58,18 +60,18 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_map)
     p.add_argument("run", help="run folder of an image detector")
     _data_args(p, "test")
-    p.add_argument("-n", type=int, default=8, help="images to show (the highest-scoring ones)")
+    p.add_argument("-n", type=positive_int, default=8, help="images to show (the highest-scoring ones)")
     p.add_argument("--out", help="PNG file (default: RUN/anomaly-maps.png)")
     p.add_argument("--force", action="store_true")
 
     p = cmds.add_parser("surfaces", help="demo: synthetic surface inspection with image- and pixel-level ROC-AUC")
     p.set_defaults(func=cmd_surfaces)
     p.add_argument("--out", required=True, help="run folder to create (detector, figure, metrics)")
-    p.add_argument("--n-train", type=int, default=2000, help="defect-free training images")
-    p.add_argument("--n-test", type=int, default=400, help="test images, half of them defective")
-    p.add_argument("--size", type=int, default=32, help="image side in pixels")
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-train", type=positive_int, default=2000, help="defect-free training images")
+    p.add_argument("--n-test", type=int_range(2), default=400, help="test images, half of them defective (>= 2)")
+    p.add_argument("--size", type=int_range(8), default=32, help="image side in pixels (>= 8)")
+    p.add_argument("--epochs", type=positive_int, default=30)
+    p.add_argument("--seed", type=seed_int, default=0)
 
 
 def read_data(args) -> tuple[np.ndarray, np.ndarray | None, list[str] | None, tuple[str, ...] | None]:
@@ -202,7 +204,9 @@ def cmd_map(args) -> int:
         raise VaekitError(f"{args.run} is a tabular detector: anomaly maps need an image detector")
     x, _, _, _ = read_data(args)
     scores = detector.decision_function(x)
-    top = np.argsort(-scores)[: max(1, args.n)]
+    top = np.argsort(-scores)[: args.n]
+    if len(top) < args.n:  # said, not silently changed
+        print(f"{args.data} has {len(scores)} images: showing {len(top)} (-n {args.n})", file=sys.stderr)
     images = detector.as_model_input(x[top])
     maps = pixel_scores(anomaly_maps(detector.model_, images))
     out = save_anomaly_figure(images.numpy(), maps, args.out or Path(args.run) / "anomaly-maps.png",

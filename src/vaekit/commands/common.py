@@ -1,16 +1,136 @@
-"""Helpers shared by the subcommands: the RUN/--out/--force arguments, output guards, loading a run with its data.
+"""Helpers shared by the subcommands: the RUN/--out/--force arguments, output guards, loading a run with its data,
+and the checked argument types of every numeric option.
+
+Each numeric argument gets its range here, in its argparse `type` (`positive_int`, `int_range(2)`,
+`float_range(0, 0.5, lo_open=True)`, `int_list(0)`, `config_type("train.epochs")`, ...): a value outside it ends
+with argparse's one-line "argument -n: must be an integer >= 1, got '-5'" and exit status 2, before anything is
+loaded. A flag that sets a config key takes the key's own range (`vaekit.config`), so there is one range per value.
 
 This module has no `register`: it adds no subcommand (the CLI skips it when it collects them).
 """
 
 from __future__ import annotations
 
+import argparse
+import math
 from pathlib import Path
+from typing import Callable
 
+from ..config import MAX_SEED, MAX_THREADS, DataConfig, ModelConfig, TrainConfig
 from ..errors import VaekitError
 from ..outputs import refuse_nonempty  # output folders: the library's rule, re-exported for the commands
+from ..typecheck import INT64_MAX, Range
 
-__all__ = ["class_names_of", "guard_output", "load_with_data", "refuse_nonempty", "run_args"]
+__all__ = ["class_names_of", "config_type", "finite_float", "float_list", "float_range", "guard_output", "int_list",
+           "int_range", "load_with_data", "nonnegative_float", "nonnegative_int", "positive_float", "positive_int",
+           "refuse_nonempty", "run_args", "seed_int", "thread_count"]
+
+
+def _quoted(text: str, limit: int = 40) -> str:
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
+
+
+def _parse_int(text: str) -> int | None:
+    try:
+        value = int(text.strip().replace("_", "x"))  # '1_000' is no number a user types; refuse it plainly
+    except ValueError:  # not a whole number (or one of more digits than Python converts)
+        return None
+    return value if abs(value) <= INT64_MAX else None
+
+
+def _parse_float(text: str) -> float | None:
+    try:
+        value = float(text.strip().replace("_", "x"))
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def int_range(lo: int | None = None, hi: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number in [lo, hi] (None: unbounded; always within 64 bits)."""
+    bounds = Range(lo, hi)
+    words = "an integer" + ("" if lo is None and hi is None else f" {bounds.describe()}")
+
+    def parse(text: str) -> int:
+        value = _parse_int(text)
+        if value is None or value not in bounds:
+            raise argparse.ArgumentTypeError(f"must be {words}, got {_quoted(text)}")
+        return value
+
+    parse.__name__ = "int"
+    return parse
+
+
+def float_range(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
+                hi_open: bool = False) -> Callable[[str], float]:
+    """An argparse type: a finite number in [lo, hi] (open ends with `lo_open` / `hi_open`; None: unbounded)."""
+    bounds = Range(lo, hi, lo_open, hi_open)
+    words = "a finite number" + ("" if lo is None and hi is None else f" {bounds.describe()}")
+
+    def parse(text: str) -> float:
+        value = _parse_float(text)
+        if value is None or value not in bounds:
+            raise argparse.ArgumentTypeError(f"must be {words}, got {_quoted(text)}")
+        return value
+
+    parse.__name__ = "float"
+    return parse
+
+
+def _list_type(item: Callable[[str], float], words: str, example: str) -> Callable[[str], list]:
+    def parse(text: str) -> list:
+        tokens = text.replace(" ", "").split(",")
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"must be comma-separated {words} like {example}, got {_quoted(text)}")
+        values = []
+        for token in tokens:
+            try:
+                values.append(item(token))
+            except argparse.ArgumentTypeError:
+                raise argparse.ArgumentTypeError(f"must be comma-separated {words} like {example}; "
+                                                 f"{_quoted(token)} in {_quoted(text)} is not") from None
+        return values
+
+    parse.__name__ = "list"
+    return parse
+
+
+def int_list(lo: int | None = None, hi: int | None = None, example: str = "0,3,5") -> Callable[[str], list[int]]:
+    """An argparse type: comma-separated whole numbers, each in [lo, hi]."""
+    bounds = Range(lo, hi)
+    words = "integers" + ("" if lo is None and hi is None else f" {bounds.describe()}")
+    return _list_type(int_range(lo, hi), words, example)
+
+
+def float_list(lo: float | None = None, hi: float | None = None, example: str = "0,0.5,1") -> Callable[[str], list[float]]:
+    """An argparse type: comma-separated finite numbers, each in [lo, hi]."""
+    bounds = Range(lo, hi)
+    words = "finite numbers" + ("" if lo is None and hi is None else f" {bounds.describe()}")
+    return _list_type(float_range(lo, hi), words, example)
+
+
+positive_int = int_range(1)
+nonnegative_int = int_range(0)
+seed_int = int_range(0, MAX_SEED)
+thread_count = int_range(1, MAX_THREADS)
+finite_float = float_range()
+positive_float = float_range(0.0, lo_open=True)
+nonnegative_float = float_range(0.0)
+
+_SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+
+
+def config_type(key: str) -> Callable[[str], float]:
+    """The argparse type of a flag that sets config key `key` ("train.epochs"): the key's own type and range."""
+    import typing
+
+    section, name = key.split(".")
+    cls = _SECTIONS[section]
+    bounds = cls.__dataclass_fields__[name].metadata.get("range") or Range()
+    hint = typing.get_type_hints(cls)[name]
+    if int in (hint, *typing.get_args(hint)):
+        return int_range(bounds.lo, bounds.hi)
+    return float_range(bounds.lo, bounds.hi, lo_open=bounds.lo_open, hi_open=bounds.hi_open)
 
 
 def guard_output(path: str | None, force: bool) -> None:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..errors import VaekitError
-from .common import guard_output, load_with_data, run_args
+from .common import guard_output, load_with_data, positive_int, run_args, seed_int
 
 
 def register(sub) -> None:
@@ -15,10 +14,10 @@ def register(sub) -> None:
                                            "trained on a data set with factors, such as 'shapes'")
     p.set_defaults(func=cmd_disentangle)
     run_args(p, "where to write the scores (default: RUN/disentanglement.json)")
-    p.add_argument("--n", type=int, default=None,
+    p.add_argument("--n", type=positive_int, default=None,
                    help="training points per metric; every count scales with it (default 2000, a fifth of "
                         "disentanglement_lib's; 10000 = the standard settings)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--data-root", help="folder holding the data files")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -30,8 +29,6 @@ def cmd_disentangle(args) -> int:
 
     guard_output(args.out, args.force)
     n = REPORT_N_TRAIN if args.n is None else args.n
-    if n < 1:
-        raise VaekitError("--n must be >= 1")
     run, data = load_with_data(args)
     report = disentanglement_report(run.model, data, n_train=n, seed=args.seed, progress=not args.no_progress)
     out = Path(args.out or run.path / "disentanglement.json")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import DataError, VaekitError
-from .common import guard_output
+from .common import guard_output, positive_int, seed_int
 
 
 def register(sub) -> None:
@@ -21,17 +21,18 @@ def register(sub) -> None:
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists (never the input)")
     p.add_argument("--method", default="importance", choices=["importance", "pseudo-gibbs", "metropolis"],
                    help="importance sampling (default), pseudo-Gibbs or Metropolis-within-Gibbs")
-    p.add_argument("--samples", type=int, default=1000, help="importance samples, or Gibbs steps (default 1000)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--samples", type=positive_int, default=1000,
+                   help="importance samples, or Gibbs steps (default 1000)")
+    p.add_argument("--seed", type=seed_int, default=0)
     t = p.add_argument_group("tables")
-    t.add_argument("--epochs", type=int, help="training epochs (default: automatic)")
+    t.add_argument("--epochs", type=positive_int, help="training epochs (default: automatic)")
     t.add_argument("--no-header", action="store_true", help="the first row is data, not column names")
     i = p.add_argument_group("images (SOURCE is a run folder)")
     i.add_argument("--image", help="PNG/JPEG or .npy/.npz of images (default: the run's test images)")
     i.add_argument("--mask", default="bottom-half",
                    help="hidden pixels: bottom-half (default), top-half, left-half, right-half, center, random:F, "
                         "or a PNG/.npy file with white/nonzero = hidden")
-    i.add_argument("-n", type=int, default=8, help="test images to fill when --image is not given")
+    i.add_argument("-n", type=positive_int, default=8, help="test images to fill when --image is not given")
     i.add_argument("--array", help="also save the filled images as .npy")
     i.add_argument("--data-root", help="folder holding the run's data files")
 
@@ -105,7 +106,7 @@ def _impute_images(args) -> int:
         from .common import load_with_data
 
         _, data = load_with_data(argparse_namespace(run=args.source, data_root=args.data_root))
-        images = data.split("test").x[: max(1, args.n)]
+        images = data.split("test").x[: args.n]
     if Path(args.mask).is_file() or Path(args.mask).suffix.lower() in (".png", ".jpg", ".jpeg", ".npy", ".npz"):
         hole = read_array_or_image(args.mask, "mask")
     else:
@@ -119,7 +120,9 @@ def _impute_images(args) -> int:
     out = save_inpainting_figure(images, observed, {args.method: filled}, args.out or run.path / "inpainting.png",
                                  title=f"Inpainting ({args.method}, {args.mask})")
     if args.array:
-        np.save(args.array, filled.numpy())
+        from ..plots import save_npy
+
+        save_npy(args.array, filled.numpy())  # atomic, and under exactly the name given
     known = "" if args.image else f" (RMSE vs the original test images {err:.4f})"
     print(f"filled {int(hidden.sum())} hidden pixels in {len(images)} images{known}")
     print(f"wrote {out}" + (f", {args.array}" if args.array else ""))

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from .common import guard_output, load_with_data, run_args
+from .common import (float_list, guard_output, int_list, int_range, load_with_data, nonnegative_int, positive_float,
+                     positive_int, run_args, seed_int, thread_count)
 
 OUT_DIR = "latent"
 
@@ -34,22 +35,24 @@ def register(sub) -> None:
 
     p = _action(actions, "embed", cmd_embed, "encode a split to posterior means and variances (.npz)",
                 "output .npz (default: RUN/latent/latents.npz)", max_points=None)
-    p.add_argument("--samples", type=int, default=0, help="also store this many draws z ~ q(z|x) per example")
+    p.add_argument("--samples", type=nonnegative_int, default=0,
+                   help="also store this many draws z ~ q(z|x) per example")
 
     p = _action(actions, "plot", cmd_plot, "2-D / 3-D scatter plot of the latent codes coloured by label",
                 "output .png (static) or .html (interactive) (default: RUN/latent/plot_METHOD_DIMSd.png)",
                 max_points=10000)
     p.add_argument("--method", default="auto", choices=("auto", "none", "pca", "tsne", "umap"),
                    help="projection: auto = the codes themselves for 2-D/3-D latent spaces, else PCA")
-    p.add_argument("--dims", type=int, default=2, choices=(2, 3), help="2-D or 3-D plot")
+    p.add_argument("--dims", type=int_range(2, 3), default=2, help="2-D or 3-D plot")
     p.add_argument("--embedding", help="plot a saved embedding (.npz from `latent embed`) instead of encoding")
 
     p = _action(actions, "traverse", cmd_traverse, "vary one latent dimension at a time and decode",
                 "output .png grid or .npy array (default: RUN/latent/traversal.png)", max_points=2000)
-    p.add_argument("--dims", help="latent dimensions to vary, e.g. 0,3,5 (default: all)")
-    p.add_argument("--index", type=int, help="traverse around this example of the split (default: the prior mean)")
-    p.add_argument("--span", type=float, default=3.0, help="range in prior standard deviations (default 3)")
-    p.add_argument("--steps", type=int, default=9, help="images per row (default 9)")
+    p.add_argument("--dims", type=int_list(0), help="latent dimensions to vary, e.g. 0,3,5 (default: all)")
+    p.add_argument("--index", type=int_range(), help="traverse around this example of the split (default: the prior "
+                                                    "mean; negative counts from the end)")
+    p.add_argument("--span", type=positive_float, default=3.0, help="range in prior standard deviations (default 3)")
+    p.add_argument("--steps", type=int_range(2), default=9, help="images per row, >= 2 (default 9)")
     p.add_argument("--label", help="class to decode with (conditional models)")
 
     p = _action(actions, "interpolate", cmd_interpolate, "decode linear / slerp paths between two examples",
@@ -57,16 +60,17 @@ def register(sub) -> None:
     p.add_argument("--a", default="0", help="first end: an index into the split, or an image / .npy file")
     p.add_argument("--b", default="1", help="second end: an index into the split, or an image / .npy file")
     p.add_argument("--method", default="both", choices=("linear", "slerp", "both"))
-    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--steps", type=int_range(2), default=10, help="points on each path, >= 2 (default 10)")
     p.add_argument("--grid", action="store_true", help="the latent-plane grid (manifold plot) instead")
-    p.add_argument("--grid-size", type=int, default=15, help="grid points per side (default 15)")
-    p.add_argument("--grid-dims", help="the two dimensions the grid varies, e.g. 0,1 (needed unless 2-D)")
+    p.add_argument("--grid-size", type=int_range(2), default=15, help="grid points per side, >= 2 (default 15)")
+    p.add_argument("--grid-dims", type=int_list(0, example="0,1"),
+                   help="the two dimensions the grid varies, e.g. 0,1 (needed unless 2-D)")
     p.add_argument("--label", help="class to decode with (conditional models)")
 
     p = _action(actions, "cluster", cmd_cluster, "k-means / GMM clustering of the codes, scored against labels",
                 "output .json; the confusion figure goes beside it (default: RUN/latent/clusters.json)",
                 max_points=None)
-    p.add_argument("--k", type=int, help="number of clusters (default: the number of classes, else 10)")
+    p.add_argument("--k", type=positive_int, help="number of clusters (default: the number of classes, else 10)")
     p.add_argument("--methods", default="kmeans,gmm", help="comma-separated: kmeans, gmm")
     p.add_argument("--no-baselines", action="store_true", help="skip clustering the raw inputs and their PCA")
     p.add_argument("--embedding", help="cluster a saved embedding (.npz) instead of encoding")
@@ -79,9 +83,11 @@ def register(sub) -> None:
                                        "feature of tabular data, or a column of --attributes")
     p.add_argument("--attributes", help="CSV (with header) or .npy file with one row per example of the split")
     p.add_argument("--negate", action="store_true", help="use the attribute's False group as the target")
-    p.add_argument("--apply", help="indices of the examples to move, e.g. 0,5,9 (default: 8 of the source group)")
-    p.add_argument("--strength", default="0,0.5,1,1.5,2", help="strengths of the vector (default 0,0.5,1,1.5,2)")
-    p.add_argument("--analogy", action="append", default=[], metavar="A,B,C",
+    p.add_argument("--apply", type=int_list(example="0,5,9"),
+                   help="indices of the examples to move, e.g. 0,5,9 (default: 8 of the source group)")
+    p.add_argument("--strength", type=float_list(), default="0,0.5,1,1.5,2",
+                   help="strengths of the vector, finite numbers (default 0,0.5,1,1.5,2)")
+    p.add_argument("--analogy", action="append", default=[], metavar="A,B,C", type=int_list(example="3,8,5"),
                    help="decode mu(A) - mu(B) + mu(C) for three indices (repeatable); replaces the vector figure")
     p.add_argument("--label", help="class to decode analogies with (conditional models)")
 
@@ -92,12 +98,12 @@ def _action(actions, name, handler, help_text, out_help, max_points: int | None 
     run_args(p, out_help)
     p.add_argument("--split", default="test", help="which split to use (default: test)")
     p.add_argument("--data-root", help="folder holding the data files")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, help="CPU threads for torch, t-SNE/UMAP and clustering (default: all); "
+    p.add_argument("--seed", type=seed_int, default=0)
+    p.add_argument("--threads", type=thread_count, help="CPU threads for torch, t-SNE/UMAP and clustering (default: all); "
                                                "1 is often faster on a machine busy with other work")
     if max_points != 0:
         default = "all" if max_points is None else max_points
-        p.add_argument("--max-points", type=int, default=max_points,
+        p.add_argument("--max-points", type=positive_int, default=max_points,
                        help=f"use a random subset of at most this many examples (default: {default})")
     return p
 
@@ -108,8 +114,6 @@ def _with_threads(handler):
     def run(args) -> int:
         if args.threads is None:
             return handler(args)
-        if args.threads < 1:
-            raise ConfigError(f"--threads must be at least 1, got {args.threads}")
         from threadpoolctl import threadpool_limits
 
         torch.set_num_threads(args.threads)
@@ -120,22 +124,6 @@ def _with_threads(handler):
 
 
 # --- helpers ------------------------------------------------------------------------------------------------
-
-
-def _ints(text: str | None, what: str) -> list[int] | None:
-    if text is None:
-        return None
-    try:
-        return [int(v) for v in text.replace(" ", "").split(",") if v != ""]
-    except ValueError:
-        raise ConfigError(f"{what} must be comma-separated whole numbers like 0,3,5; got {text!r}") from None
-
-
-def _floats(text: str, what: str) -> list[float]:
-    try:
-        return [float(v) for v in text.replace(" ", "").split(",") if v != ""]
-    except ValueError:
-        raise ConfigError(f"{what} must be comma-separated numbers like 0,0.5,1; got {text!r}") from None
 
 
 def _out(args, run, default: str, suffixes: tuple[str, ...]) -> Path:
@@ -223,8 +211,6 @@ def _example(text: str, split, model, split_name: str) -> tuple[torch.Tensor, in
 def cmd_embed(args) -> int:
     from ..analysis import save_embedding
 
-    if args.samples < 0:
-        raise ConfigError("--samples must be >= 0")
     run, data, split = _load(args)
     out = _out(args, run, "latents.npz", (".npz",))
     emb = _embed(run, split, _rows(args, len(split)), n_samples=args.samples)
@@ -270,7 +256,7 @@ def cmd_traverse(args) -> int:
 
     run, data, split = _load(args)
     model = run.model
-    dims = _ints(args.dims, "--dims")
+    dims = args.dims
     out = _out(args, run, "traversal.png", (".png", ".npy"))
     base, where, label = None, "the prior mean", _label(args.label, data)
     if args.index is not None:
@@ -301,7 +287,7 @@ def cmd_interpolate(args) -> int:
     label = _label(args.label, data)
     if args.grid:
         out = _out(args, run, "grid.png", (".png", ".npy"))
-        grid = latent_grid(model, args.grid_size, _ints(args.grid_dims, "--grid-dims"), label=label)
+        grid = latent_grid(model, args.grid_size, args.grid_dims, label=label)
         n = args.grid_size
         every = max(1, n // 8)
         cols = [f"{v:.2f}" if j % every == 0 else "" for j, v in enumerate(grid.values[0])]
@@ -389,10 +375,9 @@ def cmd_arithmetic(args) -> int:
     n = len(split)
     if args.analogy:
         rows, labels = [], []
-        for text in args.analogy:
-            triple = _ints(text, "--analogy")
+        for triple in args.analogy:
             if len(triple) != 3:
-                raise ConfigError(f"--analogy takes three indices A,B,C; got {text!r}")
+                raise ConfigError(f"--analogy takes three indices A,B,C; got {','.join(map(str, triple))}")
             a, b, c = (_check_index(i, n, args.split) for i in triple)
             decoded, _ = analogy(model, split.x[a], split.x[b], split.x[c], _label(args.label, data))
             rows.append(torch.stack([split.x[a], split.x[b], split.x[c], decoded[0]]))
@@ -417,11 +402,11 @@ def cmd_arithmetic(args) -> int:
         target_label, source_label = _label(args.target, data), _label(args.source, data)
         vec = label_vector(emb.mean, emb.labels, target_label, source_label, data.class_names)
         source = emb.labels == source_label if source_label is not None else emb.labels != target_label
-    indices = _ints(args.apply, "--apply")
+    indices = args.apply
     if indices is None:
         indices = np.flatnonzero(source)[:8].tolist()
     indices = [_check_index(i, n, args.split) for i in indices]
-    strengths = _floats(args.strength, "--strength")
+    strengths = args.strength
     idx = torch.as_tensor(indices)
     shifted = apply_vector(model, split.x[idx], vec.vector, strengths, None if split.y is None else split.y[idx])
     grid = torch.cat([split.x[idx][:, None], shifted.images], 1)  # (N, 1 + S, *event): data | shifted decodings

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import VaekitError
-from .common import guard_output, load_with_data, run_args
+from .common import guard_output, int_range, load_with_data, run_args, seed_int, thread_count
 
 
 def register(sub) -> None:
@@ -20,10 +19,11 @@ def register(sub) -> None:
     p = sub.add_parser("quality", help="sample quality measured by a classifier trained on the real data")
     p.set_defaults(func=cmd_quality)
     run_args(p, "where to write the metrics (default: RUN/quality.json)")
-    p.add_argument("-n", type=int, default=10_000, help="number of samples (default 10000)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-n", type=int_range(2), default=10_000,
+                   help="number of samples, >= 2 for a Frechet distance (default 10000)")
+    p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--retrain-classifier", action="store_true", help="train a new classifier even if one is cached")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: all); on a busy machine 1 is often "
+    p.add_argument("--threads", type=thread_count, help="torch CPU threads (default: all); on a busy machine 1 is often "
                    "several times faster for this small classifier")
     p.add_argument("--data-root", help="folder holding the data files")
 
@@ -33,11 +33,7 @@ def cmd_quality(args) -> int:
     from ..metrics.sample_quality import sample_quality_report
 
     guard_output(args.out, args.force)
-    if args.n < 2:
-        raise VaekitError("-n must be >= 2 (a Frechet distance needs a covariance)")
     if args.threads is not None:
-        if args.threads < 1:
-            raise VaekitError(f"--threads must be at least 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     run, data = load_with_data(args)
     result = sample_quality_report(run, data, n=args.n, seed=args.seed, retrain=args.retrain_classifier)

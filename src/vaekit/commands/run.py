@@ -7,11 +7,13 @@ Every command module in `vaekit.commands` has `register(subparsers)`, which adds
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
 from ..errors import VaekitError
-from .common import class_names_of, guard_output, load_with_data, run_args
+from .common import (class_names_of, config_type, guard_output, int_range, load_with_data, nonnegative_float,
+                     positive_int, run_args, seed_int)
 
 
 def _train_parser(sub) -> None:
@@ -22,16 +24,17 @@ def _train_parser(sub) -> None:
                    help="dotted override, e.g. model.latent_dim=32 (repeatable)")
     p.add_argument("--data", help="registered data set name or a path (file or folder)")
     p.add_argument("--data-root", help="folder holding the data files (default: $VAEKIT_DATA/<name>)")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--latent-dim", type=int)
+    p.add_argument("--epochs", type=config_type("train.epochs"), help="training epochs (train.epochs, >= 1)")
+    p.add_argument("--batch-size", type=config_type("train.batch_size"))
+    p.add_argument("--lr", type=config_type("train.lr"), help="learning rate (train.lr, > 0)")
+    p.add_argument("--latent-dim", type=config_type("model.latent_dim"))
     p.add_argument("--network", help="e.g. mlp, conv")
     p.add_argument("--likelihood", help="e.g. bernoulli, gaussian, gaussian-learned")
-    p.add_argument("--beta", type=float)
-    p.add_argument("--seed", type=int)
+    p.add_argument("--beta", type=nonnegative_float, help="KL weight (objective.beta, >= 0)")
+    p.add_argument("--seed", type=config_type("train.seed"))
     p.add_argument("--out", help="run folder (default: runs/<data>-<time>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint, with "
+                   "its saved settings (--epochs N extends it)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -42,14 +45,15 @@ def register(sub) -> None:
     p = sub.add_parser("eval", help="test-set ELBO, importance-sampled NLL, bits/dim, active units")
     p.set_defaults(func=cmd_eval)
     run_args(p, "where to write the metrics (default: RUN/eval.json)")
-    p.add_argument("--iw-samples", type=int, default=1000, help="importance samples per example (default 1000)")
+    p.add_argument("--iw-samples", type=positive_int, default=1000, help="importance samples per example (default 1000)")
     p.add_argument("--split", default="test")
-    p.add_argument("--limit", type=int, help="evaluate only the first N examples")
+    p.add_argument("--limit", type=positive_int, help="evaluate only the first N examples")
     p.add_argument("--data-root", help="folder holding the data files")
     p.add_argument("--samples", action="store_true",
                    help="also measure generated samples with a classifier trained on the data (cached in RUN): "
                         "conditional accuracy, mode coverage, Frechet distance")
-    p.add_argument("--n-samples", type=int, default=10_000, help="samples for --samples (default 10000)")
+    p.add_argument("--n-samples", type=int_range(2), default=10_000,
+                   help="samples for --samples, >= 2 for a Frechet distance (default 10000)")
     p.add_argument("--disentanglement", action="store_true",
                    help="also compute MIG, beta-VAE, FactorVAE, DCI and SAP scores (data sets with factors)")
     p.add_argument("--skip-likelihood", action="store_true",
@@ -58,17 +62,18 @@ def register(sub) -> None:
     p = sub.add_parser("sample", help="draw new data from the prior and save an image grid")
     p.set_defaults(func=cmd_sample)
     run_args(p, "output file: .png grid, or .npy/.csv array (default: RUN/samples.png)")
-    p.add_argument("-n", type=int, default=64, help="number of samples")
-    p.add_argument("--label", type=int, help="class to generate (conditional models; without it, one row per class)")
-    p.add_argument("--per-class", type=int, help="conditional models without --label: samples per class row "
+    p.add_argument("-n", type=positive_int, default=64, help="number of samples")
+    p.add_argument("--label", type=int_range(),  # its range, 0..classes-1, is the model's (checked by it)
+                   help="class to generate (conditional models; without it, one row per class)")
+    p.add_argument("--per-class", type=positive_int, help="conditional models without --label: samples per class row "
                    "(default: n / classes, rounded up)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--draw", action="store_true", help="draw x ~ p(x|z) instead of its mean")
 
     p = sub.add_parser("reconstruct", help="encode and decode data and save originals vs reconstructions")
     p.set_defaults(func=cmd_reconstruct)
     run_args(p, "output file (default: RUN/reconstructions.png)")
-    p.add_argument("-n", type=int, default=32)
+    p.add_argument("-n", type=positive_int, default=32, help="examples to show (at most the split's size)")
     p.add_argument("--split", default="test")
     p.add_argument("--data-root", help="folder holding the data files")
 
@@ -86,9 +91,19 @@ def cmd_train(args) -> int:
     overrides = [f"{k}={json.dumps(v)}" for k, v in flags.items() if v is not None] + args.overrides
     if args.no_progress:
         overrides.append("train.progress=false")
-    config = build_run_config(args.config, overrides)
-    if args.resume and not args.out:
-        raise VaekitError("--resume needs --out RUN, the run folder to continue")
+    if args.resume:
+        # Every setting comes from the run folder; flags may only extend the run (see vaekit.resume).
+        from ..io import load_config
+        from ..resume import requested_config
+
+        if not args.out:
+            raise VaekitError("--resume needs --out RUN, the run folder to continue")
+        if args.config:
+            raise VaekitError("--config cannot be combined with --resume: a resumed run keeps the settings of "
+                              "RUN/config.json (flags such as --epochs may extend it)")
+        config = requested_config(load_config(args.out), overrides)
+    else:
+        config = build_run_config(args.config, overrides)
     out = Path(args.out or f"runs/{Path(config.data.name).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
     result = fit(config, out, resume=args.resume, figures=True)
     last = result.history[-1] if result.history else {}
@@ -105,10 +120,6 @@ def cmd_eval(args) -> int:
     from ..io import atomic_write_text
 
     guard_output(args.out, args.force)
-    if args.iw_samples < 1:
-        raise VaekitError("--iw-samples must be >= 1")
-    if args.samples and args.n_samples < 2:
-        raise VaekitError("--n-samples must be >= 2 (a Frechet distance needs a covariance)")
     run, data = load_with_data(args)
     report: dict = {"split": args.split}
     rows: list[tuple[str, str]] = []
@@ -158,12 +169,16 @@ def _likelihood_rows(result) -> list[tuple[str, str]]:
 
 def cmd_sample(args) -> int:
     from ..io import load_run
-    from ..report import draw_samples, save_samples
+    from ..report import OUTPUT_SUFFIXES, check_output_suffix, draw_samples, save_samples
+
+    from ..plots import check_grid_size
 
     guard_output(args.out, args.force)
-    if args.n < 1:
-        raise VaekitError("-n must be >= 1")
+    if args.out:  # before any work
+        check_output_suffix(args.out, OUTPUT_SUFFIXES)
     run = load_run(args.run)
+    if Path(args.out or "samples.png").suffix.lower() == ".png" and len(run.model.event_shape) in (2, 3):
+        check_grid_size(args.n)
     if args.label is not None and not run.model.conditional:
         raise VaekitError("--label needs a conditional model; train one with --set model.conditional=true")
     if run.model.conditional and args.label is None:  # one row per class, the same z down each column
@@ -182,12 +197,16 @@ def cmd_sample(args) -> int:
 
 
 def cmd_reconstruct(args) -> int:
-    from ..report import save_reconstructions
+    from ..report import OUTPUT_SUFFIXES, check_output_suffix, save_reconstructions
 
     guard_output(args.out, args.force)
+    if args.out:  # before any work
+        check_output_suffix(args.out, OUTPUT_SUFFIXES)
     run, data = load_with_data(args)
     split = data.split(args.split)
-    n = max(1, min(args.n, len(split)))
+    n = min(args.n, len(split))
+    if n < args.n:  # said, not silently changed
+        print(f"the {args.split} split has {len(split)} examples: showing {n} (-n {args.n})", file=sys.stderr)
     out = save_reconstructions(run.model, split.x[:n], None if split.y is None else split.y[:n],
                                args.out or run.path / "reconstructions.png")
     print(f"wrote {out}")

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import torch
 
 from ..errors import DataError
@@ -139,3 +140,147 @@ def count_nonfinite(x: torch.Tensor) -> tuple[int, tuple[int, ...] | None]:
     if n == 0:
         return 0, None
     return n, tuple(int(i) for i in bad.nonzero()[0])
+
+
+# --- bounded reading: headers are checked against the file and the memory budget before any allocation ----------
+
+# Bytes a loader holds per value of a data file at its peak: the file's own values plus float32 copies (the
+# events, the tensors, the joined splits).
+LOAD_BYTES_PER_VALUE = 12
+# Largest image (width x height) read from a file: PIL's own default bound against decompression bombs.
+MAX_IMAGE_PIXELS = 89_478_485
+
+
+def check_load(n_values: int, itemsize: int, what: str) -> None:
+    """A DataError unless loading `n_values` values of `itemsize` bytes fits the memory budget."""
+    from .. import limits
+
+    limits.check_allocation(int(n_values) * (int(itemsize) + LOAD_BYTES_PER_VALUE), what, error=DataError)
+
+
+def _npy_header(fp, source: str) -> tuple[tuple[int, ...], "np.dtype"]:
+    """(shape, dtype) from the header of an open .npy stream, which is left just after the header."""
+    import numpy as np
+
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(fp)
+        if version == (1, 0):
+            shape, _, dtype = fmt.read_array_header_1_0(fp, max_header_size=2**20)
+        elif version == (2, 0):
+            shape, _, dtype = fmt.read_array_header_2_0(fp, max_header_size=2**20)
+        else:
+            shape, _, dtype = fmt._read_array_header(fp, version, max_header_size=2**20)
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError) as e:
+        if "magic" in str(e):
+            raise DataError(f"{source} is not a NumPy .npy file (no .npy header; is it text?)") from None
+        raise DataError(f"{source}: not a readable .npy array ({_first_line(e)})") from None
+    return tuple(int(s) for s in shape), dtype
+
+
+def check_npy_stream(fp, source: str, file_bytes: int | None) -> tuple[tuple[int, ...], "np.dtype"]:
+    """Reads the .npy header of `fp` and checks it: the data bytes it claims against what the stream of
+    `file_bytes` bytes holds after the header (when known), and against the memory budget. DataErrors, before
+    anything is allocated; `fp` is left just after the header."""
+    import math
+
+    shape, dtype = _npy_header(fp, source)
+    n = math.prod(shape)
+    claimed = n * dtype.itemsize
+    shown = "x".join(map(str, shape)) or "scalar"
+    if file_bytes is not None and not dtype.hasobject:
+        held = file_bytes - fp.tell()
+        if claimed > held:
+            raise DataError(f"{source}: truncated or inconsistent .npy data: its header claims an array of shape "
+                            f"{shown} {dtype} ({claimed:,} bytes) but only {max(held, 0):,} bytes follow it")
+    check_load(n, dtype.itemsize, f"loading {source} (an array of shape {shown} {dtype})")
+    return shape, dtype
+
+
+def load_npy(path: Path):
+    """np.load of a .npy file after `check_npy_stream` of its header (no pickles)."""
+    import numpy as np
+
+    try:
+        with open(path, "rb") as fp:
+            check_npy_stream(fp, str(path), os.fstat(fp.fileno()).st_size)
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        if "pickled" in str(e):  # no .npy header, so NumPy would have unpickled it
+            raise DataError(f"{path} is not a NumPy .npy file (no .npy header; is it text?)") from None
+        raise DataError(f"{path}: cannot read as .npy ({_first_line(e)})") from None
+
+
+def load_npz(path: Path) -> dict:
+    """All arrays of a .npz file, each member's .npy header checked first (sizes that the zip directory does not
+    back, or that do not fit the memory budget together, are a DataError before anything is decompressed)."""
+    import math
+    import zipfile
+
+    import numpy as np
+
+    if not zipfile.is_zipfile(path):
+        if not Path(path).exists():
+            raise DataError(f"{path}: cannot read as .npz (no such file)")
+        raise DataError(f"{path} is not a NumPy .npz archive (not a zip file; is it text?)")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            total, itemsize = 0, 1
+            for info in archive.infolist():
+                if info.filename.endswith(".npy"):
+                    with archive.open(info) as member:
+                        shape, dtype = _npy_header(member, f"{path} [{info.filename}]")
+                        held = info.file_size - member.tell()
+                    claimed = math.prod(shape) * dtype.itemsize
+                    if not dtype.hasobject and claimed > held:
+                        raise DataError(f"{path}: inconsistent .npz member {info.filename!r}: its header claims "
+                                        f"shape {'x'.join(map(str, shape))} {dtype} ({claimed:,} bytes), the "
+                                        f"archive holds {max(held, 0):,}")
+                    total += math.prod(shape)
+                    itemsize = max(itemsize, dtype.itemsize)
+            check_load(total, itemsize, f"loading {path} ({total:,} values)")
+        with np.load(path, allow_pickle=False) as npz:
+            return {key: npz[key] for key in npz.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise DataError(f"{path}: cannot read as .npz ({_first_line(e)})") from None
+
+
+def image_header(path: Path, source: str | None = None):
+    """(width, height, mode) of an image file from its header (nothing decoded); a DataError for an image
+    larger than MAX_IMAGE_PIXELS (a decompression bomb) or one PIL cannot read."""
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    source = source or str(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                width, height, mode = im.size[0], im.size[1], im.mode
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise DataError(f"{source}: image too large to read safely ({_first_line(e)})") from None
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
+        raise DataError(f"{source}: cannot read image ({_first_line(e)})") from None
+    if width * height > MAX_IMAGE_PIXELS:
+        raise DataError(f"{source}: image of {width}x{height} pixels is too large ({width * height:,} pixels; "
+                        f"at most {MAX_IMAGE_PIXELS:,}; a possible decompression bomb)")
+    return width, height, mode
+
+
+def open_image(path: Path, source: str | None = None):
+    """PIL's Image.open after `image_header` checked its size (use as `with open_image(p) as im:`)."""
+    import warnings
+
+    from PIL import Image
+
+    width, height, mode = image_header(path, source)
+    check_load(width * height * max(Image.getmodebands(mode), 3), 1, f"reading {source or path} ({width}x{height} pixels)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked above against our own bound
+        return Image.open(path)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__

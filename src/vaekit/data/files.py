@@ -9,7 +9,6 @@ per-feature mean and std (the bundle's `standardizer`: x_original = standardizer
 from __future__ import annotations
 
 import csv
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,8 @@ import torch
 
 from ..errors import DataError
 from .base import DataBundle, Split, ValueKind
-from .common import DEFAULT_TEST_FRACTION, DEFAULT_VALID_FRACTION, apply_binarize, count_nonfinite, split_tensors
+from .common import (DEFAULT_TEST_FRACTION, DEFAULT_VALID_FRACTION, apply_binarize, check_load, count_nonfinite,
+                     image_header, load_npy, load_npz, open_image, split_tensors)
 from .standardize import Standardizer
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -62,6 +62,12 @@ def _to_events(x: np.ndarray, source: str) -> tuple[np.ndarray, bool]:
     elif x.ndim == 4 and image_like and x.shape[-1] in (1, 3, 4) and x.shape[1] not in (1, 3, 4):
         x = x.transpose(0, 3, 1, 2)  # (N, H, W, C) -> (N, C, H, W)
     is_image = x.ndim == 4 and image_like
+    if x.dtype.kind == "f" and x.dtype.itemsize > 4:  # float64 values beyond float32 would become inf
+        big = np.abs(np.where(np.isfinite(x), x, 0)) > np.finfo(np.float32).max
+        if big.any():
+            at = tuple(int(i) for i in np.argwhere(big)[0])
+            where = f"row {at[0]}, column {at[1]}" if len(at) == 2 else f"index {at}"
+            raise DataError(f"{source}: value {x[at]:g} at {where} is outside the float32 range (±3.4e38)")
     x = np.ascontiguousarray(x, dtype=np.float32)
     if is_image and grey255:
         x /= 255.0
@@ -76,11 +82,7 @@ def _value_kind(x: np.ndarray) -> ValueKind:
 
 def _read_npz(path: Path) -> Parts:
     """Arrays x/X (or the only array) with optional y/labels, or x_train/x_valid/x_test style splits."""
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise DataError(f"{path}: cannot read as .npz ({e})") from None
+    arrays = load_npz(path)  # headers checked against the archive and the memory budget first
 
     def first(*keys: str) -> np.ndarray | None:
         return next((arrays[k] for k in keys if k in arrays), None)
@@ -163,6 +165,9 @@ def _read_csv(path: Path, label_column: str | int | None) -> tuple[Parts, tuple[
                 raise DataError(f"{path}: row {line}, {name} {what}") from None
             if not np.isfinite(x[r, k]):
                 raise DataError(f"{path}: row {line}, {name} holds the non-finite value {cell!r}")
+            if abs(x[r, k]) > np.finfo(np.float32).max:
+                raise DataError(f"{path}: value {x[r, k]:g} at row {line}, {name} is outside the float32 range "
+                                "(±3.4e38)")
         if label_idx is not None:
             labels.append(row[label_idx].strip())
     y = None
@@ -174,7 +179,7 @@ def _read_csv(path: Path, label_column: str | int | None) -> tuple[Parts, tuple[
 
 def _read_image_folder(folder: Path) -> tuple[Parts, tuple[str, ...] | None]:
     """All images of one size; one subfolder per class (names sorted) gives labels."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
     def images_in(paths: list[Path]) -> list[Path]:
         return sorted(p for p in paths if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
@@ -188,11 +193,27 @@ def _read_image_folder(folder: Path) -> tuple[Parts, tuple[str, ...] | None]:
         raise DataError(f"{folder}: no PNG or JPEG images (expected images, or one subfolder of images per class)")
     files = top or [p for f in classes.values() for p in f]
     y = np.repeat(np.arange(len(classes)), [len(f) for f in classes.values()]) if classes else None
+    # Sizes from the headers first (nothing decoded): a decompression bomb, mixed sizes or a folder too large
+    # for the memory budget is an error before any image is decoded.
+    size, colour = None, False
+    for p in files:
+        width, height, mode = image_header(p)
+        if size is None:
+            size = (width, height)
+        elif (width, height) != size:
+            raise DataError(
+                f"{folder}: images must all have the same size; {p.relative_to(folder)} is "
+                f"{width}x{height} but {files[0].relative_to(folder)} is {size[0]}x{size[1]}"
+            )
+        colour = colour or mode not in GREY_MODES
+    channels = 3 if colour else 1
+    check_load(len(files) * size[0] * size[1] * channels, 2,  # the decoded list and its stack
+               f"loading {len(files):,} images of {size[0]}x{size[1]} pixels from {folder}")
     pictures: list[np.ndarray] = []
     size = None
     for p in files:
         try:
-            with Image.open(p) as im:
+            with open_image(p) as im:
                 im = im.convert("L") if im.mode in GREY_MODES else im.convert("RGB")
                 pictures.append(np.asarray(im, dtype=np.uint8))  # (H, W) grey or (H, W, 3) colour
                 if size is None:
@@ -219,10 +240,7 @@ def _read(path: Path, label_column: str | int | None) -> tuple[Parts, tuple[str,
     if path.is_dir():
         return (*_read_image_folder(path), None)
     if suffix == ".npy":
-        try:
-            return {"all": (np.load(path, allow_pickle=False), None)}, None, None
-        except (OSError, ValueError, EOFError) as e:
-            raise DataError(f"{path}: cannot read as .npy ({e})") from None
+        return {"all": (load_npy(path), None)}, None, None  # header checked against file and budget first
     if suffix == ".npz":
         return _read_npz(path), None, None
     if suffix in (".csv", ".tsv"):

@@ -7,8 +7,9 @@ dimensions d, d uint32 sizes, then the values in C order. Images are idx3 (N, 28
 from __future__ import annotations
 
 import gzip
+import math
+import os
 import struct
-import zipfile
 import zlib
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import torch
 
 from ..errors import DataError
 from .base import DATASETS, DataBundle, Split
-from .common import apply_binarize, dataset_folder, find_file
+from .common import apply_binarize, check_load, dataset_folder, find_file, load_npz
 
 # IDX type byte -> numpy dtype (multi-byte types are big-endian)
 IDX_DTYPES: dict[int, str] = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -33,41 +34,82 @@ FASHION_CLASSES = (
 BINARIZED_FILE = "binarized_mnist_static.npz"
 
 
-def _read_bytes(path: Path) -> bytes:
-    """The file's bytes, gunzipped when it is gzip (by suffix or by its 1f 8b magic)."""
+def _is_gzip(path: Path) -> bool:
+    """True when the file is gzip, by suffix or by its 1f 8b magic."""
+    if path.suffix == ".gz":
+        return True
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as f:
+            return f.read(2) == b"\x1f\x8b"
     except OSError as e:
         raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
-    if path.suffix == ".gz" or raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as e:
+
+
+def _read_exactly(f, n: int, path: Path) -> bytes:
+    """n bytes of stream `f` (fewer at its end), with read and decompression errors as DataErrors."""
+    try:
+        return f.read(n)
+    except (EOFError, zlib.error) as e:
+        raise DataError(f"{path}: cannot decompress ({e}); the file is truncated or corrupt") from None
+    except OSError as e:
+        if isinstance(e, gzip.BadGzipFile) or not e.strerror:
             raise DataError(f"{path}: cannot decompress ({e}); the file is truncated or corrupt") from None
-    return raw
+        raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
 
 
 def read_idx(path: str | Path) -> np.ndarray:
-    """Parse an IDX file (plain or gzipped) into an array in native byte order, checking magic and size."""
+    """Parse an IDX file (plain or gzipped) into an array in native byte order, checking magic and size.
+
+    The header is read first and its sizes (exact Python ints) are checked against the file's size and the memory
+    budget before the data are read, so a header that claims 10^9 images is an error, never an allocation; a
+    gzipped file is decompressed as a stream, no further than the header says the data go."""
     path = Path(path)
-    raw = _read_bytes(path)
-    if len(raw) < 4:
-        raise DataError(f"{path}: truncated IDX file ({len(raw)} bytes, shorter than its 4-byte magic number)")
-    if raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_DTYPES:
-        raise DataError(f"{path}: not an IDX file (magic number 0x{raw[:4].hex()}, expected 0x0000TTDD)")
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise DataError(f"{path}: truncated IDX file (header of {ndim} sizes cut off)")
-    shape = struct.unpack(f">{ndim}I", raw[4:header])
-    dtype = np.dtype(IDX_DTYPES[raw[2]])
-    count = int(np.prod(shape, dtype=np.int64))
-    expected, found = count * dtype.itemsize, len(raw) - header
-    if found < expected:
-        raise DataError(f"{path}: truncated IDX file: shape {shape} needs {expected} data bytes, found {found}")
-    if found > expected:
-        raise DataError(f"{path}: IDX file has {found - expected} bytes after its data (shape {shape})")
-    data = np.frombuffer(raw, dtype=dtype, count=count, offset=header).reshape(shape)
+    gz = _is_gzip(path)
+    try:
+        f = gzip.open(path, "rb") if gz else open(path, "rb")
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
+    with f:
+        magic = _read_exactly(f, 4, path)
+        if len(magic) < 4:
+            raise DataError(f"{path}: truncated IDX file ({len(magic)} bytes, shorter than its 4-byte magic number)")
+        if magic[0] != 0 or magic[1] != 0 or magic[2] not in IDX_DTYPES:
+            raise DataError(f"{path}: not an IDX file (magic number 0x{magic.hex()}, expected 0x0000TTDD)")
+        ndim = magic[3]
+        sizes = _read_exactly(f, 4 * ndim, path)
+        if len(sizes) < 4 * ndim:
+            raise DataError(f"{path}: truncated IDX file (header of {ndim} sizes cut off)")
+        shape = struct.unpack(f">{ndim}I", sizes)
+        header = 4 + 4 * ndim
+        dtype = np.dtype(IDX_DTYPES[magic[2]])
+        count = math.prod(shape)  # a Python int: no overflow
+        if math.prod(s for s in shape if s) * dtype.itemsize >= 2**63:  # numpy's bound, even for an empty array
+            raise DataError(f"{path}: IDX header claims sizes {shape} too large for any array")
+        expected = count * dtype.itemsize
+        if not gz:
+            found = os.fstat(f.fileno()).st_size - header
+            if found < expected:
+                raise DataError(f"{path}: truncated IDX file: shape {shape} needs {expected:,} data bytes, "
+                                f"found {found:,}")
+            if found > expected:
+                raise DataError(f"{path}: IDX file has {found - expected} bytes after its data (shape {shape})")
+        # the bytes, a native-order copy, and the float32 images the loader makes of them
+        check_load(count, 2 * dtype.itemsize, f"reading {path} (an IDX array of shape "
+                                              f"{'x'.join(map(str, shape))})")
+        raw = _read_exactly(f, expected, path)
+        if len(raw) < expected:
+            raise DataError(f"{path}: truncated IDX file: shape {shape} needs {expected:,} data bytes, "
+                            f"found {len(raw):,}")
+        extra = _read_exactly(f, 1 << 16, path) if gz else b""
+        if extra:
+            rest = len(extra)
+            while True:  # count what follows, a block at a time
+                block = _read_exactly(f, 1 << 20, path)
+                if not block:
+                    break
+                rest += len(block)
+            raise DataError(f"{path}: IDX file has {rest} bytes after its data (shape {shape})")
+    data = np.frombuffer(raw, dtype=dtype, count=count).reshape(shape)
     return data.astype(dtype.newbyteorder("="))  # a writable copy in native order
 
 
@@ -128,11 +170,7 @@ def binarized_mnist(root: str | Path | None = None) -> DataBundle:
     name = "binarized-mnist"
     folder = dataset_folder(name, root, [BINARIZED_FILE])
     path = find_file(folder, name, [BINARIZED_FILE])
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise DataError(f"{path}: cannot read ({e})") from None
+    arrays = load_npz(path)  # headers checked against the archive and the memory budget first
     splits = {}
     for part in ("train", "valid", "test"):
         if part not in arrays:

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .. import limits
 from ..data.base import DataBundle
 from ..errors import CheckpointError, DataError
 from ..io import atomic_write_text, load_tensors, save_tensors
@@ -241,6 +242,16 @@ class SampleQuality:
         return rows
 
 
+def check_sample_quality(model: VAE, classifier: Classifier, n: int) -> int:
+    """A ResourceError unless measuring n samples fits the memory budget: the samples (their chunks and the
+    joined tensor), the classifier's float64 features (chunks and joined) and the labels."""
+    n = int(n)
+    event = math.prod(model.event_shape)
+    per_sample = 2 * event * limits.FLOAT_BYTES + 2 * 8 * int(classifier.feature_dim) + 3 * 8
+    return limits.check_allocation(n * per_sample, f"measuring {n:,} samples of "
+                                                   f"{limits.describe_shape(model.event_shape)}")
+
+
 @torch.no_grad()
 def generate(model: VAE, n: int, labels: torch.Tensor | None, batch_size: int = 1000,
              progress: bool = False) -> torch.Tensor:
@@ -265,6 +276,7 @@ def sample_quality(model: VAE, bundle: DataBundle, classifier: Classifier, n: in
                         f"{classifier.event_shape}, data set {bundle.name!r} has {k} of {tuple(bundle.event_shape)}")
     if model.conditional and model.num_classes != k:
         raise DataError(f"the model was trained on {model.num_classes} classes, {bundle.name!r} has {k}")
+    check_sample_quality(model, classifier, n)
     pi = torch.bincount(train_y, minlength=k).double() / train_y.numel()  # data class distribution (K,)
     model.eval()
     with seeded(seed):

@@ -9,6 +9,7 @@ Shapes: x (B, *event); z (S, B, D); log_prob of px returns (S, B).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -16,6 +17,7 @@ from torch import distributions as D
 from torch import nn
 from torch.nn import functional as F
 
+from .. import limits
 from ..distributions import Masked, diagonal_normal
 from ..errors import ConfigError
 from ..likelihoods import Likelihood
@@ -23,6 +25,9 @@ from ..priors import Prior
 
 # Smallest posterior standard deviation: keeps log q(z|x) finite.
 MIN_POSTERIOR_SCALE = 1e-5
+# `sample` draws z from the prior in blocks of this many (fixed, so that a seed gives the same samples whatever
+# the memory budget; n up to this size draws z in one call, as it always did).
+PRIOR_BLOCK = 4096
 
 
 @dataclass
@@ -122,16 +127,116 @@ class VAE(nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int, y: torch.Tensor | int | None = None, mean: bool = True) -> torch.Tensor:
-        """n new data points (n, *event) from z ~ p(z): the likelihood's mean, or a draw when `mean=False`."""
+        """n new data points (n, *event) from z ~ p(z): the likelihood's mean, or a draw when `mean=False`.
+
+        The memory it needs is checked first (a ResourceError beyond the budget of `vaekit.limits`); z is drawn
+        in blocks of PRIOR_BLOCK and decoded in chunks that fit the budget, so that a large n has no activation
+        spike. The result of one chunk stays on the model's device; more are gathered on the CPU."""
         if y is not None and not self.conditional:
             raise ConfigError("this model is not conditional, so it cannot sample a given class; train one with "
                               "model.conditional=true")
-        z = self.prior().sample((n,))  # (n, D)
+        n = int(n)
+        self.check_generate(n, f"sampling {n:,} examples of {limits.describe_shape(self.event_shape)}",
+                            extra_per_row=self._prior_sample_bytes())
         labels = None if y is None else torch.as_tensor(y).reshape(-1)
         if labels is not None and labels.numel() == 1:
             labels = labels.expand(n)  # one label for the whole batch
-        px = self.decode(z, labels)
-        return px.mean if mean else px.sample()
+        if labels is not None and labels.numel() != n:
+            raise ConfigError(f"got {labels.numel()} labels for {n} samples")
+        pz = self.prior()
+        if n <= PRIOR_BLOCK:
+            return self.generate(pz.sample((n,)), labels, mean=mean, check=False)
+        out = None
+        for start in range(0, n, PRIOR_BLOCK):
+            stop = min(n, start + PRIOR_BLOCK)
+            x = self.generate(pz.sample((stop - start,)), None if labels is None else labels[start:stop],
+                              mean=mean, check=False)
+            if out is None:
+                out = torch.empty((n, *x.shape[1:]), dtype=x.dtype)
+            out[start:stop] = x.cpu()
+        return out
+
+    def decode_bytes_per_example(self) -> int:
+        """Estimated bytes one example takes while it is decoded to the likelihood's mean: every decoder
+        module's output (measured once on one code) plus the likelihood's parameters and mean."""
+        cached = self.__dict__.get("_decode_bytes")
+        if cached is not None:
+            return cached
+        values = 0
+
+        def count(module, inputs, output) -> None:
+            nonlocal values
+            if torch.is_tensor(output):
+                values += output.numel()
+
+        event = math.prod(self.event_shape)
+        params = getattr(self.likelihood, "params_per_entry", 1)
+        modules = list(self.decoder.modules())
+        modes = [m.training for m in modules]  # measured in eval mode: no dropout draws, no batch-norm updates
+        handles = [m.register_forward_hook(count) for m in modules]
+        try:
+            for m in modules:
+                m.training = False
+            with torch.no_grad():
+                z = torch.zeros(1, self.latent_dim, device=self._device(), dtype=self._dtype())
+                c = None
+                if self.conditional:
+                    c = torch.zeros(1, self.num_classes, device=z.device, dtype=z.dtype)
+                    c[:, 0] = 1
+                self.decoder(z, c)
+        except Exception:  # a decoder that will not run on one zero code: estimate from its output alone
+            values = 4 * params * event
+        finally:
+            for handle in handles:
+                handle.remove()
+            for m, mode in zip(modules, modes):
+                m.training = mode
+        cost = (values + 3 * params * event + self.latent_dim) * limits.FLOAT_BYTES
+        self.__dict__["_decode_bytes"] = cost
+        return cost
+
+    def _prior_sample_bytes(self) -> int:
+        """Bytes per draw of z ~ p(z) beyond z itself: a mixture prior draws every component (K, D)."""
+        k = int(getattr(self.prior, "n_components", 0) or 0)
+        return k * self.latent_dim * limits.FLOAT_BYTES
+
+    def check_generate(self, n: int, what: str, extra_per_row: int = 0, extra_bytes: int = 0) -> int:
+        """A ResourceError unless decoding n codes fits the memory budget: the codes (n, D) and outputs
+        (n, *event) at once, plus one chunk of decoder activations. Returns the bytes it counted."""
+        n = int(n)
+        event = math.prod(self.event_shape)
+        per_row = self.decode_bytes_per_example() + int(extra_per_row)
+        rows = limits.chunk_rows(n, per_row) if n > 0 else 0
+        need = n * (self.latent_dim + event) * limits.FLOAT_BYTES + rows * per_row + int(extra_bytes)
+        return limits.check_allocation(need, what)
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor, y: torch.Tensor | None = None, mean: bool = True,
+                 check: bool = True, what: str | None = None) -> torch.Tensor:
+        """Decodes codes z (N, D) to (N, *event), the likelihood's mean (or a draw when `mean=False`), in chunks
+        that fit the memory budget; labels `y` (N,) or one label for conditional models. The result of one chunk
+        stays on the model's device; more are gathered on the CPU."""
+        z = z.reshape(-1, self.latent_dim)
+        n = z.shape[0]
+        if check:
+            self.check_generate(n, what or f"decoding {n:,} codes to {limits.describe_shape(self.event_shape)}")
+        labels = None if y is None else torch.as_tensor(y).reshape(-1)
+        if labels is not None and labels.numel() == 1 and n != 1:
+            labels = labels.expand(n)
+        rows = limits.chunk_rows(n, self.decode_bytes_per_example()) if n > 0 else 1
+        if n <= rows:
+            px = self.decode(z, labels)
+            return px.mean if mean else px.sample()
+        out = None
+        for start in range(0, n, rows):
+            stop = min(n, start + rows)
+            part = None if labels is None or labels.numel() != n else labels[start:stop]
+            px = self.decode(z[start:stop], part if part is not None else labels)
+            x = px.mean if mean else px.sample()
+            if out is None:
+                out = torch.empty((n, *x.shape[1:]), dtype=x.dtype)
+            out[start:stop] = x.cpu()
+        return out
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
