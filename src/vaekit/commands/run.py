@@ -130,7 +130,7 @@ def cmd_eval(args) -> int:
             x, y = x[: args.limit], None if y is None else y[: args.limit]
         result = evaluate(run.model, x, y, iw_samples=args.iw_samples, progress=True)
         report.update(result.to_dict())
-        rows += _likelihood_rows(result)
+        rows += _likelihood_rows(result, continuous=run.config.model.likelihood.name.startswith("gaussian"))
     if args.disentanglement:
         from ..metrics.disentanglement import disentanglement_report
 
@@ -153,11 +153,13 @@ def cmd_eval(args) -> int:
     return 0
 
 
-def _likelihood_rows(result) -> list[tuple[str, str]]:
+def _likelihood_rows(result, continuous: bool = False) -> list[tuple[str, str]]:
+    # A Gaussian likelihood is a density over real values: its NLL can be negative and is not a code length.
+    note = "  (a density: not a code length)" if continuous else ""
     rows = [("examples", f"{result.n}"), ("negative ELBO", f"{result.neg_elbo:.3f} nats"),
             ("  reconstruction", f"{result.recon:.3f} nats"), ("  KL", f"{result.kl:.3f} nats"),
-            (f"NLL (IWAE, k={result.iw_samples})", f"{result.nll:.3f} nats"),
-            ("bits/dim", f"{result.bits_per_dim:.4f}"),
+            (f"NLL (IWAE, k={result.iw_samples})", f"{result.nll:.3f} nats{note}"),
+            ("bits/dim", f"{result.bits_per_dim:.4f}{note}"),
             ("active units", f"{result.active_units} / {result.latent_dim}")]
     if result.kl_per_dim is not None:
         rows.append(("KL per dim", " ".join(f"{v:.2f}" for v in result.kl_per_dim)))
