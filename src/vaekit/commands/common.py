@@ -38,6 +38,12 @@ def _parse_int(text: str) -> int | None:
     return value if abs(value) <= INT64_MAX else None
 
 
+def _is_huge_int(text: str) -> bool:
+    """True for a whole number too large for 64 bits (which `_parse_int` refuses)."""
+    digits = text.strip().lstrip("+-")
+    return digits.isdigit() and len(digits) >= 19 and abs(int(digits)) > INT64_MAX
+
+
 def _parse_float(text: str) -> float | None:
     try:
         value = float(text.strip().replace("_", "x"))
@@ -54,7 +60,8 @@ def int_range(lo: int | None = None, hi: int | None = None) -> Callable[[str], i
     def parse(text: str) -> int:
         value = _parse_int(text)
         if value is None or value not in bounds:
-            raise argparse.ArgumentTypeError(f"must be {words}, got {_quoted(text)}")
+            beyond = " (whole numbers beyond 64 bits are out of range)" if _is_huge_int(text) else ""
+            raise argparse.ArgumentTypeError(f"must be {words}, got {_quoted(text)}{beyond}")
         return value
 
     parse.__name__ = "int"

@@ -328,6 +328,9 @@ def cmd_cluster(args) -> int:
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
         raise ConfigError(f"unknown clustering method {(unknown or [''])[0]!r}; choose from {', '.join(METHODS)}")
+    if args.k is not None and not args.embedding and args.k > len(_rows(args, len(split))):  # before encoding
+        raise ConfigError(f"--k must be between 1 and the number of examples ({len(_rows(args, len(split)))}), "
+                          f"got {args.k}")
     if args.embedding:
         emb = load_embedding(args.embedding)
     else:

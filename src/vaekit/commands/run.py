@@ -121,6 +121,10 @@ def cmd_eval(args) -> int:
 
     guard_output(args.out, args.force)
     run, data = load_with_data(args)
+    if args.disentanglement:  # before any other evaluation work
+        from ..metrics.factors import factor_source
+
+        factor_source(data)
     report: dict = {"split": args.split}
     rows: list[tuple[str, str]] = []
     if not args.skip_likelihood:
