@@ -32,7 +32,7 @@ def _quoted(text: str, limit: int = 40) -> str:
 
 def _parse_int(text: str) -> int | None:
     try:
-        value = int(text.strip().replace("_", "x"))  # '1_000' is no number a user types; refuse it plainly
+        value = int(text.replace("_", "x"))  # int() itself allows surrounding whitespace; '1_000' is refused
     except ValueError:  # not a whole number (or one of more digits than Python converts)
         return None
     return value if abs(value) <= INT64_MAX else None
@@ -40,13 +40,13 @@ def _parse_int(text: str) -> int | None:
 
 def _is_huge_int(text: str) -> bool:
     """True for a whole number too large for 64 bits (which `_parse_int` refuses)."""
-    digits = text.strip().lstrip("+-")
+    digits = text.strip(" ").lstrip("+-")
     return digits.isdigit() and len(digits) >= 19 and abs(int(digits)) > INT64_MAX
 
 
 def _parse_float(text: str) -> float | None:
     try:
-        value = float(text.strip().replace("_", "x"))
+        value = float(text.replace("_", "x"))
     except ValueError:
         return None
     return value if math.isfinite(value) else None
