@@ -114,3 +114,16 @@ def test_torch_threads_restores_the_setting():
     with torch_threads(before + 1):
         assert torch.get_num_threads() == before + 1
     assert torch.get_num_threads() == before
+
+
+def test_values_beyond_float32_are_out_of_range_not_non_finite(tmp_path):
+    with pytest.raises(vaekit.DataError, match=r"1e\+300 at index \(0, 1\) is outside the float32 range"):
+        DataBundle.from_arrays(np.array([[1.0, 1e300], [0.0, 1.0]]))
+    # where the mask says "missing", any value is fine
+    DataBundle.from_arrays(np.array([[1.0, 1e300], [0.0, 1.0]]), mask=np.array([[1, 0], [1, 1]]))
+    (tmp_path / "big.csv").write_text("a,b\n1,1e400\n2,3\n3,4\n")
+    with pytest.raises(vaekit.DataError, match="1e400 at row 2, column 2 .* outside the float32 range"):
+        vaekit.load_data(str(tmp_path / "big.csv"))
+    (tmp_path / "inf.csv").write_text("a,b\n1,inf\n2,3\n3,4\n")
+    with pytest.raises(vaekit.DataError, match="non-finite value 'inf'"):
+        vaekit.load_data(str(tmp_path / "inf.csv"))

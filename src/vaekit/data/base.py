@@ -101,9 +101,17 @@ def _array_split(x, y, mask, what: str) -> Split:
     from ..errors import DataError
 
     try:
-        xt = torch.as_tensor(x).to(torch.float32).clone()
+        raw = torch.as_tensor(x)
+        xt = raw.to(torch.float32).clone()
     except (TypeError, ValueError, RuntimeError) as error:
         raise DataError(f"{what} is not an array of numbers ({error})") from None
+    if raw.dtype == torch.float64:  # finite doubles beyond float32 would silently become infinities
+        big = torch.isfinite(raw) & (raw.abs() > torch.finfo(torch.float32).max)
+        if mask is not None and torch.as_tensor(mask).shape == raw.shape:
+            big &= torch.as_tensor(mask).bool()
+        if bool(big.any()):
+            at = tuple(int(i) for i in big.nonzero()[0])
+            raise DataError(f"{what}: value {float(raw[at]):g} at index {at} is outside the float32 range (±3.4e38)")
     if xt.dim() < 2 or xt.shape[0] == 0:
         raise DataError(f"{what} must be (examples, ...) with at least one example, got shape {tuple(xt.shape)}")
     mt = None

@@ -164,6 +164,9 @@ def _read_csv(path: Path, label_column: str | int | None) -> tuple[Parts, tuple[
                 what = "is empty (missing values are not supported)" if not cell else f"holds {cell!r}, not a number"
                 raise DataError(f"{path}: row {line}, {name} {what}") from None
             if not np.isfinite(x[r, k]):
+                if cell.lower().lstrip("+-") not in ("inf", "infinity", "nan"):  # a number too large for a double
+                    raise DataError(f"{path}: value {cell} at row {line}, {name} is outside the float32 range "
+                                    "(±3.4e38)")
                 raise DataError(f"{path}: row {line}, {name} holds the non-finite value {cell!r}")
             if abs(x[r, k]) > np.finfo(np.float32).max:
                 raise DataError(f"{path}: value {x[r, k]:g} at row {line}, {name} is outside the float32 range "
