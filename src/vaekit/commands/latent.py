@@ -392,6 +392,10 @@ def cmd_arithmetic(args) -> int:
 
     if (args.target is None) == (args.attribute is None):
         raise ConfigError("define the groups with --target LABEL [--source LABEL], or with --attribute NAME")
+    if args.target is not None:  # labels and indices are checked before the data are encoded
+        _label(args.target, data), _label(args.source, data)
+    if args.apply is not None:
+        [_check_index(i, n, args.split) for i in args.apply]
     emb = _embed(run, split, np.arange(n))
     if args.attribute is not None:
         if args.attributes:
