@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError, VaekitError
+from ..outputs import check_output_suffix
 from .common import config_type, float_range, guard_output, int_range, positive_int, refuse_nonempty, seed_int
 
 
@@ -159,6 +160,8 @@ def cmd_score(args) -> int:
     from ..io import atomic_write_text
 
     guard_output(args.out, args.force)
+    if args.out:  # before any work
+        check_output_suffix(args.out, (".csv",))
     detector, scores, y, class_names = _scores(args)
     labels = anomaly_labels(y, class_names, args.normal_class) if y is not None else None
     out = Path(args.out or Path(args.run) / f"scores-{_stem(args.data)}.csv")
@@ -199,6 +202,8 @@ def cmd_map(args) -> int:
     from ..apps.surfaces import anomaly_maps, pixel_scores, save_anomaly_figure
 
     guard_output(args.out, args.force)
+    if args.out:  # before any work
+        check_output_suffix(args.out, (".png",))
     detector = VAEAnomalyDetector.load(args.run)
     if detector.input_kind_ != "image":
         raise VaekitError(f"{args.run} is a tabular detector: anomaly maps need an image detector")

@@ -76,6 +76,10 @@ def cmd_style(args) -> int:
     from ..apps.style import analogy_grid, require_conditional, save_analogy_figure
 
     guard_output(args.out, args.force)
+    if args.out:  # before any work
+        from ..outputs import check_output_suffix
+
+        check_output_suffix(args.out, (".png", ".npy"))
     if args.grid == (args.content is not None):
         raise VaekitError("give either --content C (a label, a class name or idx:N) or --grid")
     run, data = load_with_data(args)
