@@ -29,6 +29,10 @@ def __getattr__(name: str):
         from . import apps
 
         return getattr(apps, name)
+    if name in ("compress", "decompress"):  # lossless BB-ANS coding (vaekit.apps.compress)
+        from .apps import compress as codec
+
+        return getattr(codec, name)
     raise AttributeError(f"module 'vaekit' has no attribute {name!r}")
 
 __all__ = [
@@ -37,4 +41,5 @@ __all__ = [
     "DataBundle", "Split", "load_data", "fit", "FitResult", "load", "load_run", "Run", "evaluate", "EvalResult",
     "importance_sampled_nll", "VaekitError", "ConfigError", "DataError", "CheckpointError", "TrainingError",
     "LIKELIHOODS", "PRIORS", "NETWORKS", "OBJECTIVES", "REGISTRIES", "VAEAnomalyDetector", "VAEImputer",
+    "compress", "decompress",
 ]
