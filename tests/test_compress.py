@@ -81,3 +81,28 @@ def test_input_the_model_cannot_code_is_refused(trained):
                                        likelihood=Plugin("likelihood", "gaussian"), event_shape=[4]))
     with pytest.raises(CompressionError, match="bernoulli likelihood"):
         compress(gaussian, np.zeros((2, 4)))
+
+
+def test_cli_round_trip_and_bad_input(tmp_path, capsys):
+    from vaekit.cli import main
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 2, (60, 6, 6)).astype(np.uint8)
+    np.save(tmp_path / "x.npy", x)
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(tmp_path / "x.npy"), "--likelihood", "bernoulli", "--epochs", "2",
+                 "--no-progress", "--set", "model.network.hidden=[16]", "--latent-dim", "2", "--out", str(run)]) == 0
+    assert main(["compress", str(run), str(tmp_path / "x.npy"), "--out", str(tmp_path / "x.vkz")]) == 0
+    assert main(["decompress", str(run), str(tmp_path / "x.vkz"), "--out", str(tmp_path / "y.npz")]) == 0
+    assert np.array_equal(np.load(tmp_path / "y.npz")["x"], x)
+    capsys.readouterr()
+    for argv, message in [
+        (["compress", str(run), str(tmp_path / "x.npy"), "--out", str(tmp_path / "x.vkz")], "already exists"),
+        (["compress", str(run), str(tmp_path / "x.npy"), "--out", str(tmp_path / "x.zip")], "use .vkz"),
+        (["decompress", str(run), str(tmp_path / "x.npy"), "--out", str(tmp_path / "z.npy")], "magic"),
+        (["decompress", str(run), str(tmp_path / "nope.vkz"), "--out", str(tmp_path / "z.npy")], "does not exist"),
+    ]:
+        assert main(argv) != 0
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "z.npy").exists()
