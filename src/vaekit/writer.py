@@ -42,6 +42,7 @@ class RunWriter:
         self.run_dir = None if run_dir is None else Path(run_dir)
         self.figures = figures
         self._best_state: dict[str, torch.Tensor] | None = None
+        self._run_lock = None if self.run_dir is None else RunLock(self.run_dir)
 
     def reopen(self) -> tuple[RunConfig, bool]:
         """Locks the run folder to resume it; returns its saved config and whether it has a checkpoint."""
@@ -50,7 +51,7 @@ class RunWriter:
         if not (self.run_dir / io.CONFIG_FILE).is_file():
             raise CheckpointError(f"cannot resume {str(self.run_dir)!r}: it has no {io.CONFIG_FILE} (start a new "
                                   "run there without --resume)")
-        self._lock().acquire()
+        self._run_lock.acquire()
         config = io.load_config(self.run_dir)
         remove_orphans(self.run_dir)
         has_checkpoint = (self.run_dir / io.LAST_CHECKPOINT).is_file()
@@ -74,7 +75,7 @@ class RunWriter:
         if not _holds_only_leftovers(self.run_dir):
             refuse_nonempty(self.run_dir, "choose another --out or continue it with --resume")
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._lock().acquire()
+        self._run_lock.acquire()
         remove_orphans(self.run_dir)
         if not _holds_only_leftovers(self.run_dir):  # another process got here first
             raise CheckpointError(f"{str(self.run_dir)!r} is being written by another process; choose another --out")
@@ -84,12 +85,8 @@ class RunWriter:
 
     def close(self) -> None:
         """Releases the run folder's lock."""
-        if getattr(self, "_run_lock", None) is not None:
+        if self._run_lock is not None:
             self._run_lock.release()
-
-    def _lock(self) -> RunLock:
-        self._run_lock = getattr(self, "_run_lock", None) or RunLock(self.run_dir)
-        return self._run_lock
 
     def restore(self, model: VAE, optimizer: torch.optim.Optimizer) -> tuple[dict, list[dict]]:
         """Loads the last checkpoint into model and optimiser; returns the trainer state and the metrics up to

@@ -66,7 +66,7 @@ def _check_model(model: VAE) -> None:
         raise CompressionError("lossless compression of a conditional model is not supported")
 
 
-def _as_images(model: VAE, array: np.ndarray) -> np.ndarray:
+def _binary_images(model: VAE, array: np.ndarray) -> np.ndarray:
     """The input as uint8 (N, *event) in {0, 1}; a CompressionError when it does not fit the model."""
     x = np.asarray(array)
     if x.ndim == len(model.event_shape) and x.shape == tuple(model.event_shape):
@@ -144,7 +144,7 @@ def compress(model: VAE, array: np.ndarray, batch: int = BATCH, seed: int = 0) -
     import constriction
 
     _check_model(model)
-    x = _as_images(model, array)
+    x = _binary_images(model, array)
     if batch < 1:
         raise CompressionError(f"batch must be >= 1, got {batch}")
     was_training = model.training
@@ -212,7 +212,6 @@ def decompress(model: VAE, data: bytes) -> np.ndarray:
     categorical, bernoulli, uniform = _models()
     count, batch, shape = header["count"], header["batch"], tuple(header["shape"])
     coder = constriction.stream.stack.AnsCoder(np.frombuffer(payload, dtype="<u4").astype(np.uint32))
-    pixels = math.prod(shape)
     out = np.empty((count, *shape), dtype=np.uint8)
     try:
         for start, n in reversed(batch_starts(count, batch)):  # last in, first out

@@ -36,19 +36,19 @@ def register(sub) -> None:
 
 
 def _read_array(path: str) -> np.ndarray:
+    """The images of a .npy file, or of a .npz file's one array (or its array 'x'), read by the data loaders'
+    readers (headers checked against the file and the memory budget first)."""
+    from ..data.common import load_npy, load_npz
+
     suffix = check_output_suffix(path, ARRAY_SUFFIXES, flag="the input")
     if not Path(path).is_file():
         raise DataError(f"{path} does not exist")
-    try:
-        if suffix == ".npy":
-            return np.load(path, allow_pickle=False)
-        with np.load(path, allow_pickle=False) as archive:
-            names = archive.files
-            if "x" in names or len(names) == 1:
-                return archive["x" if "x" in names else names[0]]
-            raise DataError(f"{path} holds several arrays ({', '.join(names)}); name the images 'x'")
-    except (ValueError, OSError) as error:
-        raise DataError(f"{path} is not a readable NumPy {suffix} file ({error})") from None
+    if suffix == ".npy":
+        return load_npy(Path(path))
+    arrays = load_npz(Path(path))
+    if "x" in arrays or len(arrays) == 1:
+        return arrays["x"] if "x" in arrays else next(iter(arrays.values()))
+    raise DataError(f"{path} holds several arrays ({', '.join(arrays)}); name the images 'x'")
 
 
 def cmd_compress(args) -> int:
