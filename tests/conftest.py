@@ -72,3 +72,14 @@ def read_scatter_html(path) -> dict:
     start = text.index(">", start) + 1
     end = text.index("</script>", start)
     return json.loads(text[start:end].replace("<\\/", "</"))
+
+
+@pytest.fixture(scope="session")
+def binary_digits_model(digits):
+    """A Bernoulli VAE trained on digits thresholded at 0.5, and its binary test images (for the codecs)."""
+    train, test = ((digits.split(s).x > 0.5).float() for s in ("train", "test"))
+    config = vaekit.build_run_config(None, ["train.epochs=100", "train.batch_size=64", "train.progress=false",
+                                            "model.likelihood=bernoulli", "model.latent_dim=8",
+                                            "model.network.hidden=[128]", "objective.warmup_epochs=10"])
+    model = vaekit.fit(config, data=vaekit.DataBundle.from_arrays(train, valid=(test,))).model
+    return model, test

@@ -35,14 +35,9 @@ def test_batches_cover_every_image_once():
         assert sum(n for _, n in spans) == count and max(n for _, n in spans) <= batch
 
 
-@pytest.fixture(scope="module")
-def trained():
-    data = vaekit.load_data("digits")
-    train, test = ((data.split(s).x > 0.5).float() for s in ("train", "test"))
-    config = vaekit.build_run_config(None, ["train.epochs=40", "train.progress=false", "model.likelihood=bernoulli",
-                                            "model.latent_dim=8", "model.network.hidden=[128]"])
-    model = vaekit.fit(config, data=vaekit.DataBundle.from_arrays(train, valid=(test,))).model
-    return model, test
+@pytest.fixture
+def trained(binary_digits_model):
+    return binary_digits_model
 
 
 def test_code_length_is_close_to_the_negative_elbo(trained):
@@ -79,7 +74,7 @@ def test_input_the_model_cannot_code_is_refused(trained):
         compress(model, np.zeros((2, 1, 4, 4)))
     gaussian = build_model(ModelConfig(latent_dim=2, network=Plugin("network", "mlp", {"hidden": [8]}),
                                        likelihood=Plugin("likelihood", "gaussian"), event_shape=[4]))
-    with pytest.raises(CompressionError, match="bernoulli likelihood"):
+    with pytest.raises(CompressionError, match="discrete levels"):
         compress(gaussian, np.zeros((2, 4)))
 
 
@@ -106,3 +101,44 @@ def test_cli_round_trip_and_bad_input(tmp_path, capsys):
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "z.npy").exists()
+
+
+def _tiny_8bit(event_shape=(1, 4, 4), latent_dim=3, n_mix=2, seed=0):
+    torch.manual_seed(seed)
+    return build_model(ModelConfig(latent_dim=latent_dim, network=Plugin("network", "mlp", {"hidden": [16]}),
+                                   likelihood=Plugin("likelihood", "discretized-logistic", {"n_mix": n_mix}),
+                                   event_shape=list(event_shape)))
+
+
+@settings(max_examples=10, deadline=None)
+@given(n=st.integers(1, 30), n_mix=st.integers(1, 3), seed=st.integers(0, 10**6), as_float=st.booleans())
+def test_8bit_round_trips_are_bit_exact(n, n_mix, seed, as_float):
+    model = _tiny_8bit(n_mix=n_mix, seed=seed % 5)
+    x = np.random.default_rng(seed).integers(0, 256, (n, 4, 4)).astype(np.uint8)
+    data = (x / 255.0).astype(np.float32) if as_float else x
+    out = decompress(model, compress(model, data, batch=7, seed=seed))
+    assert out.dtype == data.dtype and np.array_equal(out, data)
+
+
+def test_8bit_values_off_the_levels_are_refused():
+    model = _tiny_8bit()
+    for bad in (np.full((2, 4, 4), 0.5, dtype=np.float32), np.full((2, 4, 4), 300), np.full((2, 4, 4), -1),
+                np.full((2, 4, 4), np.nan), np.ones((2, 4, 4), dtype=bool)):
+        with pytest.raises(CompressionError, match="levels"):
+            compress(model, bad)
+
+
+def test_8bit_code_length_is_close_to_the_negative_elbo():
+    data = vaekit.load_data("digits")
+    # digits' 17 grey levels as 8-bit values k/255
+    train, test = (torch.round(data.split(s).x * 255) / 255 for s in ("train", "test"))
+    config = vaekit.build_run_config(None, ["train.epochs=30", "train.progress=false",
+                                            "model.likelihood=discretized-logistic", "model.likelihood.n_mix=2",
+                                            "model.latent_dim=8", "model.network.hidden=[128]"])
+    model = vaekit.fit(config, data=vaekit.DataBundle.from_arrays(train, valid=(test,))).model
+    x = np.rint(test.numpy() * 255).astype(np.uint8)
+    blob = compress(model, x)
+    assert np.array_equal(decompress(model, blob), x)
+    _, payload = read_header(blob)
+    neg_elbo_bits = float(vaekit.evaluate(model, test, iw_samples=1).neg_elbo) / np.log(2)
+    assert 8 * len(payload) / len(x) == pytest.approx(neg_elbo_bits, rel=0.05)

@@ -37,10 +37,26 @@ class Likelihood(nn.Module):
     """Base class: `forward(params)` maps decoder output (..., P, *event) to p(x|z)."""
 
     params_per_entry: int = 1
+    # Discrete data: the support is the `levels` values k / (levels - 1), k = 0 .. levels - 1 (None: continuous).
+    # A likelihood with levels can losslessly code data (vaekit.apps.compress).
+    levels: int | None = None
 
     def __init__(self, event_shape: tuple[int, ...]) -> None:
         super().__init__()
         self.event_shape = tuple(event_shape)
+
+    def level_probs(self, px: D.Independent) -> torch.Tensor:
+        """P(x = k / (levels - 1)) for every level k: (..., *event, levels) float64, each row summing to 1.
+
+        The general rule evaluates log_prob at each level; likelihoods with a cheaper closed form override it.
+        """
+        if self.levels is None:
+            raise TypeError(f"{type(self).__name__} is a density over continuous values, not over levels")
+        base = px.base_dist
+        shape = base.batch_shape
+        logp = torch.stack([base.log_prob(torch.full(shape, k / (self.levels - 1)))
+                            for k in range(self.levels)], dim=-1)
+        return torch.softmax(logp.double(), dim=-1)
 
     def distribution(self, params: torch.Tensor) -> D.Distribution:
         """The elementwise (not yet Independent) distribution for params of shape (..., P, *event)."""
@@ -61,6 +77,12 @@ class _ContinuousBernoulliSafe(D.Bernoulli):
 @LIKELIHOODS.register("bernoulli")
 class BernoulliLikelihood(Likelihood):
     """Bernoulli per entry (binary cross-entropy); accepts grey levels in [0, 1] as soft targets."""
+
+    levels = 2
+
+    def level_probs(self, px: D.Independent) -> torch.Tensor:
+        p1 = torch.sigmoid(px.base_dist.logits.double())
+        return torch.stack([1.0 - p1, p1], dim=-1)
 
     def distribution(self, params: torch.Tensor) -> D.Distribution:
         return _ContinuousBernoulliSafe(logits=params.squeeze(-len(self.event_shape) - 1), validate_args=False)
@@ -155,6 +177,19 @@ class DiscretizedLogisticMixture(D.Distribution):
         log_pi = torch.log_softmax(self.logits, self.mix_dim)
         return torch.logsumexp(log_pi + log_bin, self.mix_dim)  # (..., *event)
 
+    def level_probs(self) -> torch.Tensor:
+        """P(k) for all 256 levels: (..., *event, 256) float64, from differences of each logistic's CDF at the bin
+        edges (the same masses as log_prob, the edge bins reaching -inf / +inf)."""
+        # Inner edges between levels k-1 and k in [-1, 1] units: 2k/255 - 1 - 1/255, k = 1..255.
+        inner = (2.0 * torch.arange(1, N_BINS, dtype=torch.float64) - 1.0) / (N_BINS - 1) - 1.0
+        loc = self.loc.double().unsqueeze(-1)  # (..., M, *event, 1)
+        inv_s = torch.exp(-self.log_scale.double()).unsqueeze(-1)
+        cdf = torch.sigmoid(inv_s * (inner - loc))  # (..., M, *event, 255)
+        zeros, ones = torch.zeros_like(cdf[..., :1]), torch.ones_like(cdf[..., :1])
+        masses = torch.diff(torch.cat([zeros, cdf, ones], dim=-1), dim=-1).clamp_min(0.0)  # (..., M, *event, 256)
+        weights = torch.softmax(self.logits.double(), self.mix_dim).unsqueeze(-1)
+        return (weights * masses).sum(self.mix_dim - 1)  # (..., *event, 256)
+
     @property
     def mean(self) -> torch.Tensor:
         """Mixture mean of the logistics, mapped to [0, 1] and clipped (the discretization is ignored)."""
@@ -184,6 +219,11 @@ class DiscretizedLogisticMixture(D.Distribution):
 @LIKELIHOODS.register("discretized-logistic")
 class DiscretizedLogisticLikelihood(Likelihood):
     """Mixture of discretized logistics for 8-bit data in [0, 1] (n_mix=1: one discretized logistic)."""
+
+    levels = N_BINS
+
+    def level_probs(self, px: D.Independent) -> torch.Tensor:
+        return px.base_dist.level_probs()
 
     def __init__(self, event_shape: tuple[int, ...], n_mix: int = 5) -> None:
         super().__init__(event_shape)

@@ -13,72 +13,84 @@ which is the same scheme with a batch in place of an image. The batches start at
 images already coded (BATCH_GROWTH), up to `batch` images, so the stack need only start from one image's worth
 of random words (counted in the size), and every later batch decodes from the bits the earlier ones wrote.
 
-This first version codes binary images with a Bernoulli likelihood and the standard normal prior. The entropy
-coder is `constriction` (its ANS stack and categorical/Bernoulli models); nothing here is hand-written coding.
+Any likelihood over discrete levels codes: Bernoulli (binary images, 2 levels) and the discretized logistic
+mixture (8-bit images, 256 levels); p(x|z) of each value is the likelihood's mass on each level
+(`Likelihood.level_probs`), coded as a categorical. The entropy coder is `constriction` (its ANS stack and
+categorical/Bernoulli models); nothing here is hand-written coding. Encoder and decoder compute the same
+probabilities only on the same kind of machine and software (floating point must agree bit for bit): a file is
+meant to be decoded where such a model runs, and a mismatch is caught by the data checksum, never returned.
 
-File format (`.vkz`): b"VKZ\\x00", a little-endian uint32 header length, a JSON header (format version, the
-model's fingerprint, shape, dtype, image count, batch size, latent buckets, SHA-256 of the payload and of the
-original data), then the payload of little-endian uint32 words.
+The `.vkz` container is in `vaekit.apps.vkz`; this codec's header adds the batch size, the latent buckets, the
+number of random initial words, the number of levels and the SHA-256 of the original data.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import math
-import struct
 
 import numpy as np
 import torch
 
-from ..errors import DataError, VaekitError
-from ..likelihoods import BernoulliLikelihood
+from ..errors import DataError
 from ..models.vae import VAE
-from ..priors import StandardNormalPrior
+from . import vkz
+from .vkz import CompressionError, model_fingerprint
 
-MAGIC = b"VKZ\x00"
-FORMAT_VERSION = 1
 LATENT_BINS = 256  # buckets per latent dimension (8 bits of latent precision, as in the BB-ANS paper)
-BATCH = 256  # images coded together
+BATCH = 256  # images coded together (at most; fewer when their probability tables would not fit PROBS_BYTES)
+PROBS_BYTES = 128 * 2**20  # bytes the per-value probability tables of one batch may take
 # Probabilities are kept away from 0 and 1 so that every symbol stays codable after quantisation.
 MIN_PROBABILITY = 1e-7
 
 
-class CompressionError(VaekitError):
-    """A .vkz file that is damaged, truncated, foreign or made with another model; or input the model cannot code."""
+def _levels(model: VAE) -> int:
+    """The number of discrete levels of the model's likelihood; a CompressionError when it has none."""
+    vkz.check_codable(model, "lossless compression")
+    levels = getattr(model.likelihood, "levels", None)
+    if levels is None:
+        raise CompressionError("lossless compression needs a likelihood over discrete levels: bernoulli (binary "
+                               "images) or discretized-logistic (8-bit images); this model's is "
+                               f"{type(model.likelihood).__name__}")
+    return levels
 
 
-def model_fingerprint(model: VAE) -> str:
-    """SHA-256 of the model's structure and weights: a file decodes only with the model that wrote it."""
-    digest = hashlib.sha256(repr(model).encode())
-    digest.update(json.dumps([list(model.event_shape), model.latent_dim]).encode())
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
+def _support_message(levels: int) -> str:
+    if levels == 2:
+        return "a Bernoulli model codes binary data: every value must be 0 or 1"
+    return (f"a model of {levels} levels codes integers 0..{levels - 1} or the values k/{levels - 1} exactly "
+            "(8-bit images: uint8 grey levels)")
 
 
-def _check_model(model: VAE) -> None:
-    if not isinstance(model.likelihood, BernoulliLikelihood) or not isinstance(model.prior, StandardNormalPrior):
-        raise CompressionError("lossless compression needs a model with the bernoulli likelihood and the normal "
-                               f"prior (this one: {type(model.likelihood).__name__}, {type(model.prior).__name__})")
-    if model.conditional:
-        raise CompressionError("lossless compression of a conditional model is not supported")
+def _to_values(symbols: np.ndarray, levels: int, dtype: np.dtype) -> np.ndarray:
+    """Symbols k back in the input's dtype: integers as they were, booleans, or floats k / (levels - 1)."""
+    if dtype.kind in "biu":
+        return symbols.astype(dtype)
+    return (symbols.astype(np.float64) / (levels - 1)).astype(dtype)
 
 
-def _binary_images(model: VAE, array: np.ndarray) -> np.ndarray:
-    """The input as uint8 (N, *event) in {0, 1}; a CompressionError when it does not fit the model."""
-    x = np.asarray(array)
-    if x.ndim == len(model.event_shape) and x.shape == tuple(model.event_shape):
-        x = x[None]
-    if x.ndim == len(model.event_shape) and len(model.event_shape) == 3 and model.event_shape[0] == 1:
-        x = x[:, None]  # (N, H, W) for one-channel images
-    if tuple(x.shape[1:]) != tuple(model.event_shape) or x.shape[0] == 0:
-        raise CompressionError(f"the data have shape {x.shape}, the model codes images of shape "
-                               f"{tuple(model.event_shape)}")
-    if x.dtype.kind not in "biuf" or not np.isin(x, (0, 1)).all():
-        raise CompressionError("a Bernoulli model codes binary data: every value must be 0 or 1")
-    return x.astype(np.uint8)
+def to_symbols(model: VAE, array: np.ndarray) -> np.ndarray:
+    """The input as level indices, uint8 (N, *event); a CompressionError when it does not fit the model.
+
+    Integers (and booleans) are the level indices themselves; floats must be exactly k / (levels - 1) in their
+    dtype (as data loaders make them: uint8 / 255), so that decoding returns the very same values.
+    """
+    levels = _levels(model)
+    x = vkz.as_batch(model, array)
+    if x.dtype.kind not in "biuf" or (x.dtype.kind == "b" and levels != 2):
+        raise CompressionError(_support_message(levels))
+    if x.dtype.kind in "biu":
+        if x.size and (x.min() < 0 or x.max() > levels - 1):
+            raise CompressionError(_support_message(levels))
+        return x.astype(np.uint8)
+    with np.errstate(invalid="ignore"):
+        k = np.rint(x.astype(np.float64) * (levels - 1))
+    if not np.isfinite(k).all() or k.min() < 0 or k.max() > levels - 1:
+        raise CompressionError(_support_message(levels))
+    symbols = k.astype(np.uint8)
+    if not np.array_equal(_to_values(symbols, levels, x.dtype), x):
+        raise CompressionError(_support_message(levels))
+    return symbols
 
 
 def _bucket_edges(bins: int) -> np.ndarray:
@@ -94,12 +106,12 @@ def _bucket_centres(bins: int) -> np.ndarray:
     return norm.ppf((np.arange(bins) + 0.5) / bins)
 
 
-@torch.no_grad()
-def _posterior_buckets(model: VAE, x: np.ndarray, edges: np.ndarray) -> np.ndarray:
+def _posterior_buckets(model: VAE, symbols: np.ndarray, levels: int, edges: np.ndarray) -> np.ndarray:
     """q(z_d|x) as probabilities over the buckets: (B * D, bins) float64, each row summing to 1."""
     from scipy.special import ndtr
 
-    qz = model.encode(torch.as_tensor(x, dtype=torch.float32))
+    x = torch.as_tensor(symbols, dtype=torch.float32) / (levels - 1)
+    qz = model.encode(x)
     mu = qz.base_dist.loc.double().numpy().reshape(-1, 1)  # (B * D, 1)
     sigma = qz.base_dist.scale.double().numpy().reshape(-1, 1)
     cdf = ndtr((edges[None, :] - mu) / sigma)  # (B * D, bins + 1)
@@ -107,12 +119,14 @@ def _posterior_buckets(model: VAE, x: np.ndarray, edges: np.ndarray) -> np.ndarr
     return probs / probs.sum(axis=1, keepdims=True)
 
 
-@torch.no_grad()
-def _pixel_probabilities(model: VAE, z_buckets: np.ndarray, centres: np.ndarray, batch: int) -> np.ndarray:
-    """p(x_i = 1 | z) for every pixel of the batch: (B * F,) float64."""
+def _value_probabilities(model: VAE, z_buckets: np.ndarray, centres: np.ndarray, batch: int) -> np.ndarray:
+    """p(x_i = k | z) for every value of the batch: (B * F, levels) float64 (for 2 levels: (B * F,), P(x_i = 1))."""
     z = torch.as_tensor(centres[z_buckets].reshape(batch, model.latent_dim), dtype=torch.float32)
-    logits = model.decode(z).base_dist.logits.double().numpy().reshape(-1)
-    return np.clip(1.0 / (1.0 + np.exp(-logits)), MIN_PROBABILITY, 1.0 - MIN_PROBABILITY)
+    probs = model.likelihood.level_probs(model.decode(z)).numpy()  # (B, *event, levels)
+    probs = np.clip(probs.reshape(-1, probs.shape[-1]), MIN_PROBABILITY, 1.0)
+    if probs.shape[-1] == 2:
+        return np.clip(probs[:, 1] / probs.sum(axis=1), MIN_PROBABILITY, 1.0 - MIN_PROBABILITY)
+    return probs
 
 
 # A batch holds at most this fraction of the images coded before it: its bits-back decode then finds enough bits
@@ -132,101 +146,107 @@ def batch_starts(count: int, batch: int) -> list[tuple[int, int]]:
     return spans
 
 
-def _models():
+def _models(levels: int):
     import constriction
 
     family = constriction.stream.model
-    return family.Categorical(perfect=False), family.Bernoulli(perfect=False), family.Uniform(LATENT_BINS)
+    values = family.Bernoulli(perfect=False) if levels == 2 else family.Categorical(perfect=False)
+    return family.Categorical(perfect=False), values, family.Uniform(LATENT_BINS)
 
 
-def compress(model: VAE, array: np.ndarray, batch: int = BATCH, seed: int = 0) -> bytes:
-    """The images `array` (N, *event) or (N, H, W), values 0/1, as one BB-ANS stream in a .vkz container."""
+def default_batch(model: VAE) -> int:
+    """The largest batch (up to BATCH) whose probability tables fit PROBS_BYTES."""
+    levels = _levels(model)
+    per_image = math.prod(model.event_shape) * (1 if levels == 2 else levels) * 8
+    return max(1, min(BATCH, PROBS_BYTES // per_image))
+
+
+def compress(model: VAE, array: np.ndarray, batch: int | None = None, seed: int = 0, *, lossy: bool = False,
+             step: float | None = None, rate: float | None = None) -> bytes:
+    """The images `array` (N, *event) or (N, H, W) as one BB-ANS stream in a .vkz container: binary values for a
+    Bernoulli model, 8-bit grey levels (uint8, or floats k/255) for a discretized-logistic one.
+
+    `lossy=True` codes quantised latents instead (`vaekit.apps.lossy`, any likelihood): `step` in prior standard
+    deviations, or a target `rate` in bytes per image.
+    """
     import constriction
 
-    _check_model(model)
-    x = _binary_images(model, array)
+    if lossy:
+        from .lossy import compress_latents
+
+        return compress_latents(model, array, step=step, rate=rate)
+    if step is not None or rate is not None:
+        raise CompressionError("a step or a rate applies to lossy compression only (lossy=True, or --lossy)")
+    levels = _levels(model)
+    symbols = to_symbols(model, array)
+    batch = default_batch(model) if batch is None else batch
     if batch < 1:
         raise CompressionError(f"batch must be >= 1, got {batch}")
-    was_training = model.training
-    model.eval()
     edges, centres = _bucket_edges(LATENT_BINS), _bucket_centres(LATENT_BINS)
-    categorical, bernoulli, uniform = _models()
+    categorical, values, uniform = _models(levels)
     # Random words at the bottom of the stack for the first image's bits-back decode (counted in the size).
     initial = math.ceil(model.latent_dim * math.log2(LATENT_BINS) / 32) + 2
     words = np.random.default_rng(seed).integers(0, 2**32, size=initial, dtype=np.uint64).astype(np.uint32)
     coder = constriction.stream.stack.AnsCoder(words)
-    try:
-        for start, n in batch_starts(len(x), batch):
-            xb = x[start : start + n]
-            q = _posterior_buckets(model, xb, edges)
-            z = coder.decode(categorical, q)  # bits back: z ~ q(z|x)
-            coder.encode_reverse(xb.reshape(-1).astype(np.int32), bernoulli,
-                                 _pixel_probabilities(model, z, centres, len(xb)))
+    with vkz.in_eval_mode(model):
+        for start, n in batch_starts(len(symbols), batch):
+            xb = symbols[start : start + n]
+            z = coder.decode(categorical, _posterior_buckets(model, xb, levels, edges))  # bits back: z ~ q(z|x)
+            coder.encode_reverse(xb.reshape(-1).astype(np.int32), values,
+                                 _value_probabilities(model, z, centres, n))
             coder.encode_reverse(z, uniform)  # p(z): uniform over buckets of equal prior mass
-    finally:
-        model.train(was_training)
-    payload = coder.get_compressed().astype("<u4").tobytes()
-    header = {"version": FORMAT_VERSION, "model": model_fingerprint(model), "shape": list(x.shape[1:]),
-              "input_shape": list(np.asarray(array).shape), "dtype": str(np.asarray(array).dtype), "count": len(x),
-              "batch": batch, "bins": LATENT_BINS, "initial_words": initial,
-              "payload_sha256": hashlib.sha256(payload).hexdigest(),
-              "data_sha256": hashlib.sha256(x.tobytes()).hexdigest()}
-    encoded = json.dumps(header).encode()
-    return MAGIC + struct.pack("<I", len(encoded)) + encoded + payload
+    source = np.asarray(array)
+    header = {"codec": "bb-ans", "model": model_fingerprint(model), "shape": list(symbols.shape[1:]),
+              "input_shape": list(source.shape), "dtype": str(source.dtype), "count": len(symbols),
+              "levels": levels, "batch": batch, "bins": LATENT_BINS, "initial_words": initial,
+              "data_sha256": hashlib.sha256(symbols.tobytes()).hexdigest()}
+    return vkz.write(header, coder.get_compressed())
 
 
 def read_header(data: bytes) -> tuple[dict, bytes]:
-    """The header and payload of a .vkz file; a CompressionError when it is not one or is damaged."""
-    if len(data) < 8 or data[:4] != MAGIC:
-        raise CompressionError("not a vaekit .vkz file (its first bytes are not the .vkz magic)")
-    (length,) = struct.unpack("<I", data[4:8])
-    if 8 + length > len(data):
-        raise CompressionError("the .vkz file is truncated (its header is incomplete)")
-    try:
-        header = json.loads(data[8 : 8 + length])
-        int(header["count"]), list(header["shape"]), int(header["batch"]), int(header["initial_words"])
-    except (ValueError, KeyError, TypeError):
-        raise CompressionError("the .vkz header is damaged") from None
-    if header.get("version") != FORMAT_VERSION:
-        raise CompressionError(f"unsupported .vkz format version {header.get('version')!r} (this vaekit reads "
-                               f"{FORMAT_VERSION})")
-    payload = data[8 + length :]
-    if len(payload) % 4 or hashlib.sha256(payload).hexdigest() != header.get("payload_sha256"):
-        raise CompressionError("the .vkz payload is damaged or truncated (its checksum does not match)")
-    return header, payload
+    """The header and payload bytes of a .vkz file; a CompressionError when it is not one or is damaged."""
+    header, payload = vkz.read(data)
+    return header, payload.astype("<u4").tobytes()
 
 
 def decompress(model: VAE, data: bytes) -> np.ndarray:
-    """The images that `compress` coded into `data`, bit-exact, in their original shape and dtype."""
+    """The images that `compress` (or the lossy `compress_latents`) coded into `data`, in their original shape
+    and dtype: bit-exact for a lossless file, the decoder's reconstructions for a lossy one."""
     import constriction
 
-    _check_model(model)
-    header, payload = read_header(data)
-    if header["model"] != model_fingerprint(model):
-        raise CompressionError("this .vkz file was written with another model (the fingerprints differ)")
-    if tuple(header["shape"]) != tuple(model.event_shape) or header["bins"] != LATENT_BINS:
+    header, payload = vkz.read(data)
+    if header["codec"] == "latent":
+        from .lossy import decode_latents
+
+        return decode_latents(model, header, payload)
+    levels = _levels(model)
+    vkz.check_model(header, model)
+    try:
+        count, batch, shape = int(header["count"]), int(header["batch"]), tuple(header["shape"])
+        dtype = np.dtype(header["dtype"])
+        ok = header["bins"] == LATENT_BINS and header["levels"] == levels and count > 0 and batch > 0
+    except (KeyError, TypeError, ValueError):
+        ok = False
+    if not ok:
         raise CompressionError("the .vkz header does not fit this model")
-    was_training = model.training
-    model.eval()
     edges, centres = _bucket_edges(LATENT_BINS), _bucket_centres(LATENT_BINS)
-    categorical, bernoulli, uniform = _models()
-    count, batch, shape = header["count"], header["batch"], tuple(header["shape"])
-    coder = constriction.stream.stack.AnsCoder(np.frombuffer(payload, dtype="<u4").astype(np.uint32))
+    categorical, values, uniform = _models(levels)
+    coder = constriction.stream.stack.AnsCoder(payload)
     out = np.empty((count, *shape), dtype=np.uint8)
     try:
-        for start, n in reversed(batch_starts(count, batch)):  # last in, first out
-            z = coder.decode(uniform, n * model.latent_dim)
-            xb = coder.decode(bernoulli, _pixel_probabilities(model, z, centres, n)).reshape(n, *shape)
-            coder.encode_reverse(z, categorical, _posterior_buckets(model, xb.astype(np.uint8), edges))
-            out[start : start + n] = xb
+        with vkz.in_eval_mode(model):
+            for start, n in reversed(batch_starts(count, batch)):  # last in, first out
+                z = coder.decode(uniform, n * model.latent_dim)
+                xb = coder.decode(values, _value_probabilities(model, z, centres, n)).reshape(n, *shape)
+                xb = xb.astype(np.uint8)
+                coder.encode_reverse(z, categorical, _posterior_buckets(model, xb, levels, edges))
+                out[start : start + n] = xb
     except (ValueError, RuntimeError, AssertionError) as error:
         raise CompressionError(f"the .vkz payload does not decode ({error})") from None
-    finally:
-        model.train(was_training)
     if hashlib.sha256(out.tobytes()).hexdigest() != header["data_sha256"]:
         raise CompressionError("the decoded data do not match the checksum of the original: refusing wrong output")
     try:
-        return out.reshape(header["input_shape"]).astype(np.dtype(header["dtype"]))
+        return _to_values(out, levels, dtype).reshape(header["input_shape"])
     except (ValueError, TypeError):
         raise DataError("the .vkz header names a shape or dtype that does not fit the data") from None
 
@@ -236,4 +256,5 @@ def bits_per_dim(data: bytes, n_values: int) -> float:
     return 8 * len(data) / n_values
 
 
-__all__ = ["compress", "decompress", "read_header", "model_fingerprint", "bits_per_dim", "CompressionError"]
+__all__ = ["compress", "decompress", "read_header", "model_fingerprint", "bits_per_dim", "CompressionError",
+           "to_symbols"]

@@ -1,0 +1,118 @@
+"""The `.vkz` container shared by vaekit's codecs, and the input checks both codecs make.
+
+Layout: b"VKZ\\x00", a little-endian uint32 header length, a JSON header, then the payload of little-endian
+uint32 words (the ANS stack of `constriction`). The header always holds the format version, the codec
+("bb-ans": lossless, "latent": lossy), the model's fingerprint (a hash of its structure and weights), the
+image shape, the input's shape and dtype, the image count and the SHA-256 of the payload; each codec adds its
+own fields. A file is decoded only by the model that wrote it, and only when its payload checksum matches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+
+import numpy as np
+import torch
+
+from ..errors import VaekitError
+from ..models.vae import VAE
+from ..priors import StandardNormalPrior
+
+MAGIC = b"VKZ\x00"
+FORMAT_VERSION = 2
+CODECS = ("bb-ans", "latent")
+
+
+class CompressionError(VaekitError):
+    """A .vkz file that is damaged, truncated, foreign or made with another model; or input the model cannot code."""
+
+
+def model_fingerprint(model: VAE) -> str:
+    """SHA-256 of the model's structure and weights: a file decodes only with the model that wrote it."""
+    digest = hashlib.sha256(repr(model).encode())
+    digest.update(json.dumps([list(model.event_shape), model.latent_dim]).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def check_codable(model: VAE, what: str) -> None:
+    """Refuses models the codecs cannot use: other priors than the standard normal, conditional models."""
+    if not isinstance(model.prior, StandardNormalPrior):
+        raise CompressionError(f"{what} needs a model with the normal prior (this one: {type(model.prior).__name__})")
+    if model.conditional:
+        raise CompressionError(f"{what} of a conditional model is not supported")
+
+
+def as_batch(model: VAE, array: np.ndarray) -> np.ndarray:
+    """The input as (N, *event): one image alone gets a batch axis, (N, H, W) gets the channel axis of
+    one-channel images; any other shape, or no images at all, is a CompressionError."""
+    x = np.asarray(array)
+    event = tuple(model.event_shape)
+    if x.shape == event:
+        x = x[None]
+    if x.ndim == len(event) and len(event) == 3 and event[0] == 1:
+        x = x[:, None]
+    if tuple(x.shape[1:]) != event or x.shape[0] == 0:
+        raise CompressionError(f"the data have shape {np.asarray(array).shape}, the model codes images of shape "
+                               f"{event}")
+    return x
+
+
+def write(header: dict, payload: np.ndarray) -> bytes:
+    """The .vkz bytes of `header` (JSON-ready) and `payload` (uint32 words); adds version and payload checksum."""
+    words = payload.astype("<u4").tobytes()
+    full = {"version": FORMAT_VERSION, **header, "payload_sha256": hashlib.sha256(words).hexdigest()}
+    encoded = json.dumps(full).encode()
+    return MAGIC + struct.pack("<I", len(encoded)) + encoded + words
+
+
+def read(data: bytes) -> tuple[dict, np.ndarray]:
+    """The header and payload words of a .vkz file; a CompressionError when it is not one or is damaged."""
+    if len(data) < 8 or data[:4] != MAGIC:
+        raise CompressionError("not a vaekit .vkz file (its first bytes are not the .vkz magic)")
+    (length,) = struct.unpack("<I", data[4:8])
+    if 8 + length > len(data):
+        raise CompressionError("the .vkz file is truncated (its header is incomplete)")
+    try:
+        header = json.loads(data[8 : 8 + length])
+        int(header["count"]), list(header["shape"]), list(header["input_shape"]), str(header["dtype"])
+    except (ValueError, KeyError, TypeError):
+        raise CompressionError("the .vkz header is damaged") from None
+    if header.get("version") != FORMAT_VERSION:
+        raise CompressionError(f"unsupported .vkz format version {header.get('version')!r} (this vaekit reads "
+                               f"{FORMAT_VERSION})")
+    if header.get("codec") not in CODECS:
+        raise CompressionError(f"unknown .vkz codec {header.get('codec')!r}")
+    payload = data[8 + length :]
+    if len(payload) % 4 or hashlib.sha256(payload).hexdigest() != header.get("payload_sha256"):
+        raise CompressionError("the .vkz payload is damaged or truncated (its checksum does not match)")
+    return header, np.frombuffer(payload, dtype="<u4").astype(np.uint32)
+
+
+def check_model(header: dict, model: VAE) -> None:
+    """Refuses to decode with another model than the one that wrote the file."""
+    if header["model"] != model_fingerprint(model):
+        raise CompressionError("this .vkz file was written with another model (the fingerprints differ)")
+    if tuple(header["shape"]) != tuple(model.event_shape):
+        raise CompressionError("the .vkz header does not fit this model")
+
+
+def in_eval_mode(model: VAE):
+    """Context manager: the model in eval mode (dropout off, batch norm frozen) and without gradients."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def scope():
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                yield
+        finally:
+            model.train(was_training)
+
+    return scope()

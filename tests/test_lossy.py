@@ -1,0 +1,71 @@
+"""Lossy latent coding: quantised posterior means, a rate that falls as the step grows, damaged files refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import vaekit
+from vaekit.apps.compress import CompressionError, compress, decompress
+
+
+@pytest.fixture
+def trained(binary_digits_model):
+    model, test = binary_digits_model
+    return model, test.numpy()
+
+
+def test_rate_falls_and_distortion_rises_as_the_step_grows(trained):
+    model, x = trained
+    sizes, errors = [], []
+    for step in (0.02, 0.1, 0.5, 2.0):
+        blob = compress(model, x, lossy=True, step=step)
+        y = decompress(model, blob)
+        assert y.shape == x.shape and y.dtype == x.dtype
+        sizes.append(len(blob))
+        errors.append(float(((y - x) ** 2).mean()))
+    assert sizes == sorted(sizes, reverse=True) and sizes[0] > 2 * sizes[-1], sizes
+    assert errors == sorted(errors) and errors[-1] > 1.5 * errors[0], errors
+    # the finest step reconstructs about as well as the unquantised posterior means
+    exact = model.reconstruct(torch.as_tensor(x)).numpy()
+    assert errors[0] == pytest.approx(float(((exact - x) ** 2).mean()), rel=0.05)
+
+
+def test_a_target_rate_is_met(trained):
+    model, x = trained
+    for rate in (4.0, 10.0):
+        size = len(compress(model, x, lossy=True, rate=rate)) / len(x)
+        assert 0.8 * rate <= size <= 1.05 * rate, (rate, size)
+    with pytest.raises(CompressionError, match="below what this model can reach"):
+        compress(model, x[:3], lossy=True, rate=1.0)
+
+
+def test_integer_images_come_back_as_integers(trained):
+    model, x = trained
+    levels = x.astype(np.uint8)  # 0/1: the Bernoulli model's two levels
+    y = decompress(model, compress(model, levels, lossy=True, step=0.05))
+    assert y.dtype == np.uint8 and y.shape == levels.shape
+    assert set(np.unique(y)) <= {0, 1} and (y == levels).mean() > 0.9
+
+
+def test_bad_requests_and_damaged_files_are_refused(trained):
+    model, x = trained
+    for kwargs, message in [({"step": 0.0}, "step must be"), ({"step": 0.1, "rate": 5.0}, "not both"),
+                            ({"rate": -1.0}, "positive"), ({"rate": float("nan")}, "positive")]:
+        with pytest.raises(CompressionError, match=message):
+            compress(model, x, lossy=True, **kwargs)
+    with pytest.raises(CompressionError, match="lossy compression only"):
+        compress(model, x, rate=5.0)
+    with pytest.raises(CompressionError, match="finite"):
+        compress(model, np.full_like(x[:2], np.nan), lossy=True)
+    blob = compress(model, x[:20], lossy=True, step=0.1)
+    flipped = bytearray(blob)
+    flipped[-2] ^= 0x01
+    with pytest.raises(CompressionError, match="checksum"):
+        decompress(model, bytes(flipped))
+    other = vaekit.build_model(vaekit.ModelConfig(latent_dim=8, network=vaekit.Plugin("network", "mlp",
+                                                                                     {"hidden": [128]}),
+                                                 event_shape=list(model.event_shape)))
+    with pytest.raises(CompressionError, match="another model"):
+        decompress(other, blob)
