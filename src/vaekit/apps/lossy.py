@@ -50,8 +50,11 @@ def _as_unit_values(model: VAE, array: np.ndarray) -> np.ndarray:
 
 
 def _from_unit_values(values: np.ndarray, model: VAE, dtype: np.dtype) -> np.ndarray:
-    """Decoded means back in the input's dtype: rounded to the nearest level for integer and boolean images."""
-    if dtype.kind in "biu":
+    """Decoded means back in the input's dtype: rounded to the nearest level for integer images, to 0/1 for
+    boolean ones."""
+    if dtype.kind == "b":
+        return values >= 0.5
+    if dtype.kind in "iu":
         top = (getattr(model.likelihood, "levels", None) or 256) - 1
         return np.rint(np.clip(values, 0.0, 1.0) * top).astype(dtype)
     return values.astype(dtype)

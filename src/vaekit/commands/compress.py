@@ -1,82 +1,127 @@
-"""`vaekit compress` / `vaekit decompress`: lossless BB-ANS files with a trained model (vaekit.apps.compress).
+"""`vaekit compress` / `vaekit decompress`: images to a .vkz file with a trained model and back (vaekit.apps.compress).
 
-    vaekit compress RUN images.npy --out images.vkz          # .npy, or .npz (its one array, or its array 'x')
-    vaekit decompress RUN images.vkz --out restored.npy      # bit-exact: the same values, shape and dtype
+    vaekit compress RUN images.npy --out images.vkz           # lossless (BB-ANS): bit-exact
+    vaekit compress RUN digits/ --out digits.vkz --lossy --rate 20   # lossy: about 20 bytes per image
+    vaekit compress RUN t10k-images-idx3-ubyte.gz --out t.vkz --lossy --step 0.05
+    vaekit decompress RUN images.vkz --out restored.npy       # .npy, .npz, x-idx3-ubyte / x.idx, or folder/
+
+Inputs (`vaekit.apps.image_files`): a .npy array, a .npz file's array 'x' (or its only array), an IDX file (plain
+or .gz) or a folder of grey ("L") or binary ("1") PNGs. The output of `decompress` takes the form its --out
+names: .npy / .npz (array 'x'), an IDX name (`*-idx3-ubyte`, `*.idx`; `.gz` to gzip it) or a folder (a path with
+no suffix or ending in '/') of PNGs 00000.png, 00001.png, ... (a .vkz file keeps the images' shape and dtype, not
+the names of the PNGs they came from). Lossless round trips are bit-exact in every form: the same values, shape
+and dtype; the same pixels and PNG mode.
+
+Lossless coding needs a model whose likelihood has discrete levels: bernoulli (binary images) or
+discretized-logistic (8-bit grey levels); lossy coding (--lossy: quantised latents) works with any likelihood.
+Both need the normal prior. An existing --out is refused unless --force (a folder is replaced only when it holds
+PNG files alone), and nothing is written when anything fails.
 """
 
 from __future__ import annotations
 
-import io as _io
 from pathlib import Path
 
-import numpy as np
-
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..outputs import check_output_suffix
-from .common import guard_output
+from .common import float_range, guard_output, positive_float
 
-ARRAY_SUFFIXES = (".npy", ".npz")
+
+def _step(text: str) -> float:
+    """An argparse type: a lossy quantisation step within the codec's range (MIN_STEP..MAX_STEP of
+    vaekit.apps.lossy, read only when --step is given: the codec's imports stay out of the parser)."""
+    from ..apps.lossy import MAX_STEP, MIN_STEP
+
+    return float_range(MIN_STEP, MAX_STEP)(text)
+
+
+_step.__name__ = "float"
 
 
 def register(sub) -> None:
     """Adds `compress` and `decompress`."""
-    p = sub.add_parser("compress", help="losslessly compress binary images with a trained model (BB-ANS)")
+    p = sub.add_parser("compress", help="compress images with a trained model: lossless (BB-ANS, bit-exact) or "
+                                        "--lossy (quantised latents)")
     p.set_defaults(func=cmd_compress)
-    p.add_argument("run", help="run folder of a model with the bernoulli likelihood and the normal prior")
-    p.add_argument("input", help=".npy or .npz array of images (N, H, W) or (N, C, H, W), values 0/1")
+    p.add_argument("run", help="run folder of a model with the normal prior; lossless coding needs the bernoulli "
+                               "(binary images) or discretized-logistic (8-bit images) likelihood, --lossy any")
+    p.add_argument("input", help="the images: a .npy or .npz array (N, H, W) or (N, C, H, W), an IDX file (plain "
+                                 "or .gz) or a folder of grey ('L') or binary ('1') PNGs")
     p.add_argument("--out", required=True, help="the .vkz file to write")
+    p.add_argument("--lossy", action="store_true", help="lossy coding of the quantised posterior means (any "
+                                                        "likelihood); the default is lossless")
+    p.add_argument("--rate", type=positive_float, metavar="BYTES",
+                   help="with --lossy: the target size in bytes per image (the step is chosen to meet it)")
+    p.add_argument("--step", type=_step, metavar="S",
+                   help="with --lossy: the quantisation step in prior standard deviations (default 0.1; smaller "
+                        "keeps more detail and costs more bytes)")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
 
-    p = sub.add_parser("decompress", help="restore the images of a .vkz file, bit-exact")
+    p = sub.add_parser("decompress", help="restore the images of a .vkz file (bit-exact when it is lossless)")
     p.set_defaults(func=cmd_decompress)
     p.add_argument("run", help="the run folder whose model wrote the file")
     p.add_argument("input", help="the .vkz file")
-    p.add_argument("--out", required=True, help=".npy or .npz file to write")
-    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    p.add_argument("--out", required=True,
+                   help="where to write the images: .npy, .npz (array 'x'), an IDX name (x-idx3-ubyte, x.idx, .gz "
+                        "to gzip), or a folder of PNGs (no suffix, or ending in '/'; named 00000.png, ...)")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite --out if it exists (a folder only when it holds PNG files alone)")
 
 
-def _read_array(path: str) -> np.ndarray:
-    """The images of a .npy file, or of a .npz file's one array (or its array 'x'), read by the data loaders'
-    readers (headers checked against the file and the memory budget first)."""
-    from ..data.common import load_npy, load_npz
-
-    suffix = check_output_suffix(path, ARRAY_SUFFIXES, flag="the input")
-    if not Path(path).is_file():
-        raise DataError(f"{path} does not exist")
-    if suffix == ".npy":
-        return load_npy(Path(path))
-    arrays = load_npz(Path(path))
-    if "x" in arrays or len(arrays) == 1:
-        return arrays["x"] if "x" in arrays else next(iter(arrays.values()))
-    raise DataError(f"{path} holds several arrays ({', '.join(arrays)}); name the images 'x'")
+def _check_lossy_flags(args) -> None:
+    if not args.lossy:
+        for flag in ("rate", "step"):
+            if getattr(args, flag) is not None:
+                raise ConfigError(f"--{flag} applies to lossy compression only; add --lossy")
+    elif args.rate is not None and args.step is not None:
+        raise ConfigError("give --rate or --step, not both (the rate chooses the step)")
 
 
 def cmd_compress(args) -> int:
+    from ..apps import vkz
     from ..apps.compress import compress
+    from ..apps.image_files import read_images
     from ..io import atomic_write_bytes, load_run
 
+    _check_lossy_flags(args)
     check_output_suffix(args.out, (".vkz",))
     guard_output(args.out, args.force)
-    x = _read_array(args.input)
+    x, _ = read_images(args.input)
     run = load_run(args.run)
-    blob = compress(run.model, x)
+    blob = compress(run.model, x, lossy=args.lossy, step=args.step, rate=args.rate)
     atomic_write_bytes(args.out, blob)
-    print(f"wrote {args.out}: {len(blob):,} bytes for {x.size:,} values ({8 * len(blob) / x.size:.4f} bits/value)")
+    header, _ = vkz.read(blob)
+    values = max(x.size, 1)
+    summary = f"wrote {args.out}: {len(blob):,} bytes for {x.size:,} values ({8 * len(blob) / values:.4f} bits/value"
+    if args.lossy:
+        count = int(header["count"])
+        summary += (f", {len(blob) / count:,.1f} bytes per image for {count:,} images, lossy with step "
+                    f"{float(header['step']):.4g}")
+    print(summary + ")")
     return 0
 
 
 def cmd_decompress(args) -> int:
-    from ..apps.compress import decompress
-    from ..io import atomic_write_bytes, load_run
+    import numpy as np
 
-    suffix = check_output_suffix(args.out, ARRAY_SUFFIXES)
-    guard_output(args.out, args.force)
+    from ..apps.compress import CompressionError, decompress, read_header
+    from ..apps.image_files import check_target, check_writable, write_images
+    from ..io import load_run
+
+    check_target(args.out, args.force)  # the form --out names, and whether it may be written
     if not Path(args.input).is_file():
         raise DataError(f"{args.input} does not exist")
+    data = Path(args.input).read_bytes()
+    header, _ = read_header(data)  # a damaged or foreign file is refused before the model is loaded
+    try:
+        shape, dtype = tuple(int(s) for s in header["input_shape"]), np.dtype(header["dtype"])
+    except (TypeError, ValueError):
+        raise CompressionError("the .vkz header is damaged (its shape or dtype)") from None
+    check_writable(args.out, shape, dtype)  # before decoding: an output form that cannot hold these images
     run = load_run(args.run)
-    x = decompress(run.model, Path(args.input).read_bytes())
-    buffer = _io.BytesIO()
-    np.save(buffer, x, allow_pickle=False) if suffix == ".npy" else np.savez_compressed(buffer, x=x)
-    atomic_write_bytes(args.out, buffer.getvalue())
-    print(f"wrote {args.out}: {x.shape[0]:,} images")
+    x = decompress(run.model, data)
+    form = write_images(args.out, x, force=args.force)
+    lossy = " (lossy: the decoder's reconstructions)" if header["codec"] == "latent" else ""
+    what = "PNG images" if form == "png-folder" else f"images, {x.dtype} {'x'.join(map(str, x.shape))}"
+    print(f"wrote {args.out}: {x.shape[0]:,} {what}{lossy}")
     return 0

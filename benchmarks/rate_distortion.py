@@ -1,0 +1,130 @@
+"""Benchmark: lossy compression with a VAE's quantised latents against JPEG and WebP (Pillow), rate-distortion
+curves on the MNIST and Fashion-MNIST test sets (10,000 images each), all in one run.
+
+    VAEKIT_DATA=../shared/data python benchmarks/rate_distortion.py --out runs/rd        # trains what is missing
+
+For each data set a VAE is trained on its training split (unless RUN/<data> holds one): MLP [512, 512],
+32 latent dimensions, the gaussian-learned likelihood (its mean is sharp), KL warm-up, cosine learning rate.
+The whole test set is then coded into one lossy .vkz per quantisation step (`vaekit.compress(..., lossy=True)`),
+so its header (about 700 bytes with the fitted latent density) is spread over 10,000 images; the "payload" rate
+leaves the header out, as the stripped JPEG/WebP rates leave theirs out. JPEG and WebP code every image as its
+own file (benchmarks/image_codecs.py): whole files, and stripped of the bytes that are the same for every
+28x28 image at one quality. Distortion: mean over images of the per-image PSNR (peak 255) of the 8-bit images
+(the VAE's decoded means rounded to 8 bits). One figure: docs/figures/rate_distortion.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import vaekit
+from vaekit.apps.compress import compress, decompress
+from vaekit.apps.vkz import read as read_vkz
+
+sys.path.insert(0, str(Path(__file__).parent))
+from image_codecs import codec_curve, psnr  # noqa: E402
+
+STEPS = (2.0, 1.0, 0.6, 0.4, 0.3, 0.2, 0.15, 0.1, 0.07, 0.05, 0.03, 0.02, 0.01)
+QUALITIES = (1, 2, 5, 10, 15, 20, 30, 40, 50, 60, 75, 90)
+BUDGET = 100  # bytes per image at which the issue compares the codecs
+
+
+def train(data: str, run: Path, epochs: int, threads: int) -> None:
+    config = vaekit.build_run_config(None, [
+        f"data.name={data}", "model.latent_dim=32", "model.network=mlp", "model.network.hidden=[512,512]",
+        "model.likelihood=gaussian-learned", "objective.warmup_epochs=10", f"train.epochs={epochs}",
+        "train.lr_schedule=cosine", "train.progress=false", f"train.threads={threads}"])
+    started = time.perf_counter()
+    vaekit.fit(config, run)
+    print(f"trained {run} in {time.perf_counter() - started:.0f} s", flush=True)
+
+
+def vae_curve(model, images: np.ndarray) -> list[dict]:
+    rows = []
+    for step in STEPS:
+        started = time.perf_counter()
+        blob = compress(model, images, lossy=True, step=step)
+        encode_s = time.perf_counter() - started
+        started = time.perf_counter()
+        decoded = decompress(model, blob)
+        decode_s = time.perf_counter() - started
+        _, payload = read_vkz(blob)
+        rows.append({"codec": "vae", "step": step, "bytes_per_image": len(blob) / len(images),
+                     "stripped_bytes_per_image": 4 * len(payload) / len(images),
+                     "psnr": float(np.mean(psnr(images, decoded))), "header_bytes": len(blob) - 4 * len(payload),
+                     "encode_ms_per_image": 1e3 * encode_s / len(images),
+                     "decode_ms_per_image": 1e3 * decode_s / len(images)})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def best_under(rows: list[dict], key: str, budget: float = BUDGET) -> float | None:
+    """The highest PSNR among points whose rate `key` is within the budget (None: no point is)."""
+    inside = [r["psnr"] for r in rows if r[key] <= budget]
+    return max(inside) if inside else None
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(results), figsize=(6.5 * len(results), 4.8), squeeze=False)
+    styles = {"vae": ("C0", "vaekit latent codec"), "jpeg": ("C1", "JPEG"), "webp": ("C2", "WebP")}
+    for ax, (data, curves) in zip(axes[0], results.items()):
+        for codec, rows in curves.items():
+            colour, label = styles[codec]
+            ax.plot([r["bytes_per_image"] for r in rows], [r["psnr"] for r in rows], "o-", color=colour,
+                    ms=3, label=f"{label}, whole files")
+            ax.plot([r["stripped_bytes_per_image"] for r in rows], [r["psnr"] for r in rows], "o--",
+                    color=colour, ms=3, alpha=0.7, label=f"{label}, {'payload' if codec == 'vae' else 'stripped'}")
+        ax.axvline(BUDGET, color="grey", lw=0.8, ls=":")
+        ax.set_xscale("log")
+        ax.set_xlabel("bytes per image")
+        ax.set_ylabel("PSNR (dB)")
+        ax.set_title(f"{data} test set (10,000 images)")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="runs/rd", help="folder of the runs (trained when missing)")
+    parser.add_argument("--data", nargs="+", default=["mnist", "fashion-mnist"])
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for training (1: robust on shared cores)")
+    parser.add_argument("--limit", type=int, default=None, help="test images per data set (default: all)")
+    parser.add_argument("--figure", default="docs/figures/rate_distortion.png")
+    args = parser.parse_args()
+
+    results, summary = {}, {}
+    for data in args.data:
+        run = Path(args.out) / data
+        if not (run / "model.safetensors").exists():
+            train(data, run, args.epochs, args.threads)
+        model = vaekit.load(run)
+        test = vaekit.load_data(data).split("test").x[: args.limit]
+        images = np.rint(test.numpy()[:, 0] * 255).astype(np.uint8)  # (N, 28, 28) 8-bit
+        curves = {"vae": vae_curve(model, images)}
+        for codec in ("jpeg", "webp"):
+            curves[codec] = codec_curve(images, codec, QUALITIES)
+        results[data] = curves
+        summary[data] = {f"{codec} {key}": best_under(rows, key) for codec, rows in curves.items()
+                         for key in ("bytes_per_image", "stripped_bytes_per_image")}
+    plot(results, Path(args.figure))
+    print(json.dumps({"results": results, f"best_psnr_within_{BUDGET}_bytes": summary}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
