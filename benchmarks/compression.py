@@ -86,7 +86,12 @@ def main() -> None:
     parser.add_argument("--train-epochs", type=int, default=60, help="without --run: epochs of configs/binarized_mnist.toml")
     parser.add_argument("--out", default="runs/bbans-mnist", help="without --run: where to train")
     parser.add_argument("--time-limit", type=float, default=10.0, help="without --run: training minutes at most")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads for coding (default: torch's)")
     args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     if args.run is None:
         if args.data != "binarized-mnist":
