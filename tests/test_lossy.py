@@ -69,3 +69,20 @@ def test_bad_requests_and_damaged_files_are_refused(trained):
                                                  event_shape=list(model.event_shape)))
     with pytest.raises(CompressionError, match="another model"):
         decompress(other, blob)
+
+
+def test_few_images_are_coded_under_the_prior_and_many_under_a_fitted_density(trained):
+    from vaekit.apps.lossy import choose_density
+    from vaekit.apps.vkz import read
+
+    # symbols far narrower than the prior's grid (std 10 steps at step 0.1): a fitted density pays for its header
+    # when there are many of them, not for one
+    narrow = np.random.default_rng(0).integers(-1, 2, (2000, 8))
+    assert choose_density(narrow, 0.1)[2] and not choose_density(narrow[:1], 0.1)[2]
+    model, x = trained
+    one = compress(model, x[:1], lossy=True, step=0.1)
+    assert read(one)[0]["density"] is None
+    # coded under the prior, the image decodes as it does among many: only the entropy model differs (float
+    # rounding aside: a batch of one goes through other matmul kernels)
+    np.testing.assert_allclose(decompress(model, one), decompress(model, compress(model, x, lossy=True, step=0.1))[:1],
+                               atol=1e-5)

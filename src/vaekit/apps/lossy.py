@@ -5,7 +5,8 @@ of the prior's standard deviation): k_d = round(mu_d / step), an integer per lat
 entropy-coded with `constriction`'s ANS coder under a learned factorised density: one quantised Gaussian per
 dimension, whose mean and standard deviation (in steps) are fitted to the symbols of the images being coded and
 stored in the header (2 float32 per dimension, base64, counted in the size). Dimensions the model does not use have
-means near 0, so their symbols are nearly always 0 and cost almost nothing. Decoding reads the symbols back,
+means near 0, so their symbols are nearly always 0 and cost almost nothing. When that header costs more than it
+saves (a few images), the symbols are coded under the prior N(0, 1) on the step's grid instead, stored as nothing. Decoding reads the symbols back,
 z = k * step, and returns the likelihood's mean p(x|z) for each image.
 
 The step sets the rate: a smaller step keeps more of each mean (less distortion) and costs more bits. `rate`
@@ -29,7 +30,7 @@ from .vkz import CompressionError, model_fingerprint
 
 MIN_STEP, MAX_STEP = 1e-4, 10.0  # quantisation steps in prior standard deviations
 MIN_STD = 0.1  # the fitted density's smallest standard deviation, in steps (a dimension whose symbols all agree)
-HEADER_ALLOWANCE = 400  # bytes of JSON header (besides the per-dimension density) assumed when aiming at a rate
+HEADER_ALLOWANCE = 420  # bytes of JSON header (besides a stored density) assumed when aiming at a rate
 
 
 def _as_unit_values(model: VAE, array: np.ndarray) -> np.ndarray:
@@ -84,6 +85,24 @@ def predicted_bits(symbols: np.ndarray, mean: np.ndarray, std: np.ndarray) -> fl
     return float(-np.log2(np.clip(hi - lo, 1e-300, None)).sum())
 
 
+def density_bytes(latent_dim: int) -> int:
+    """Header bytes of a stored density: 2 float32 per dimension, in base64."""
+    return 4 * math.ceil(8 * latent_dim / 3)
+
+
+def choose_density(symbols: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray, bool]:
+    """The density to code the symbols (N, D) under: the one fitted to them (stored in the header) or the prior
+    N(0, 1) on the step's grid (std 1/step in steps; nothing stored), whichever makes the smaller file.
+    Returns mean (D,), std (D,) and whether they are stored. Few images favour the prior, many the fit."""
+    mean, std = _fit_density(symbols)
+    fitted = predicted_bits(symbols, mean, std) / 8 + density_bytes(symbols.shape[1])
+    prior_mean = np.zeros(symbols.shape[1], dtype=np.float32)
+    prior_std = np.full(symbols.shape[1], 1.0 / step, dtype=np.float32)
+    if predicted_bits(symbols, prior_mean, prior_std) / 8 < fitted:
+        return prior_mean, prior_std, False
+    return mean, std, True
+
+
 def _quantise(means: np.ndarray, step: float) -> np.ndarray:
     return np.rint(means / step).astype(np.int64)
 
@@ -132,7 +151,7 @@ def compress_latents(model: VAE, array: np.ndarray, step: float | None = None, r
     high = max(high, low + 1)  # the coder's alphabet needs two symbols at least
     if high - low > 2**24:
         raise CompressionError(f"the step {step:g} is too fine for these latents (symbols span {high - low:,})")
-    mean, std = _fit_density(symbols)
+    mean, std, stored = choose_density(symbols, step)
     n, d = symbols.shape
     model_k = constriction.stream.model.QuantizedGaussian(low, high)
     coder = constriction.stream.stack.AnsCoder()
@@ -142,7 +161,8 @@ def compress_latents(model: VAE, array: np.ndarray, step: float | None = None, r
     header = {"codec": "latent", "model": model_fingerprint(model), "shape": list(model.event_shape),
               "input_shape": list(source.shape), "dtype": str(source.dtype), "count": n, "step": step,
               "low": low, "high": high,
-              "density": base64.b64encode(np.concatenate([mean, std]).astype("<f4").tobytes()).decode()}
+              "density": base64.b64encode(np.concatenate([mean, std]).astype("<f4").tobytes()).decode()
+              if stored else None}
     return vkz.write(header, coder.get_compressed())
 
 
@@ -156,8 +176,11 @@ def decode_latents(model: VAE, header: dict, payload: np.ndarray) -> np.ndarray:
     d = model.latent_dim
     try:
         n, step, low, high = int(header["count"]), float(header["step"]), int(header["low"]), int(header["high"])
-        density = np.frombuffer(base64.b64decode(header["density"], validate=True), dtype="<f4").astype(np.float64)
-        mean, std = density[: len(density) // 2], density[len(density) // 2 :]
+        if header["density"] is None:  # the prior on the step's grid
+            mean, std = np.zeros(d), np.full(d, float(np.float32(1.0 / step)))
+        else:
+            density = np.frombuffer(base64.b64decode(header["density"], validate=True), dtype="<f4")
+            mean, std = density[: len(density) // 2].astype(np.float64), density[len(density) // 2 :].astype(np.float64)
         dtype = np.dtype(header["dtype"])
         ok = n > 0 and MIN_STEP <= step <= MAX_STEP and low < high and mean.shape == std.shape == (d,)
     except (KeyError, TypeError, ValueError, binascii.Error):
