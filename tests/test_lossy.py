@@ -34,9 +34,10 @@ def test_rate_falls_and_distortion_rises_as_the_step_grows(trained):
 
 def test_a_target_rate_is_met(trained):
     model, x = trained
-    for rate in (4.0, 10.0):
-        size = len(compress(model, x, lossy=True, rate=rate)) / len(x)
-        assert 0.8 * rate <= size <= 1.05 * rate, (rate, size)
+    # many images (a fitted density pays off) and few (coded under the prior, the header a large share)
+    for images, rate in ((x, 4.0), (x, 10.0), (x[:20], 26.0), (x[:20], 32.0)):
+        size = len(compress(model, images, lossy=True, rate=rate)) / len(images)
+        assert 0.95 * rate <= size <= 1.02 * rate, (len(images), rate, size)
     with pytest.raises(CompressionError, match="below what this model can reach"):
         compress(model, x[:3], lossy=True, rate=1.0)
 

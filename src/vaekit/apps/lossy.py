@@ -107,15 +107,34 @@ def _quantise(means: np.ndarray, step: float) -> np.ndarray:
     return np.rint(means / step).astype(np.int64)
 
 
-def step_for_rate(means: np.ndarray, bytes_per_image: float) -> float:
+def _plan(means: np.ndarray, step: float) -> tuple[np.ndarray, int, int, np.ndarray, np.ndarray, bool]:
+    """Symbols (N, D) of the means at `step`, their range low..high (two symbols at least), and the density."""
+    symbols = _quantise(means, step)
+    low, high = int(symbols.min()), int(symbols.max())
+    high = max(high, low + 1)  # the coder's alphabet needs two symbols at least
+    mean, std, stored = choose_density(symbols, step)
+    return symbols, low, high, mean, std, stored
+
+
+def _header(fixed: dict, step: float, low: int, high: int, mean: np.ndarray, std: np.ndarray, stored: bool) -> dict:
+    """The lossy header: the fields that do not depend on the step (`fixed`) plus the step's own."""
+    density = base64.b64encode(np.concatenate([mean, std]).astype("<f4").tobytes()).decode() if stored else None
+    return {**fixed, "step": step, "low": low, "high": high, "density": density}
+
+
+def step_for_rate(means: np.ndarray, bytes_per_image: float, fixed: dict | None = None) -> float:
     """The step whose predicted code length comes closest to `bytes_per_image` (header included), by bisection
-    on log(step); a CompressionError when even the coarsest step is over it."""
+    on log(step); a CompressionError when even the coarsest step is over it. A rate above what the finest step
+    (MIN_STEP) costs gets the finest step: the means are then kept to about 1e-4 prior standard deviations."""
     n, d = means.shape
-    fixed = HEADER_ALLOWANCE + 11 * d  # 8 bytes per dimension, in base64  # header bytes, spread over the images below
 
     def size(step: float) -> float:
-        symbols = _quantise(means, step)
-        return (predicted_bits(symbols, *_fit_density(symbols)) / 8 + fixed) / n
+        symbols, low, high, mean, std, stored = _plan(means, step)
+        if fixed is None:  # no header to measure: an allowance for it
+            header = HEADER_ALLOWANCE + stored * density_bytes(d)
+        else:  # the header this step writes, exactly (with an empty payload)
+            header = len(vkz.write(_header(fixed, step, low, high, mean, std, stored), np.zeros(0, np.uint32)))
+        return (predicted_bits(symbols, mean, std) / 8 + header) / n
 
     if size(MAX_STEP) > bytes_per_image:
         raise CompressionError(f"a rate of {bytes_per_image:g} bytes per image is below what this model can reach "
@@ -143,27 +162,21 @@ def compress_latents(model: VAE, array: np.ndarray, step: float | None = None, r
     x = _as_unit_values(model, source)
     with vkz.in_eval_mode(model):
         means = posterior_means(model, x)
+    fixed = {"codec": "latent", "model": model_fingerprint(model), "shape": list(model.event_shape),
+             "input_shape": list(source.shape), "dtype": str(source.dtype), "count": len(means)}
     if rate is not None:
-        step = step_for_rate(means, rate)
+        step = step_for_rate(means, rate, fixed)
     step = 0.1 if step is None else float(step)
-    symbols = _quantise(means, step)
-    low, high = int(symbols.min()), int(symbols.max())
-    high = max(high, low + 1)  # the coder's alphabet needs two symbols at least
+    symbols, low, high, mean, std, stored = _plan(means, step)
     if high - low > 2**24:
         raise CompressionError(f"the step {step:g} is too fine for these latents (symbols span {high - low:,})")
-    mean, std, stored = choose_density(symbols, step)
     n, d = symbols.shape
     model_k = constriction.stream.model.QuantizedGaussian(low, high)
     coder = constriction.stream.stack.AnsCoder()
     # symbols (N, D) row-major; the density's parameters repeat per image
     coder.encode_reverse(symbols.reshape(-1).astype(np.int32), model_k, np.tile(mean.astype(np.float64), n),
                          np.tile(std.astype(np.float64), n))
-    header = {"codec": "latent", "model": model_fingerprint(model), "shape": list(model.event_shape),
-              "input_shape": list(source.shape), "dtype": str(source.dtype), "count": n, "step": step,
-              "low": low, "high": high,
-              "density": base64.b64encode(np.concatenate([mean, std]).astype("<f4").tobytes()).decode()
-              if stored else None}
-    return vkz.write(header, coder.get_compressed())
+    return vkz.write(_header(fixed, step, low, high, mean, std, stored), coder.get_compressed())
 
 
 def decode_latents(model: VAE, header: dict, payload: np.ndarray) -> np.ndarray:
