@@ -2,6 +2,9 @@
 curves on the MNIST and Fashion-MNIST test sets (10,000 images each), all in one run.
 
     VAEKIT_DATA=../shared/data python benchmarks/rate_distortion.py --out runs/rd        # trains what is missing
+    # or one process per data set, then one figure of both:
+    ... rate_distortion.py --data mnist --save rd-mnist.json --figure rd-mnist.png  (and fashion-mnist)
+    ... rate_distortion.py --plot-only rd-mnist.json rd-fashion-mnist.json
 
 For each data set a VAE is trained on its training split (unless OUT/<data> holds one): the conv network
 (channels [32, 64], dense 512), 64 latent dimensions, the gaussian-learned likelihood (its mean is sharp),
@@ -113,7 +116,18 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="test images per data set (default: all)")
     parser.add_argument("--figure", default="docs/figures/rate_distortion.png")
     parser.add_argument("--train-only", action="store_true", help="train the missing runs and stop")
+    parser.add_argument("--save", help="also write the results to this JSON file")
+    parser.add_argument("--plot-only", nargs="+", metavar="JSON",
+                        help="no measuring: plot the results saved by earlier runs (e.g. one per data set)")
     args = parser.parse_args()
+
+    if args.plot_only:
+        merged = {}
+        for path in args.plot_only:
+            merged.update(json.loads(Path(path).read_text())["results"])
+        plot(merged, Path(args.figure))
+        print(f"wrote {args.figure}")
+        return
 
     if args.train_only:
         for data in args.data:
@@ -135,7 +149,10 @@ def main() -> None:
         summary[data] = {f"{codec} {key}": best_under(rows, key) for codec, rows in curves.items()
                          for key in ("bytes_per_image", "stripped_bytes_per_image")}
     plot(results, Path(args.figure))
-    print(json.dumps({"results": results, f"best_psnr_within_{BUDGET}_bytes": summary}, indent=1))
+    report = json.dumps({"results": results, f"best_psnr_within_{BUDGET}_bytes": summary}, indent=1)
+    if args.save:
+        Path(args.save).write_text(report)
+    print(report)
 
 
 if __name__ == "__main__":
