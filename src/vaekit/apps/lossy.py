@@ -6,12 +6,12 @@ entropy-coded with `constriction`'s ANS coder under a learned factorised density
 dimension, whose mean and standard deviation (in steps) are fitted to the symbols of the images being coded and
 stored in the header (2 float32 per dimension, base64, counted in the size). Dimensions the model does not use have
 means near 0, so their symbols are nearly always 0 and cost almost nothing. When that header costs more than it
-saves (a few images), the symbols are coded under the prior N(0, 1) on the step's grid instead, stored as nothing. Decoding reads the symbols back,
-z = k * step, and returns the likelihood's mean p(x|z) for each image.
+saves (a few images), the symbols are coded under the prior N(0, 1) on the step's grid instead, stored as
+nothing. Decoding reads the symbols back, z = k * step, and returns the likelihood's mean p(x|z) for each image.
 
 The step sets the rate: a smaller step keeps more of each mean (less distortion) and costs more bits. `rate`
-asks for a target size instead: the step is found by bisection on the code length the fitted density predicts
-(-sum log2 P(k)), then the images are coded once with that step.
+asks for a target size instead: the step is found by bisection on the size the chosen density predicts
+(-sum log2 P(k), plus the exact header that step writes), then the images are coded once with that step.
 """
 
 from __future__ import annotations

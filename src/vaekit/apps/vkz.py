@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
+from contextlib import contextmanager
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -101,18 +103,13 @@ def check_model(header: dict, model: VAE) -> None:
         raise CompressionError("the .vkz header does not fit this model")
 
 
-def in_eval_mode(model: VAE):
-    """Context manager: the model in eval mode (dropout off, batch norm frozen) and without gradients."""
-    from contextlib import contextmanager
-
-    @contextmanager
-    def scope():
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.no_grad():
-                yield
-        finally:
-            model.train(was_training)
-
-    return scope()
+@contextmanager
+def in_eval_mode(model: VAE) -> Iterator[None]:
+    """The model in eval mode (dropout off, batch norm frozen) and without gradients, restored afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        model.train(was_training)
