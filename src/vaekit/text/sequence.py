@@ -127,6 +127,27 @@ class AutoregressiveSentence(D.Distribution):
         return torch.stack(out, dim=1)
 
 
+class SentenceLikelihood(nn.Module):
+    """The text likelihood in the model's place: forward(z (..., D)) -> p(x|z), an AutoregressiveSentence.
+
+    The decoder network of a text model passes z through (the GRU that turns it into words lives here), so the
+    VAE's decode(z) gives this distribution and the objectives score it by log_prob, as for images."""
+
+    def __init__(self, vocab_size: int, latent_dim: int, **options) -> None:
+        super().__init__()
+        self.decoder = SentenceDecoder(vocab_size, latent_dim, **options)
+
+    def forward(self, z: torch.Tensor) -> AutoregressiveSentence:
+        return AutoregressiveSentence(self.decoder, z)
+
+
+class PassCode(nn.Module):
+    """The decoder network of a text model: z (N, D) passes through to the likelihood (labels are not used)."""
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        return z
+
+
 def _sample(logits: torch.Tensor, top_p: float | None) -> torch.Tensor:
     """One token per row of logits (N, V), from the whole distribution or its top-p nucleus."""
     probs = torch.softmax(logits, dim=-1)
@@ -139,4 +160,4 @@ def _sample(logits: torch.Tensor, top_p: float | None) -> torch.Tensor:
     return torch.multinomial(probs, 1).squeeze(-1)
 
 
-__all__ = ["SentenceDecoder", "AutoregressiveSentence"]
+__all__ = ["SentenceDecoder", "AutoregressiveSentence", "SentenceLikelihood", "PassCode"]
