@@ -87,3 +87,15 @@ def test_few_images_are_coded_under_the_prior_and_many_under_a_fitted_density(tr
     # rounding aside: a batch of one goes through other matmul kernels)
     np.testing.assert_allclose(decompress(model, one), decompress(model, compress(model, x, lossy=True, step=0.1))[:1],
                                atol=1e-5)
+
+
+def test_float_reconstructions_stay_within_the_range_of_the_original():
+    torch.manual_seed(0)
+    model = vaekit.build_model(vaekit.ModelConfig(latent_dim=3, network=vaekit.Plugin("network", "mlp", {"hidden": [8]}),
+                                                  likelihood=vaekit.Plugin("likelihood", "gaussian"),
+                                                  event_shape=[1, 4, 4]))
+    x = np.random.default_rng(0).random((30, 1, 4, 4)).astype(np.float32) * 0.5 + 0.25  # values in [0.25, 0.75]
+    raw = model.reconstruct(torch.as_tensor(x)).detach().numpy()
+    assert raw.min() < x.min() or raw.max() > x.max()  # the decoder's means overshoot: the clip has work to do
+    y = decompress(model, compress(model, x, lossy=True, step=0.05))
+    assert y.min() >= x.min() and y.max() <= x.max()

@@ -51,7 +51,8 @@ def _levels(model: VAE) -> int:
     if levels is None:
         raise CompressionError("lossless compression needs a likelihood over discrete levels: bernoulli (binary "
                                "images) or discretized-logistic (8-bit images); this model's is "
-                               f"{type(model.likelihood).__name__}")
+                               f"{type(model.likelihood).__name__} (lossy coding works with it: --lossy, or "
+                               "lossy=True)")
     return levels
 
 

@@ -50,14 +50,17 @@ def _as_unit_values(model: VAE, array: np.ndarray) -> np.ndarray:
     return x.astype(np.float32)
 
 
-def _from_unit_values(values: np.ndarray, model: VAE, dtype: np.dtype) -> np.ndarray:
+def _from_unit_values(values: np.ndarray, model: VAE, dtype: np.dtype,
+                      value_range: tuple[float, float] | None = None) -> np.ndarray:
     """Decoded means back in the input's dtype: rounded to the nearest level for integer images, to 0/1 for
-    boolean ones."""
+    boolean ones; float ones clipped to the range the original values had (`value_range`)."""
     if dtype.kind == "b":
         return values >= 0.5
     if dtype.kind in "iu":
         top = (getattr(model.likelihood, "levels", None) or 256) - 1
         return np.rint(np.clip(values, 0.0, 1.0) * top).astype(dtype)
+    if value_range is not None:  # a Gaussian's mean may overshoot the data's range: never beyond the original
+        values = np.clip(values, *value_range)
     return values.astype(dtype)
 
 
@@ -163,7 +166,8 @@ def compress_latents(model: VAE, array: np.ndarray, step: float | None = None, r
     with vkz.in_eval_mode(model):
         means = posterior_means(model, x)
     fixed = {"codec": "latent", "model": model_fingerprint(model), "shape": list(model.event_shape),
-             "input_shape": list(source.shape), "dtype": str(source.dtype), "count": len(means)}
+             "input_shape": list(source.shape), "dtype": str(source.dtype), "count": len(means),
+             "range": [float(x.min()), float(x.max())]}
     if rate is not None:
         step = step_for_rate(means, rate, fixed)
     step = 0.1 if step is None else float(step)
@@ -195,7 +199,9 @@ def decode_latents(model: VAE, header: dict, payload: np.ndarray) -> np.ndarray:
             density = np.frombuffer(base64.b64decode(header["density"], validate=True), dtype="<f4")
             mean, std = density[: len(density) // 2].astype(np.float64), density[len(density) // 2 :].astype(np.float64)
         dtype = np.dtype(header["dtype"])
-        ok = n > 0 and MIN_STEP <= step <= MAX_STEP and low < high and mean.shape == std.shape == (d,)
+        low_value, high_value = (float(v) for v in header["range"])
+        ok = math.isfinite(low_value) and math.isfinite(high_value) and low_value <= high_value
+        ok = ok and n > 0 and MIN_STEP <= step <= MAX_STEP and low < high and mean.shape == std.shape == (d,)
     except (KeyError, TypeError, ValueError, binascii.Error):
         ok = False
     if not ok or not (std > 0).all():
@@ -212,7 +218,7 @@ def decode_latents(model: VAE, header: dict, payload: np.ndarray) -> np.ndarray:
     with vkz.in_eval_mode(model):
         values = model.generate(z, what=f"decoding {n:,} images").numpy()
     try:
-        return _from_unit_values(values, model, dtype).reshape(header["input_shape"])
+        return _from_unit_values(values, model, dtype, (low_value, high_value)).reshape(header["input_shape"])
     except (ValueError, TypeError):
         raise CompressionError("the .vkz header names a shape or dtype that does not fit the data") from None
 
