@@ -242,7 +242,7 @@ def test_kl_schedules_at_given_steps():
 def test_kl_schedule_options_are_checked():
     with pytest.raises(vaekit.ConfigError, match="kl_schedule"):
         ELBO(kl_schedule="cosine")
-    with pytest.raises(vaekit.ConfigError, match="warm-up applies to kl_schedule 'linear' only"):
+    with pytest.raises(vaekit.ConfigError, match="warm-up applies to kl_schedule 'linear' or 'logistic' only"):
         ELBO(kl_schedule="cyclical", warmup_steps=10, total_steps=100)
     with pytest.raises(vaekit.ConfigError, match="cyclical"):
         ELBO(kl_schedule="cyclical")

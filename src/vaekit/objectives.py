@@ -4,7 +4,9 @@
     loss    = -E_q[log p(x|z)] + beta * w(step) * KL                              (beta-VAE, Higgins et al. 2017)
     w(step): the KL schedule, one of
         constant   w = 1
-        linear     w = min(1, step / warmup_steps)                                 (KL warm-up, Bowman et al. 2016)
+        linear     w = min(1, step / warmup_steps)                                 (KL warm-up, Sonderby et al. 2016)
+        logistic   an S-curve over warmup_steps: w = (s(u) - s(-5)) / (s(5) - s(-5)), u = 10 t / W - 5, s the
+                   sigmoid, so w(0) = 0, w(W / 2) = 1/2, w(W) = 1, and 1 after   (KL annealing, Bowman et al. 2016)
         cyclical   M cycles of T / M steps over the T training steps; in each, w rises linearly from 0 to 1
                    over the first fraction R of the cycle, then stays at 1        (Fu et al. 2019)
     free bits: KL term = sum_d max(lambda, mean_batch KL_d)                       (Kingma et al. 2016)
@@ -52,7 +54,9 @@ class Objective:
         return True
 
 
-KL_SCHEDULES = ("constant", "linear", "cyclical")
+KL_SCHEDULES = ("constant", "linear", "logistic", "cyclical")
+WARMUP_SCHEDULES = ("linear", "logistic")  # the schedules whose ramp is the warm-up
+LOGISTIC_SPAN = 5.0  # the logistic ramp runs over sigmoid(-5) .. sigmoid(5), rescaled to 0 .. 1
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,7 @@ class KLSchedule:
 
     Every schedule is a linear ramp from 0 to 1 over `ramp` steps, restarted every `period` steps:
     constant (ramp 0), linear (ramp = warmup_steps, one period), cyclical (period = total_steps / cycles,
-    ramp = ratio * period).
+    ramp = ratio * period). The logistic schedule bends the warm-up's ramp into an S-curve.
     """
 
     kind: str = "linear"
@@ -75,8 +79,9 @@ class KLSchedule:
             raise ConfigError(f"unknown kl_schedule {self.kind!r}; choose one of: {', '.join(KL_SCHEDULES)}")
         if self.warmup_steps < 0:
             raise ConfigError(f"the warm-up must be >= 0, got {self.warmup_steps} steps")
-        if self.kind != "linear" and self.warmup_steps > 0:
-            raise ConfigError(f"a warm-up applies to kl_schedule 'linear' only; set it to 0 for {self.kind!r}")
+        if self.kind not in WARMUP_SCHEDULES and self.warmup_steps > 0:
+            raise ConfigError(f"a warm-up applies to kl_schedule 'linear' or 'logistic' only; set it to 0 for "
+                              f"{self.kind!r}")
         if self.kind == "cyclical" and (self.total_steps < 1 or self.cycles < 1 or not 0 < self.ratio <= 1):
             raise ConfigError("kl_schedule 'cyclical' needs at least one training step, cycles >= 1 and "
                               "0 < cycle_ratio <= 1")
@@ -89,11 +94,19 @@ class KLSchedule:
     @property
     def ramp(self) -> float:
         """Steps from weight 0 to weight 1 within a period."""
-        return {"constant": 0.0, "linear": float(self.warmup_steps), "cyclical": self.ratio * self.period}[self.kind]
+        if self.kind == "cyclical":
+            return self.ratio * self.period
+        return float(self.warmup_steps) if self.kind in WARMUP_SCHEDULES else 0.0
 
     def __call__(self, step: int) -> float:
         position = step % self.period if self.kind == "cyclical" else step  # steps into the current period
-        return 1.0 if self.ramp <= 0 else min(1.0, position / self.ramp)
+        if self.ramp <= 0 or position >= self.ramp:
+            return 1.0
+        fraction = position / self.ramp
+        if self.kind == "logistic":
+            low, high = (1.0 / (1.0 + math.exp(LOGISTIC_SPAN * sign)) for sign in (1.0, -1.0))
+            fraction = (1.0 / (1.0 + math.exp(-LOGISTIC_SPAN * (2.0 * fraction - 1.0))) - low) / (high - low)
+        return fraction
 
     def warmed_up(self, step: int) -> bool:
         """True once the first ramp is over (the KL term has had its full weight)."""
@@ -118,7 +131,7 @@ def reconstruction_and_kl(model: VAE, batch: Batch, n_samples: int = 1):
 
 
 class ELBO(Objective):
-    """Evidence lower bound with beta weighting, a KL schedule (constant, linear, cyclical) and free bits."""
+    """Evidence lower bound with beta weighting, a KL schedule (constant, linear, logistic, cyclical) and free bits."""
 
     def __init__(self, beta: float = 1.0, warmup_steps: int = 0, free_bits: float = 0.0, n_samples: int = 1,
                  kl_schedule: str = "linear", total_steps: int = 0, cycles: int = 4, cycle_ratio: float = 0.5) -> None:
@@ -213,9 +226,9 @@ def _check_samples(n: int, name: str = "n_samples") -> None:
 def elbo_objective(steps_per_epoch: int = 1, epochs: int = 0, beta: float = 1.0, kl_schedule: str = "linear",
                    warmup_epochs: float = 0.0, cycles: int = 4, cycle_ratio: float = 0.5, free_bits: float = 0.0,
                    n_samples: int = 1) -> ELBO:
-    """Evidence lower bound with beta weighting, a KL schedule (constant, linear, cyclical) and free bits.
+    """Evidence lower bound with beta weighting, a KL schedule (constant, linear, logistic, cyclical) and free bits.
 
-    `warmup_epochs`: the linear schedule's ramp; `cycles`, `cycle_ratio`: the cyclical one's (over all epochs);
+    `warmup_epochs`: the linear or logistic schedule's ramp; `cycles`, `cycle_ratio`: the cyclical one's (over all epochs);
     `free_bits`: nats per latent dimension; `n_samples`: z draws per example.
     """
     _check_nonnegative(warmup_epochs=warmup_epochs)

@@ -1,0 +1,40 @@
+"""The KL weight schedules: their values at known steps, and what each accepts."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+import vaekit
+from vaekit.objectives import ELBO, KLSchedule
+
+
+def test_linear_and_logistic_warm_ups_run_from_0_to_1():
+    linear = KLSchedule("linear", warmup_steps=100)
+    assert [linear(s) for s in (0, 25, 50, 100, 500)] == [0.0, 0.25, 0.5, 1.0, 1.0]
+    logistic = KLSchedule("logistic", warmup_steps=100)
+    values = [logistic(s) for s in range(0, 121)]
+    assert values[0] == 0.0 and values[50] == pytest.approx(0.5) and values[100] == 1.0 and values[120] == 1.0
+    assert all(a < b for a, b in zip(values[:100], values[1:101]))  # rising all the way, no jump at the end
+    # an S-curve: slower than the linear ramp in the first half, faster in the second
+    assert logistic(20) < linear(20) and logistic(80) > linear(80)
+    sigmoid = lambda u: 1 / (1 + math.exp(-u))  # noqa: E731
+    assert logistic(25) == pytest.approx((sigmoid(-2.5) - sigmoid(-5)) / (sigmoid(5) - sigmoid(-5)))
+    assert logistic.warmed_up(100) and not logistic.warmed_up(99)
+
+
+def test_constant_and_cyclical_schedules():
+    assert KLSchedule("constant")(0) == 1.0
+    cyclical = KLSchedule("cyclical", total_steps=100, cycles=4, ratio=0.4)
+    assert [cyclical(s) for s in (0, 5, 10, 25, 30, 35)] == [0.0, 0.5, 1.0, 0.0, 0.5, 1.0]
+
+
+def test_the_elbo_config_entry_takes_the_logistic_schedule_in_epochs():
+    elbo = vaekit.OBJECTIVES.build("elbo", {"kl_schedule": "logistic", "warmup_epochs": 2.0}, steps_per_epoch=10,
+                                   epochs=5)
+    assert elbo.weight(0) == 0.0 and elbo.weight(10) == pytest.approx(0.5) and elbo.weight(20) == 1.0
+    with pytest.raises(vaekit.ConfigError, match="'linear' or 'logistic' only"):
+        ELBO(kl_schedule="cyclical", warmup_steps=10, total_steps=100)
+    with pytest.raises(vaekit.ConfigError, match="unknown kl_schedule"):
+        ELBO(kl_schedule="sigmoid")
