@@ -53,13 +53,19 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)  # reading the umask means setting it; put it straight back
 
 
+def new_path_mode(base: int = 0o666) -> int:
+    """The mode a newly created path gets: `base` (0o666 for files, 0o777 for folders) less the umask. Temporary
+    files and folders (0600 / 0700) are given it before they are renamed into place."""
+    return base & ~_UMASK
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Writes `data` to `path` through a temporary file and a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions of a new file
+        os.fchmod(fd, new_path_mode())  # mkstemp makes 0600 files; give the usual permissions of a new file
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -101,7 +107,7 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix.lower()}")
     tmp = Path(name)
     try:
-        os.fchmod(fd, 0o666 & ~_UMASK)
+        os.fchmod(fd, new_path_mode())
         os.close(fd)
         yield tmp
         if not tmp.is_file():

@@ -55,8 +55,6 @@ IDX_TYPES = {np.dtype("u1"): 0x08, np.dtype("i1"): 0x09, np.dtype("i2"): 0x0B, n
 _IDX_NAME = re.compile(r"(idx\d*-ubyte|\.idx\d*)(\.gz)?$", re.IGNORECASE)
 MIN_NAME_DIGITS = 5
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)  # reading the umask means setting it; put it straight back
 
 
 @dataclass(frozen=True)
@@ -267,13 +265,15 @@ def _numbered(n: int) -> list[str]:
 def _write_png_folder(folder: Path, x: np.ndarray, source: ImageSource | None) -> None:
     from PIL import Image
 
+    from ..io import new_path_mode
+
     names = list(source.names) if source and len(source.names) == len(x) else _numbered(len(x))
     pictures, mode = _png_pictures(x, source.mode if source else None)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
     old = None
     try:
-        os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes 0700 folders
+        os.chmod(tmp, new_path_mode(0o777))  # mkdtemp makes 0700 folders
         for name, picture in zip(names, pictures):
             # bool -> mode "1", uint8 -> mode "L"
             Image.fromarray(np.ascontiguousarray(picture)).save(tmp / name, format="PNG")

@@ -30,7 +30,6 @@ from .vkz import CompressionError, model_fingerprint
 
 MIN_STEP, MAX_STEP = 1e-4, 10.0  # quantisation steps in prior standard deviations
 MIN_STD = 0.1  # the fitted density's smallest standard deviation, in steps (a dimension whose symbols all agree)
-HEADER_ALLOWANCE = 420  # bytes of JSON header (besides a stored density) assumed when aiming at a rate
 
 
 def _as_unit_values(model: VAE, array: np.ndarray) -> np.ndarray:
@@ -125,18 +124,17 @@ def _header(fixed: dict, step: float, low: int, high: int, mean: np.ndarray, std
     return {**fixed, "step": step, "low": low, "high": high, "density": density}
 
 
-def step_for_rate(means: np.ndarray, bytes_per_image: float, fixed: dict | None = None) -> float:
-    """The step whose predicted code length comes closest to `bytes_per_image` (header included), by bisection
+def step_for_rate(means: np.ndarray, bytes_per_image: float, fixed: dict) -> float:
+    """The step whose predicted code length comes closest to `bytes_per_image` (the header that step writes,
+    with the step-independent fields `fixed`, included), by bisection
     on log(step); a CompressionError when even the coarsest step is over it. A rate above what the finest step
     (MIN_STEP) costs gets the finest step: the means are then kept to about 1e-4 prior standard deviations."""
-    n, d = means.shape
+    n = len(means)
 
     def size(step: float) -> float:
         symbols, low, high, mean, std, stored = _plan(means, step)
-        if fixed is None:  # no header to measure: an allowance for it
-            header = HEADER_ALLOWANCE + stored * density_bytes(d)
-        else:  # the header this step writes, exactly (with an empty payload)
-            header = len(vkz.write(_header(fixed, step, low, high, mean, std, stored), np.zeros(0, np.uint32)))
+        # the header this step writes, exactly (measured with an empty payload)
+        header = len(vkz.write(_header(fixed, step, low, high, mean, std, stored), np.zeros(0, np.uint32)))
         return (predicted_bits(symbols, mean, std) / 8 + header) / n
 
     if size(MAX_STEP) > bytes_per_image:
