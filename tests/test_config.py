@@ -15,13 +15,15 @@ from vaekit.config import RunConfig, build_run_config, from_dict, to_dict
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.toml"))
 # Data shapes of the registered data sets, so that configs build without the data files.
 SHAPES = {"digits": [1, 8, 8], "mnist": [1, 28, 28], "fashion-mnist": [1, 28, 28], "binarized-mnist": [1, 28, 28],
-          "shapes": [1, 64, 64]}
+          "shapes": [1, 64, 64], "ptb": [102]}
+VOCABULARIES = {"ptb": 10_002}  # text data: the vocabulary's size
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
 def test_every_shipped_config_builds(path):
     config = build_run_config(path)
     config.model.event_shape = SHAPES.get(config.data.name, [1, 28, 28])
+    config.model.vocab_size = VOCABULARIES.get(config.data.name, 0)
     if config.model.conditional:
         config.model.num_classes = 10
     model = build_model(config.model)
@@ -41,10 +43,11 @@ def test_overrides_are_typed():
     ("model.latent_dim=abc", "must be int"),
     ("model.latent_dim=2.5", "must be int"),
     ("train.lr=true", "must be float"),
-    ("model.network.hidden=[1, \"a\"]", "model.network.hidden"),
+    ('model.network={"name": "mlp", "hidden": [1, "a"]}', "model.network.hidden"),
     ("model.hidden=[4]", "it is now model.network.hidden"),
     ("model.network=nope", "unknown network 'nope'"),
-    ("model.network.nope=1", "network 'mlp' (model.network) takes no option 'nope'; its options: hidden"),
+    ('model.network={"name": "mlp", "nope": 1}', "network 'mlp' (model.network) takes no option 'nope'; its "
+     "options: hidden"),
     ("model.prior.components=3", "prior 'normal' (model.prior) takes no option 'components'"),
     ("objective.k=5", "objective 'elbo' takes no option 'k'; its options: beta"),
     ("objective.beta=\"x\"", "objective.beta' must be float"),
@@ -62,7 +65,8 @@ def test_file_then_overrides(tmp_path):
     path.write_text("[model]\nlatent_dim = 5\n[model.network]\nhidden = [10, 20]\n[train]\nepochs = 3\n")
     config = build_run_config(path, ["train.epochs=7"])
     assert config.model.latent_dim == 5 and config.model.network.hidden == [10, 20] and config.train.epochs == 7
-    assert config.model.network.name == "mlp"  # untouched defaults stay
+    assert config.model.network.name is None  # untouched defaults stay: the data choose the network (mlp here)
+    assert vaekit.resolve_model_config(config.model, vaekit.load_data("digits")).network.name == "mlp"
 
 
 def test_a_name_override_keeps_the_files_options_and_checks_them(tmp_path):
@@ -147,3 +151,12 @@ def test_the_configuration_guide_lists_every_option_of_every_entry():
             assert row is not None, f"docs/configuration.md has no row for {kind} {name!r}"
             for option in REGISTRIES[kind].options(name).values():
                 assert f"`{option.describe()}`" in row, (name, option.name)
+
+
+def test_options_of_an_unnamed_network_are_checked_against_the_data_sets_network():
+    # model.network names none: the data choose it (mlp for images, rnn for text), and its options are checked then
+    config = build_run_config(overrides=["model.network.nope=1"])
+    with pytest.raises(vaekit.ConfigError, match="network 'mlp' .* takes no option 'nope'"):
+        vaekit.resolve_model_config(config.model, vaekit.load_data("digits"))
+    with pytest.raises(vaekit.ConfigError, match="network 'rnn' .* takes no option 'nope'"):
+        vaekit.resolve_model_config(config.model, vaekit.load_data("toy-sentences"))

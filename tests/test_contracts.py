@@ -17,6 +17,11 @@ from vaekit.objectives import OBJECTIVES, build_objective
 from vaekit.priors import PRIORS, build_prior
 
 EVENT_SHAPES = [(6,), (1, 8, 8), (3, 7, 5)]
+# Entries for sentences of token ids have contracts of their own (the end of this file).
+from vaekit.build import reads_text  # noqa: E402
+
+ARRAY_LIKELIHOODS = [n for n in LIKELIHOODS.names() if not reads_text("likelihood", n)]
+ARRAY_NETWORKS = [n for n in NETWORKS.names() if not reads_text("network", n)]
 
 
 def _data_for(name: str, shape) -> torch.Tensor:
@@ -27,7 +32,7 @@ def _data_for(name: str, shape) -> torch.Tensor:
     return torch.randn(4, *shape)
 
 
-@pytest.mark.parametrize("name", LIKELIHOODS.names())
+@pytest.mark.parametrize("name", ARRAY_LIKELIHOODS)
 @pytest.mark.parametrize("shape", EVENT_SHAPES)
 def test_likelihood_shapes_gradients_and_masks(name, shape):
     likelihood = build_likelihood(name, shape)
@@ -89,14 +94,15 @@ def test_standard_normal_kl_per_dim_sums_to_kl():
 
 
 # Small options for every network, so that the contract tests run in seconds.
-SMALL_NETWORK = {"mlp": {"hidden": [16]}, "conv": {"channels": [4, 8], "dense": 16}}
+SMALL_NETWORK = {"mlp": {"hidden": [16]}, "conv": {"channels": [4, 8], "dense": 16},
+                 "rnn": {"embed_dim": 8, "hidden": 8}}
 
 
 def test_every_network_has_small_test_options():
     assert set(SMALL_NETWORK) == set(NETWORKS.names())
 
 
-@pytest.mark.parametrize("name", NETWORKS.names())
+@pytest.mark.parametrize("name", ARRAY_NETWORKS)
 @pytest.mark.parametrize("shape", [(1, 8, 8), (3, 13, 9), (1, 28, 28)])
 @pytest.mark.parametrize("cond_dim", [0, 5])
 def test_network_shapes(name, shape, cond_dim):
@@ -129,7 +135,7 @@ def _objective(name):
 
 
 @pytest.mark.parametrize("name", OBJECTIVES.names())
-@pytest.mark.parametrize("likelihood", LIKELIHOODS.names())
+@pytest.mark.parametrize("likelihood", ARRAY_LIKELIHOODS)
 def test_objective_terms_and_gradients(name, likelihood):
     model = _model(likelihood)
     x = torch.rand(5, 1, 8, 8)
@@ -236,3 +242,63 @@ def test_every_registry_refuses_an_option_its_entry_does_not_take(kind, name, op
     registry = REGISTRIES[kind]
     with pytest.raises(vaekit.ConfigError, match=f"takes no option {option!r}; its options: "):
         registry.check(name, {option: 1})
+
+
+# --- text entries: the rnn network and the sentence likelihood --------------------------------------------------
+
+
+def _text_model(cell="gru", vocab_size=12, width=9, **likelihood_options):
+    config = ModelConfig(network=Plugin("network", "rnn", {"embed_dim": 8, "hidden": 8, "cell": cell}), latent_dim=3,
+                         likelihood=Plugin("likelihood", "sentence", {"embed_dim": 8, "hidden": 16, "cell": cell,
+                                                                      **likelihood_options}),
+                         event_shape=[width], vocab_size=vocab_size)
+    return build_model(config)
+
+
+def _sentences(n=5, vocab_size=12, width=9, seed=0):
+    """Random sentences of token ids: <bos> words <eos> <pad>..., of random lengths."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.zeros(n, width, dtype=torch.long)
+    for i in range(n):
+        k = int(torch.randint(1, width - 1, (1,), generator=g))
+        x[i, 0], x[i, 1 : k + 1], x[i, k + 1] = 1, torch.randint(4, vocab_size, (k,), generator=g), 2
+    return x
+
+
+@pytest.mark.parametrize("name", OBJECTIVES.names())
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_every_objective_trains_a_text_model(name, cell):
+    model = _text_model(cell)
+    loss = _objective(name)(model, vaekit.Batch(_sentences()))
+    assert loss.total.dim() == 0 and torch.isfinite(loss.total)
+    assert all(value.shape == (5,) for value in loss.terms.values())
+    loss.total.backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None for g in grads) and sum(float(g.abs().sum()) for g in grads) > 0
+
+
+@pytest.mark.parametrize("cutoffs", [[], [6]])
+def test_sentence_log_prob_is_a_distribution_over_every_next_word(cutoffs):
+    # full and adaptive softmax alike: each step's probabilities over the vocabulary sum to one
+    model = _text_model(cutoffs=cutoffs).eval()
+    decoder = model.likelihood.decoder
+    logp, _ = decoder.step(torch.randn(4, 3), torch.tensor([1, 5, 6, 7]), None)
+    assert logp.shape == (4, 12)
+    assert torch.allclose(logp.exp().sum(-1), torch.ones(4), atol=1e-5)
+
+
+def test_text_entries_refuse_other_data_and_other_entries_refuse_text():
+    with pytest.raises(vaekit.ConfigError, match="reads sentences"):
+        build_networks("rnn", (1, 8, 8), latent_dim=2)
+    with pytest.raises(vaekit.ConfigError, match="scores sentences"):
+        LIKELIHOODS.build("sentence", {}, event_shape=(6,), latent_dim=2, vocab_size=0)
+    text = vaekit.load_data("toy-sentences")
+    for override, message in (("model.network=mlp", "does not read sentences"),
+                              ("model.likelihood=bernoulli", "does not read sentences"),
+                              ("model.prior=vamp", "lives in data space")):
+        config = vaekit.build_run_config(overrides=[override])
+        with pytest.raises(vaekit.ConfigError, match=message):
+            vaekit.resolve_model_config(config.model, text)
+    config = vaekit.build_run_config(overrides=["model.network=rnn"])
+    with pytest.raises(vaekit.ConfigError, match="reads sentences, and data set 'digits' is not text"):
+        vaekit.resolve_model_config(config.model, vaekit.load_data("digits"))

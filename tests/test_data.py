@@ -233,9 +233,9 @@ def test_non_finite_and_tiny_arrays(tmp_path: Path) -> None:
     np.save(tmp_path / "two.npy", np.zeros((2, 3)))
     with pytest.raises(DataError, match="too few"):
         load_data(str(tmp_path / "two.npy"))
-    (tmp_path / "notes.txt").write_text("hello")
-    with pytest.raises(DataError, match="unsupported data file type '.txt'"):
-        load_data(str(tmp_path / "notes.txt"))
+    (tmp_path / "notes.md").write_text("hello")
+    with pytest.raises(DataError, match="unsupported data file type '.md'"):
+        load_data(str(tmp_path / "notes.md"))
 
 
 def test_csv_header_and_label_column(tmp_path: Path) -> None:

@@ -16,7 +16,10 @@ from .nets import NETWORKS
 from .priors import PRIORS
 
 # Default likelihood for each kind of data value.
-DEFAULT_LIKELIHOOD = {"binary": "bernoulli", "unit": "bernoulli", "real": "gaussian-learned"}
+DEFAULT_LIKELIHOOD = {"binary": "bernoulli", "unit": "bernoulli", "real": "gaussian-learned", "tokens": "sentence"}
+DEFAULT_NETWORK = {"tokens": "rnn"}  # else "mlp"
+# Priors defined in data space, which sentences of token ids are not (pseudo-inputs).
+DATA_SPACE_PRIORS = ("vamp",)
 # The plug-in sections of a model config and their registries.
 PLUGINS = {"network": NETWORKS, "likelihood": LIKELIHOODS, "prior": PRIORS}
 # Bytes per parameter value while training: the float32 weights, their gradients and Adam's two moments.
@@ -34,6 +37,11 @@ def resolve_model_config(config: ModelConfig, data: DataBundle) -> ModelConfig:
         raise ConfigError(f"model expects data of shape {tuple(config.event_shape)}, data set {data.name!r} has "
                           f"{tuple(event_shape)}")
     num_classes = 0
+    text = data.value_kind == "tokens"
+    vocab_size = len(data.vocab) if text else 0
+    if config.vocab_size not in (0, vocab_size):
+        raise ConfigError(f"model expects a vocabulary of {config.vocab_size} tokens, data set {data.name!r} has "
+                          f"{vocab_size}")
     if config.conditional:
         if data.num_classes < 2:
             raise ConfigError(f"model.conditional needs labels, and data set {data.name!r} has none")
@@ -41,8 +49,32 @@ def resolve_model_config(config: ModelConfig, data: DataBundle) -> ModelConfig:
     sections = {kind: _section(config, kind) for kind in PLUGINS}
     if sections["likelihood"].name is None:
         sections["likelihood"].name = data.default_likelihood or DEFAULT_LIKELIHOOD[data.value_kind]
+    if sections["network"].name is None:
+        sections["network"].name = data.default_network or DEFAULT_NETWORK.get(data.value_kind, "mlp")
+    _check_data_kind(sections, data, text)
     resolved = {kind: section.resolved(f"model.{kind}") for kind, section in sections.items()}
-    return dataclasses.replace(config, event_shape=event_shape, num_classes=num_classes, **resolved)
+    return dataclasses.replace(config, event_shape=event_shape, num_classes=num_classes, vocab_size=vocab_size,
+                               **resolved)
+
+
+def reads_text(kind: str, name: str) -> bool:
+    """True when the registered `kind` entry `name` works on sentences of token ids (and only on them)."""
+    return bool(getattr(PLUGINS[kind].get(name), "reads_text", False))
+
+
+def _check_data_kind(sections: dict, data: DataBundle, text: bool) -> None:
+    """A ConfigError when a network or likelihood for text meets other data, or the other way round."""
+    for kind in ("network", "likelihood"):
+        name = sections[kind].name
+        if reads_text(kind, name) and not text:
+            raise ConfigError(f"model.{kind} {name!r} reads sentences, and data set {data.name!r} is not text")
+        if text and not reads_text(kind, name):
+            choices = [n for n in PLUGINS[kind] if reads_text(kind, n)]
+            raise ConfigError(f"data set {data.name!r} is text: model.{kind} {name!r} does not read sentences "
+                              f"(choose {', '.join(map(repr, choices))}, or leave it unset)")
+    if text and sections["prior"].name in DATA_SPACE_PRIORS:
+        raise ConfigError(f"model.prior {sections['prior'].name!r} lives in data space (pseudo-inputs), which "
+                          f"sentences of token ids are not; choose 'normal' or 'mog'")
 
 
 def _section(config: ModelConfig, kind: str):
@@ -98,10 +130,13 @@ def _build(config: ModelConfig) -> VAE:
     net, lik, prior = (_section(config, kind) for kind in ("network", "likelihood", "prior"))
     if lik.name is None:  # not resolved against a data set: the likelihood of [0, 1] data
         lik = parse_plugin("likelihood", {**lik.options, "name": "bernoulli"}, None, "model.likelihood")
-    likelihood = LIKELIHOODS.build(lik.name, lik.options, where="model.likelihood", event_shape=event_shape)
+    if net.name is None:
+        net = parse_plugin("network", {**net.options, "name": "mlp"}, None, "model.network")
+    likelihood = LIKELIHOODS.build(lik.name, lik.options, where="model.likelihood", event_shape=event_shape,
+                                   latent_dim=config.latent_dim, vocab_size=config.vocab_size)
     nets = NETWORKS.build(net.name, net.options, where="model.network", event_shape=event_shape,
                           latent_dim=config.latent_dim, params_per_entry=likelihood.params_per_entry,
-                          cond_dim=config.num_classes)
+                          cond_dim=config.num_classes, vocab_size=config.vocab_size)
     p_z = PRIORS.build(prior.name, prior.options, where="model.prior", latent_dim=config.latent_dim,
                        event_shape=event_shape)
     return VAE(nets.encoder, nets.decoder, likelihood, p_z, config.latent_dim, event_shape, config.num_classes)

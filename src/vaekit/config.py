@@ -43,6 +43,7 @@ MAX_SEED = 2**32 - 1
 MAX_THREADS = 1024
 MAX_LATENT_DIM = 65536
 MAX_CLASSES = 1_000_000
+MAX_VOCAB = 1_000_000  # model.vocab_size, as data.vocab_size allows
 
 # Checking a device's availability is deferred while `from_dict` reads a config: a saved run trained on a GPU
 # must stay readable on a machine without one. `build_run_config` (a config to train with) checks it.
@@ -186,6 +187,8 @@ class DataConfig(Section):
     test_fraction: float = ranged(0.2, 0.0, 1.0, hi_open=True)  # valid_fraction + test_fraction < 1
     seed: int = ranged(0, 0, MAX_SEED)
     label_column: str | None = None  # CSV: the column holding labels
+    max_len: int = ranged(100, 1, 10_000)  # text: words kept per sentence (longer ones are cut, with a warning)
+    vocab_size: int = ranged(20_000, 5, 1_000_000)  # text: most frequent tokens kept, the 4 special ones included
 
     def _check_together(self, key: str, value: Any) -> None:
         fractions = ("valid_fraction", "test_fraction")
@@ -263,18 +266,20 @@ def plugin(kind: str, name: str | None) -> Any:
 
 @dataclass
 class ModelConfig(Section):
-    """Architecture; `event_shape`, `num_classes` and the likelihood's name are filled in from the data when
-    left empty (bernoulli for [0, 1] data, gaussian-learned for real data)."""
+    """Architecture; `event_shape`, `num_classes`, `vocab_size` and the network's and likelihood's names are filled
+    in from the data when left empty (mlp; bernoulli for [0, 1] data, gaussian-learned for real data, the rnn
+    network and the sentence likelihood for text)."""
 
     _section: ClassVar[str] = "model"
 
     latent_dim: int = ranged(16, 1, MAX_LATENT_DIM)
-    network: Plugin = plugin("network", "mlp")
+    network: Plugin = plugin("network", None)
     likelihood: Plugin = plugin("likelihood", None)
     prior: Plugin = plugin("prior", "normal")
     conditional: bool = False  # condition encoder and decoder on the class label (CVAE)
     event_shape: list[int] | None = ranged(None, 1)  # each size >= 1
     num_classes: int = ranged(0, 0, MAX_CLASSES)
+    vocab_size: int = ranged(0, 0, MAX_VOCAB)  # text: the vocabulary's size, from the data (0 for other data)
 
 
 # The default training length (train.epochs unset): enough epochs for this many optimiser steps, and no fewer

@@ -4,8 +4,12 @@
     NLL (IWAE bound)   -log (1/K) sum_k p(x, z_k) / q(z_k|x), z_k ~ q(z|x)   (Burda et al. 2016); K = 5000 is
                        the usual choice for MNIST likelihoods in nats. It upper-bounds the true NLL and tightens
                        as K grows.
-    bits/dim           NLL / (number of data entries * ln 2)
+    bits/dim           NLL / (number of data entries * ln 2); for text, per predicted token (words and <eos>)
+    perplexity         text: exp(total NLL / words), per word as Bowman et al. 2016 report it, and per token
     active units       dimension d is active when Cov_x(E_q[z_d]) > 0.01 (Burda et al. 2016)
+    mutual information I(x; z) under q(x, z) = p_data(x) q(z|x) (Hoffman & Johnson 2016), estimated as in He et
+                       al. 2019: E_x[-H(q(z|x))] - E_x E_q(z|x)[log q(z)], the aggregate posterior q(z) the mean
+                       of the N examples' q(z|x_j), one z per example; it is at most log N (N <= MI_EXAMPLES)
     KL per dimension   mean over x of KL(q(z_d|x) || p(z_d)): closed form for factorised priors, a Monte Carlo
                        estimate against the prior's 1-D marginals for mixture priors
     sharpness          mean gradient magnitude of images, sqrt(dx^2 + dy^2) of neighbouring-pixel differences,
@@ -25,8 +29,12 @@ from .objectives import ELBO
 from .priors import DIAGNOSTIC_SEED
 
 ACTIVE_UNIT_THRESHOLD = 0.01
-# Rows (samples x examples) decoded at once by the importance-sampled estimate: bounds memory.
+# Examples of a split the mutual-information estimate uses (the first ones), and its z draws' seed.
+MI_EXAMPLES = 2000
+# Rows (samples x examples) decoded at once by the importance-sampled estimate: bounds memory. A sentence row
+# holds every step's recurrent state, so text decodes TEXT_CHUNK_DIVISOR times fewer rows at once.
 IW_ROWS_PER_CHUNK = 16384
+TEXT_CHUNK_DIVISOR = 8
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,13 @@ class EvalResult:
     sharpness_data: float | None = None
     sharpness_recon: float | None = None
     sharpness_ratio: float | None = None
+    # Text only (None otherwise): words and tokens (words + <eos>) predicted, and the perplexities exp(NLL / count)
+    # per word (the convention of Bowman et al. 2016) and per token.
+    mutual_information: float | None = None  # I(x; z) in nats (see `mutual_information`)
+    words: int | None = None
+    tokens: int | None = None
+    perplexity_word: float | None = None
+    perplexity_token: float | None = None
 
     def to_dict(self) -> dict:
         """JSON-ready dict."""
@@ -115,6 +130,28 @@ class PosteriorDiagnostics:
     kl_per_dim: list[float]
     active_units: int
     variances: list[float] = field(default_factory=list)  # Cov_x(E_q[z_d]) per dimension
+    mutual_information: float | None = None  # I(x; z) in nats (`mutual_information`)
+
+
+def mutual_information(loc: torch.Tensor, scale: torch.Tensor, generator: torch.Generator | None = None,
+                       chunk: int = 256) -> float:
+    """I(x; z) in nats of diagonal Gaussian posteriors with means `loc` and scales `scale` (N, D), one per
+    example: E_i[log q(z_i|x_i)] - E_i[log (1/N) sum_j q(z_i|x_j)], z_i ~ q(z|x_i) (He et al. 2019).
+
+    The pairwise densities are computed `chunk` rows at a time, (chunk, N, D) values. The estimate lies in
+    [0, log N] up to sampling noise: N examples cannot show more information than that."""
+    loc, scale = loc.double(), scale.double()
+    n = loc.shape[0]
+    eps = torch.randn(loc.shape, generator=generator, dtype=torch.float64).to(loc.device)
+    z = loc + scale * eps  # (N, D): one draw from each posterior
+    # log q(z_i | x_i): the Gaussian at its own draw, -sum_d [log sigma_d + log(2 pi) / 2 + eps_d^2 / 2]
+    own = -(scale.log() + 0.5 * math.log(2 * math.pi) + 0.5 * eps ** 2).sum(-1)
+    aggregate = []
+    for start in range(0, n, chunk):
+        zi = z[start : start + chunk, None, :]  # (c, 1, D) against every posterior (1, N, D)
+        logq = -(scale.log() + 0.5 * math.log(2 * math.pi) + 0.5 * ((zi - loc) / scale) ** 2).sum(-1)  # (c, N)
+        aggregate.append(torch.logsumexp(logq, dim=1) - math.log(n))
+    return float((own - torch.cat(aggregate)).mean())
 
 
 @torch.no_grad()
@@ -126,15 +163,20 @@ def posterior_diagnostics(model: VAE, x: torch.Tensor, y: torch.Tensor | None = 
     model.eval()
     y = y if model.conditional else None
     kl = KLPerDim(model)
-    means = []
+    means, scales = [], []
     for start in range(0, x.shape[0], batch_size):
         rows = slice(start, start + batch_size)
         qz = model.encode(x[rows], None if y is None else y[rows], None if mask is None else mask[rows])
         kl.add(qz)
         means.append(qz.mean)
+        scales.append(qz.base_dist.scale[: max(0, MI_EXAMPLES - start)])
     model.train(was_training)
     count, variances = active_units(torch.cat(means))
-    return PosteriorDiagnostics(kl_per_dim=kl.mean().tolist(), active_units=count, variances=variances.tolist())
+    loc = torch.cat(means)[:MI_EXAMPLES]
+    mi = mutual_information(loc, torch.cat(scales), torch.Generator().manual_seed(DIAGNOSTIC_SEED)) \
+        if loc.shape[0] > 1 else None
+    return PosteriorDiagnostics(kl_per_dim=kl.mean().tolist(), active_units=count, variances=variances.tolist(),
+                                mutual_information=mi)
 
 
 def sharpness(images: torch.Tensor) -> torch.Tensor:
@@ -165,6 +207,16 @@ def evaluate(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None, iw_samp
 
     model.eval()
     y = y if model.conditional else None
+    text = model.is_text
+    diagnostics = posterior_diagnostics(model, x, y)  # in the given order (the MI estimate takes the first ones)
+    chunk_rows = IW_ROWS_PER_CHUNK
+    if text:  # sentences of similar length together: little padding to compute (the means do not depend on order)
+        from .text.batching import sentence_lengths
+
+        lengths = sentence_lengths(x)
+        order = lengths.argsort(stable=True)
+        x, y = x[order], None if y is None else y[order]
+        chunk_rows = IW_ROWS_PER_CHUNK // TEXT_CHUNK_DIVISOR
     elbo = ELBO()
     sums = {"loss": 0.0, "recon": 0.0, "kl": 0.0, "nll": 0.0}
     image = is_image_shape(model.event_shape)
@@ -175,14 +227,19 @@ def evaluate(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None, iw_samp
         terms = elbo(model, Batch(xb, yb)).terms
         for key in ("loss", "recon", "kl"):
             sums[key] += float(terms[key].sum())
-        sums["nll"] += float(importance_sampled_nll(model, xb, yb, iw_samples).sum())
+        sums["nll"] += float(importance_sampled_nll(model, xb, yb, iw_samples, chunk_rows).sum())
         if image:
             sharp["data"] += float(sharpness(xb).sum())
             sharp["recon"] += float(sharpness(model.reconstruct(xb, yb)).sum())
     n = x.shape[0]
-    diagnostics = posterior_diagnostics(model, x, y)
     nll = sums["nll"] / n
     sharp = {key: value / n for key, value in sharp.items()}
+    counts = {}
+    if text:
+        tokens = int(lengths.sum()) - n  # every real token but <bos> is predicted: the words and <eos>
+        words = tokens - n
+        counts = dict(words=words, tokens=tokens, perplexity_word=math.exp(sums["nll"] / max(1, words)),
+                      perplexity_token=math.exp(sums["nll"] / tokens))
     return EvalResult(
         n=n,
         neg_elbo=sums["loss"] / n,
@@ -190,11 +247,14 @@ def evaluate(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None, iw_samp
         kl=sums["kl"] / n,
         nll=nll,
         iw_samples=iw_samples,
-        bits_per_dim=nll / (math.prod(model.event_shape) * math.log(2)),
+        # text: bits per predicted token (the padding of the fixed width is no data)
+        bits_per_dim=nll / ((counts["tokens"] / n if text else math.prod(model.event_shape)) * math.log(2)),
         active_units=diagnostics.active_units,
         latent_dim=model.latent_dim,
         kl_per_dim=diagnostics.kl_per_dim,
+        mutual_information=diagnostics.mutual_information,
         sharpness_data=sharp["data"] if image else None,
         sharpness_recon=sharp["recon"] if image else None,
         sharpness_ratio=sharp["recon"] / sharp["data"] if image and sharp["data"] > 0 else None,
+        **counts,
     )

@@ -6,6 +6,7 @@ A run folder holds
     checkpoints/last.safetensors  last weights + optimiser state + RNG state, with the trainer state as JSON
                                   in the safetensors metadata, so one atomic file is one consistent checkpoint
     metrics.jsonl               one JSON line per epoch
+    vocab.json                  text runs: the vocabulary, words in id order
 Every file is written to a temporary name in the same folder and renamed into place (atomic on POSIX), so a
 crash mid-save leaves the previous file intact (`atomic_output` does this for any writer that takes a path).
 
@@ -21,18 +22,17 @@ import hashlib
 import json
 import logging
 import math
-import os
-import tempfile
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from .atomic import (atomic_append_text, atomic_output, atomic_write_bytes, atomic_write_text,  # noqa: F401
+                     new_path_mode)
 from .build import build_model
 from .config import RunConfig, from_dict, to_dict, upgrade_legacy
 from .errors import CheckpointError, ConfigError, VaekitError
@@ -42,82 +42,13 @@ CONFIG_FILE = "config.json"
 MODEL_FILE = "model.safetensors"
 LAST_CHECKPOINT = "checkpoints/last.safetensors"
 METRICS_FILE = "metrics.jsonl"
+VOCAB_FILE = "vocab.json"  # text runs: the vocabulary (vaekit.text.Vocabulary)
 CHECKSUM_KEY = "vaekit.sha256"  # in the safetensors `__metadata__`: see `tensor_checksum`
 # The only metadata keys of files written before checksums existed (training checkpoints; weights had none). A file
 # without a checksum but with another key is not an old file but a damaged one (e.g. a flipped bit in the key name).
 LEGACY_METADATA_KEYS = frozenset({"trainer", "param_groups", "optim_scalars", "format"})
 
 log = logging.getLogger(__name__)
-
-_UMASK = os.umask(0)
-os.umask(_UMASK)  # reading the umask means setting it; put it straight back
-
-
-def new_path_mode(base: int = 0o666) -> int:
-    """The mode a newly created path gets: `base` (0o666 for files, 0o777 for folders) less the umask. Temporary
-    files and folders (0600 / 0700) are given it before they are renamed into place."""
-    return base & ~_UMASK
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Writes `data` to `path` through a temporary file and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, new_path_mode())  # mkstemp makes 0600 files; give the usual permissions of a new file
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Text version of `atomic_write_bytes`."""
-    atomic_write_bytes(path, text.encode())
-
-
-def atomic_append_text(path: str | Path, text: str) -> None:
-    """Appends `text` to a (small) text file by rewriting it atomically: the file holds the old lines or the old
-    lines and the new one, never a line cut short. A last line already cut short (by an older vaekit) is kept."""
-    path = Path(path)
-    old = path.read_bytes() if path.is_file() else b""
-    atomic_write_bytes(path, old + text.encode())
-
-
-@contextmanager
-def atomic_output(path: str | Path) -> Iterator[Path]:
-    """A temporary path beside `path` for a writer that takes a file name (matplotlib, NumPy); renamed onto `path`
-    when the block ends without an error, removed when it raises (or the process dies before the rename, the
-    final name never holds a partial file).
-
-    The temporary name is `.NAME.XXXXXXXX.tmp.SUFFIX`, hidden and ending in the real suffix (lower case) because
-    writers pick the format from it (and `np.save` appends `.npy` to a name that does not end in it); the file
-    gets the usual permissions of a new file rather than mkstemp's 0600.
-
-        with atomic_output("grid.png") as tmp:
-            fig.savefig(tmp)
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix.lower()}")
-    tmp = Path(name)
-    try:
-        os.fchmod(fd, new_path_mode())
-        os.close(fd)
-        yield tmp
-        if not tmp.is_file():
-            raise OSError(f"the writer of {path} did not write its temporary file {tmp.name}")
-        with open(tmp, "rb+") as handle:  # on disk before the rename, so a crash cannot leave an empty file
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 # --- tensor files ---------------------------------------------------------------------------------------------
@@ -272,7 +203,25 @@ def load_run(run_dir: str | Path, weights: str = MODEL_FILE, device: str | torch
     model_tensors = {k.removeprefix("model."): v for k, v in tensors.items() if not k.startswith(("optim.", "rng."))}
     load_weights(model, model_tensors, str(run_dir / weights))
     model.to(device).eval()
+    if config.model.vocab_size:  # a text run: the words of its token ids
+        model.vocab = load_vocabulary(run_dir, config.model.vocab_size)
     return Run(path=run_dir, config=config, model=model)
+
+
+def load_vocabulary(run_dir: Path, size: int):
+    """The vocabulary of a text run (RUN/vocab.json), checked against the model's vocabulary size."""
+    from .text.vocab import Vocabulary
+
+    path = run_dir / VOCAB_FILE
+    if not path.is_file():
+        raise CheckpointError(f"{str(run_dir)!r} is a text run but has no {VOCAB_FILE}")
+    try:
+        vocab = Vocabulary.load(path)
+    except VaekitError as error:
+        raise CheckpointError(str(error)) from None
+    if len(vocab) != size:
+        raise CheckpointError(f"{path} holds {len(vocab)} tokens, the model {size}")
+    return vocab
 
 
 def load(run_dir: str | Path, device: str | torch.device = "cpu") -> VAE:

@@ -26,8 +26,10 @@ from torch.nn import functional as F
 from .errors import ConfigError
 from .registry import Registry
 
-# Context: the data shape, (C, H, W) or (F,), which the builder knows; every other parameter is an option.
-LIKELIHOODS: Registry[Callable[..., "Likelihood"]] = Registry("likelihood", context=("event_shape",))
+# Context: the data shape, (C, H, W) or (F,) (or (L,) token ids), the latent size and the vocabulary size of text
+# (0 otherwise), which the builder knows; every other parameter is an option.
+LIKELIHOODS: Registry[Callable[..., "Likelihood"]] = Registry("likelihood",
+                                                               context=("event_shape", "latent_dim", "vocab_size"))
 
 # Lower bound on learned standard deviations: keeps densities of near-constant pixels from diverging.
 MIN_SCALE = 1e-3
@@ -252,3 +254,34 @@ def build_likelihood(name: str, event_shape: tuple[int, ...], **options) -> Like
     """Builds the likelihood registered as `name` for data of shape `event_shape`; an option it does not take
     is a ConfigError."""
     return LIKELIHOODS.build(name, options, event_shape=tuple(event_shape))
+
+
+@LIKELIHOODS.register("sentence")
+def sentence(
+    event_shape: tuple[int, ...],
+    latent_dim: int,
+    vocab_size: int = 0,
+    embed_dim: int = 256,
+    hidden: int = 512,
+    z_every_step: bool = True,
+    word_dropout: float = 0.0,
+    cell: str = "gru",
+    cutoffs: list[int] | None = None,
+    use_z: bool = True,
+    dropout: float = 0.0,
+) -> nn.Module:
+    """Sentences: each next word's categorical over the vocabulary, from a GRU or LSTM decoder fed z.
+
+    Padding scores nothing. `cutoffs`: adaptive-softmax clusters (None: [2000] above 4,000 words, [] a full
+    softmax); `use_z=false`: a plain language model, the baseline; `dropout` on embeddings and outputs."""
+    from .text.sequence import SentenceLikelihood
+
+    if vocab_size < 1 or len(event_shape) != 1:
+        raise ConfigError("scores sentences of token ids (text data such as ptb or a .txt file), not data of shape "
+                          f"{tuple(event_shape)}")
+    return SentenceLikelihood(vocab_size, latent_dim, max_len=event_shape[0] - 2, embed_dim=embed_dim,
+                              hidden=hidden, z_every_step=z_every_step, word_dropout=word_dropout, cell=cell,
+                              cutoffs=cutoffs, use_z=use_z, dropout=dropout)
+
+
+sentence.reads_text = True  # the builder refuses it for other data, and other likelihoods for text

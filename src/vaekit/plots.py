@@ -162,7 +162,8 @@ def _pad_row(row: torch.Tensor, ncol: int) -> torch.Tensor:
 
 
 def save_training_curves(history: list[dict], path: str | Path) -> Path:
-    """Train and validation loss (negative ELBO) and KL per epoch."""
+    """Train and validation loss (negative ELBO) and KL per epoch, with the validation split's mutual information
+    I(x; z) beside the KL when it was logged (how much of the KL the code really carries)."""
     plt = _pyplot()
     epochs = [r["epoch"] for r in history]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), dpi=120)
@@ -170,6 +171,8 @@ def save_training_curves(history: list[dict], path: str | Path) -> Path:
     for split, style in (("train", "-"), ("valid", "--")):
         axes[0].plot(epochs, [r[f"{split}_loss"] for r in history], style, marker=marker, label=split)
         axes[1].plot(epochs, [r[f"{split}_kl"] for r in history], style, marker=marker, label=split)
+    if all("valid_mutual_info" in r for r in history):
+        axes[1].plot(epochs, [r["valid_mutual_info"] for r in history], ":", marker=marker, label="valid I(x; z)")
     axes[0].set(xlabel="epoch", ylabel="negative ELBO (nats)", title="Loss")
     axes[1].set(xlabel="epoch", ylabel="KL (nats)", title="KL(q(z|x) || p(z))")
     from matplotlib.ticker import MaxNLocator

@@ -51,6 +51,8 @@ def save_reconstructions(model: VAE, x: torch.Tensor, y: torch.Tensor | None, pa
 def write_run_figures(model: VAE, data: DataBundle, history: list[dict], run_dir: str | Path, n: int = 64) -> list[Path]:
     """samples.png, reconstructions.png (test split) and curves.png in the run folder; arrays for tabular data."""
     run_dir = Path(run_dir)
+    if model.is_text:
+        return write_text_outputs(model, data, history, run_dir)
     written = []
     suffix = ".png" if len(model.event_shape) in (2, 3) else ".csv"
     if model.conditional:
@@ -61,6 +63,32 @@ def write_run_figures(model: VAE, data: DataBundle, history: list[dict], run_dir
     test = data.split("test")
     written.append(save_reconstructions(model, test.x[:32], None if test.y is None else test.y[:32],
                                         run_dir / f"reconstructions{suffix}"))
+    if history:
+        written.append(plots.save_training_curves(history, run_dir / "curves.png"))
+    return written
+
+
+# Sentences a text run writes at the end of training: samples of each kind and test reconstructions.
+TEXT_SAMPLES, TEXT_RECONSTRUCTIONS = 10, 20
+
+
+def write_text_outputs(model: VAE, data: DataBundle, history: list[dict], run_dir: Path, seed: int = 0) -> list[Path]:
+    """samples.txt (prior samples decoded greedily and by sampling), reconstructions.txt (the first test
+    sentences and their greedy reconstructions) and curves.png, in the run folder."""
+    from .io import atomic_write_text
+    from .text.generate import reconstruct_sentences, sample_sentences, to_text
+
+    lines = ["# z ~ p(z), decoded greedily", *sample_sentences(model, TEXT_SAMPLES, "greedy", seed=seed), "",
+             "# z ~ p(z), words sampled (temperature 1)",
+             *sample_sentences(model, TEXT_SAMPLES, "sample", seed=seed)]
+    samples = run_dir / "samples.txt"
+    atomic_write_text(samples, "\n".join(lines) + "\n")
+    split = next(data.splits[name] for name in ("test", "valid", "train") if name in data.splits)
+    originals = to_text(model, split.x[:TEXT_RECONSTRUCTIONS])
+    rebuilt = reconstruct_sentences(model, originals)
+    recon = run_dir / "reconstructions.txt"
+    atomic_write_text(recon, "".join(f"  {a}\n→ {b}\n\n" for a, b in zip(originals, rebuilt)))
+    written = [samples, recon]
     if history:
         written.append(plots.save_training_curves(history, run_dir / "curves.png"))
     return written

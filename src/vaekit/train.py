@@ -78,7 +78,7 @@ def load_bundle(config: RunConfig) -> DataBundle:
     d = config.data
     return load_data(
         d.name, d.root, binarize=d.binarize, valid_fraction=d.valid_fraction, test_fraction=d.test_fraction,
-        limit=d.limit, seed=d.seed, label_column=d.label_column,
+        limit=d.limit, seed=d.seed, label_column=d.label_column, max_len=d.max_len, vocab_size=d.vocab_size,
     )
 
 
@@ -141,6 +141,8 @@ def setup(config: RunConfig, data: DataBundle | None = None, validate: bool = Tr
     config.model = resolve_model_config(config.model, bundle)
     device = torch.device(t.device)
     model = build_model(config.model).to(device)
+    if bundle.vocab is not None:
+        model.vocab = bundle.vocab  # text in and out (vaekit.text.generate)
     train = _to_device(bundle.split("train"), device)
     valid = None
     if validate:
@@ -253,6 +255,8 @@ def _epoch_record(run: Training, epoch: int, step: int, train_terms: dict, elaps
         record.update({f"valid_{k}": v for k, v in valid_terms.items()})
         record.update(valid_kl_per_dim=[round(v, 4) for v in diagnostics.kl_per_dim],
                       active_units=diagnostics.active_units)
+        if diagnostics.mutual_information is not None:
+            record["valid_mutual_info"] = round(diagnostics.mutual_information, 4)
     return record
 
 
@@ -311,7 +315,12 @@ def _train_epoch(run: Training, epoch: int, bar) -> tuple[dict[str, float], int]
     """One pass over the shuffled training split; returns the per-example mean terms and the new step."""
     t, x, step = run.config.train, run.train.x, run.state["step"]
     generator = torch.Generator().manual_seed(t.seed * 1_000_003 + epoch)
-    order = torch.randperm(x.shape[0], generator=generator).to(x.device)
+    order = torch.randperm(x.shape[0], generator=generator)
+    if run.bundle.is_text:  # batches of sentences of similar length: little padding to compute
+        from .text.batching import length_bucketed, sentence_lengths
+
+        order = length_bucketed(order, sentence_lengths(x), t.batch_size, generator)
+    order = order.to(x.device)
     sums: dict[str, torch.Tensor] = {}
     for i, start in enumerate(range(0, x.shape[0], t.batch_size)):
         batch = _batch(run.train, order[start : start + t.batch_size], run.model.conditional)

@@ -68,7 +68,7 @@ class RunWriter:
 
     def start(self, config: RunConfig, bundle: DataBundle | None = None) -> None:
         """A new run: the folder must be new or empty; locks it, writes config.json (and the data's
-        standardisation)."""
+        standardisation, or the vocabulary of text)."""
         if self.run_dir is None:
             return
         # A folder holding only a lock file and temporary files is a run killed before it wrote anything: free.
@@ -82,6 +82,8 @@ class RunWriter:
         io.save_config(self.run_dir, config)
         if bundle is not None and bundle.standardizer is not None:
             io.atomic_write_text(self.run_dir / STANDARDIZER_FILE, json.dumps(bundle.standardizer.to_dict()) + "\n")
+        if bundle is not None and bundle.vocab is not None:  # text: the words of the token ids
+            bundle.vocab.save(self.run_dir / io.VOCAB_FILE)
 
     def close(self) -> None:
         """Releases the run folder's lock."""

@@ -153,12 +153,13 @@ def run_args(p, out_help: str) -> None:
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
 
 
-def load_with_data(args):
-    """(run, data bundle) of `args.run`, the data read from `args.data_root` when given."""
+def load_with_data(args, run=None):
+    """(run, data bundle) of `args.run` (or of the already loaded `run`), the data read from `args.data_root`
+    when given."""
     from ..io import load_run
     from ..train import load_bundle
 
-    run = load_run(args.run)
+    run = run or load_run(args.run)
     if getattr(args, "data_root", None):
         run.config.data.root = args.data_root
     return run, load_bundle(run.config)

@@ -57,8 +57,10 @@ def register(sub) -> None:
 
     p = _action(actions, "interpolate", cmd_interpolate, "decode linear / slerp paths between two examples",
                 "output .png or .npy (default: RUN/latent/interpolation.png, or grid.png with --grid)")
-    p.add_argument("--a", default="0", help="first end: an index into the split, or an image / .npy file")
-    p.add_argument("--b", default="1", help="second end: an index into the split, or an image / .npy file")
+    p.add_argument("--a", default="0", help="first end: an index into the split, an image / .npy file, or (text "
+                                            "runs) a sentence")
+    p.add_argument("--b", default="1", help="second end: an index into the split, an image / .npy file, or (text "
+                                            "runs) a sentence")
     p.add_argument("--method", default="both", choices=("linear", "slerp", "both"))
     p.add_argument("--steps", type=int_range(2), default=10, help="points on each path, >= 2 (default 10)")
     p.add_argument("--grid", action="store_true", help="the latent-plane grid (manifold plot) instead")
@@ -284,6 +286,10 @@ def cmd_interpolate(args) -> int:
 
     run, data, split = _load(args)
     model = run.model
+    if model.is_text:
+        from .text import interpolate_text
+
+        return interpolate_text(args, run, split)
     label = _label(args.label, data)
     if args.grid:
         out = _out(args, run, "grid.png", (".png", ".npy"))
@@ -374,6 +380,8 @@ def cmd_arithmetic(args) -> int:
 
     run, data, split = _load(args)
     model = run.model
+    if model.is_text:
+        return _text_analogies(args, run, split)
     out = _out(args, run, "analogy.png" if args.analogy else "arithmetic.png", (".png", ".npy"))
     n = len(split)
     if args.analogy:
@@ -428,4 +436,27 @@ def cmd_arithmetic(args) -> int:
     print(f"vector '{vec.name}': {vec.n_source} source and {vec.n_target} target examples, "
           f"norm {np.linalg.norm(vec.vector):.3f}")
     print(f"wrote {out}, {numbers}")
+    return 0
+
+
+def _text_analogies(args, run, split) -> int:
+    """`latent arithmetic --analogy A,B,C` of a text run: mu(a) - mu(b) + mu(c) decoded to a sentence."""
+    from ..text.generate import decode_codes, encode_sentences, to_text
+    from .text import text_out, write_lines
+
+    if not args.analogy:
+        raise ConfigError("a text run has no labels or attributes to build vectors from: use --analogy A,B,C")
+    out = text_out(args, run, "latent/analogy.txt")
+    lines = []
+    for triple in args.analogy:
+        if len(triple) != 3:
+            raise ConfigError(f"--analogy takes three indices A,B,C; got {','.join(map(str, triple))}")
+        rows = [_check_index(i, len(split), args.split) for i in triple]
+        sentences = to_text(run.model, split.x[rows])
+        mu = encode_sentences(run.model, sentences)
+        result = decode_codes(run.model, (mu[0] - mu[1] + mu[2])[None])[0]
+        lines += [f"a: {sentences[0]}", f"b: {sentences[1]}", f"c: {sentences[2]}", f"a - b + c: {result}", ""]
+    print("\n".join(lines).rstrip())
+    write_lines(out, lines)
+    print(f"wrote {out}")
     return 0

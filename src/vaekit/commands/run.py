@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from ..errors import VaekitError
+from .text import add_decoding_args, reconstruct_text, refuse_text_options, sample_text
 from .common import (class_names_of, config_type, guard_output, int_range, load_with_data, nonnegative_float,
                      positive_int, run_args, seed_int)
 
@@ -69,13 +70,17 @@ def register(sub) -> None:
                    "(default: n / classes, rounded up)")
     p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--draw", action="store_true", help="draw x ~ p(x|z) instead of its mean")
+    add_decoding_args(p, "sample")
 
     p = sub.add_parser("reconstruct", help="encode and decode data and save originals vs reconstructions")
     p.set_defaults(func=cmd_reconstruct)
-    run_args(p, "output file (default: RUN/reconstructions.png)")
+    run_args(p, "output file (default: RUN/reconstructions.png, or .txt for text runs)")
     p.add_argument("-n", type=positive_int, default=32, help="examples to show (at most the split's size)")
     p.add_argument("--split", default="test")
     p.add_argument("--data-root", help="folder holding the data files")
+    p.add_argument("--text", action="append", metavar="SENTENCE",
+                   help="text runs: a sentence to reconstruct (repeatable; default: the split's first n)")
+    add_decoding_args(p, "greedy")
 
     sub.add_parser("ls", help="list registered data sets, networks, likelihoods, priors and objectives").set_defaults(
         func=cmd_ls)
@@ -135,6 +140,12 @@ def cmd_eval(args) -> int:
         result = evaluate(run.model, x, y, iw_samples=args.iw_samples, progress=True)
         report.update(result.to_dict())
         rows += _likelihood_rows(result, continuous=run.config.model.likelihood.name.startswith("gaussian"))
+        if run.model.is_text:
+            from ..text.quality import reconstruction_report
+
+            recon = reconstruction_report(run.model, x)
+            report["reconstruction"] = recon.to_dict()
+            rows += recon.rows()
     if args.disentanglement:
         from ..metrics.disentanglement import disentanglement_report
 
@@ -158,13 +169,23 @@ def cmd_eval(args) -> int:
 
 
 def _likelihood_rows(result, continuous: bool = False) -> list[tuple[str, str]]:
+    from ..evaluate import MI_EXAMPLES
+
     # A Gaussian likelihood is a density over real values: its NLL can be negative and is not a code length.
     note = "  (a density: not a code length)" if continuous else ""
     rows = [("examples", f"{result.n}"), ("negative ELBO", f"{result.neg_elbo:.3f} nats"),
             ("  reconstruction", f"{result.recon:.3f} nats"), ("  KL", f"{result.kl:.3f} nats"),
             (f"NLL (IWAE, k={result.iw_samples})", f"{result.nll:.3f} nats{note}"),
-            ("bits/dim", f"{result.bits_per_dim:.4f}{note}"),
-            ("active units", f"{result.active_units} / {result.latent_dim}")]
+            ("bits/dim", f"{result.bits_per_dim:.4f}{note}")]
+    if result.perplexity_word is not None:  # text: bits per token, and perplexities
+        rows[-1] = ("bits/token", f"{result.bits_per_dim:.4f}")
+        rows += [("words / tokens", f"{result.words} / {result.tokens} (tokens: words and <eos>)"),
+                 ("perplexity per word", f"{result.perplexity_word:.2f}"),
+                 ("perplexity per token", f"{result.perplexity_token:.2f}")]
+    rows.append(("active units", f"{result.active_units} / {result.latent_dim}"))
+    if result.mutual_information is not None:
+        rows.append(("mutual information", f"{result.mutual_information:.3f} nats (I(x; z), at most log of "
+                                           f"min(n, {MI_EXAMPLES}))"))
     if result.kl_per_dim is not None:
         rows.append(("KL per dim", " ".join(f"{v:.2f}" for v in result.kl_per_dim)))
     if result.sharpness_ratio is not None:
@@ -179,10 +200,13 @@ def cmd_sample(args) -> int:
 
     from ..plots import check_grid_size
 
+    run = load_run(args.run)
+    refuse_text_options(args, run.model)
+    if run.model.is_text:
+        return sample_text(args, run)
     guard_output(args.out, args.force)
     if args.out:  # before any work
         check_output_suffix(args.out, OUTPUT_SUFFIXES)
-    run = load_run(args.run)
     if Path(args.out or "samples.png").suffix.lower() == ".png" and len(run.model.event_shape) in (2, 3):
         check_grid_size(args.n)
     if args.label is not None and not run.model.conditional:
@@ -205,11 +229,19 @@ def cmd_sample(args) -> int:
 def cmd_reconstruct(args) -> int:
     from ..report import OUTPUT_SUFFIXES, check_output_suffix, save_reconstructions
 
+    from ..io import load_run
+
+    run = load_run(args.run)
+    refuse_text_options(args, run.model)
+    if run.model.is_text and args.text:  # the sentences given: no data set needed
+        return reconstruct_text(args, run)
     guard_output(args.out, args.force)
-    if args.out:  # before any work
+    if args.out and not run.model.is_text:  # before any work
         check_output_suffix(args.out, OUTPUT_SUFFIXES)
-    run, data = load_with_data(args)
+    run, data = load_with_data(args, run)
     split = data.split(args.split)
+    if run.model.is_text:
+        return reconstruct_text(args, run, split)
     n = min(args.n, len(split))
     if n < args.n:  # said, not silently changed
         print(f"the {args.split} split has {len(split)} examples: showing {n} (-n {args.n})", file=sys.stderr)

@@ -7,7 +7,7 @@ pre-shuffled tensors, which is faster than a DataLoader and needs no worker proc
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Literal
+from typing import Any, Callable, Literal
 
 import torch
 
@@ -18,12 +18,13 @@ from .standardize import Standardizer
 #   "binary" -> {0, 1}                 (Bernoulli)
 #   "unit"   -> [0, 1] grey levels      (Bernoulli as in pytorch/examples, or a continuous one)
 #   "real"   -> standardised reals     (Gaussian)
-ValueKind = Literal["binary", "unit", "real"]
+#   "tokens" -> int64 token ids of sentences, (N, L) padded (the autoregressive `sentence` likelihood)
+ValueKind = Literal["binary", "unit", "real", "tokens"]
 
 
 @dataclass(frozen=True)
 class Split:
-    """One split: `x` is (N, *event_shape) float32, `y` is (N,) int64 labels or None, `mask` is None or
+    """One split: `x` is (N, *event_shape) float32 (int64 token ids for text), `y` is (N,) int64 labels or None, `mask` is None or
     (N, *event_shape) with 1 = observed, 0 = missing (missing entries of x hold 0)."""
 
     x: torch.Tensor
@@ -52,6 +53,10 @@ class DataBundle:
     standardizer: Standardizer | None = None
     # The likelihood used when model.likelihood names none (None: the one of `value_kind`, see vaekit.build).
     default_likelihood: str | None = None
+    # The network used when model.network names none (None: "mlp").
+    default_network: str | None = None
+    # Text data: the vaekit.text.Vocabulary of the token ids in x (built from the training split).
+    vocab: Any = None
 
     def split(self, name: str) -> Split:
         """The split called `name`; a DataError naming the available splits otherwise."""
@@ -85,6 +90,30 @@ class DataBundle:
         num_classes = max(int(t.max()) + 1 for t in labels) if labels else 0
         return cls(name=name, splits=splits, event_shape=tuple(splits["train"].x.shape[1:]), value_kind=value_kind,
                    num_classes=num_classes, standardizer=standardizer)
+
+    @classmethod
+    def from_sentences(cls, sentences, valid=None, *, name: str = "sentences", max_len: int = 100,
+                       vocab_size: int = 20_000) -> "DataBundle":
+        """A text bundle of training sentences (strings, split on whitespace, or token lists) and optionally
+        validation ones: the vocabulary of the training sentences (`vocab_size` most frequent tokens, the four
+        special ones included), each sentence cut to `max_len` words."""
+        from ..text.corpus import tokenize
+        from .text import text_bundle
+
+        def tokens(items) -> list[list[str]]:
+            if isinstance(items, str):
+                items = [items]
+            return [tokenize(s) if isinstance(s, str) else list(s) for s in items]
+
+        splits = {"train": [t[:max_len] for t in tokens(sentences) if t]}
+        if valid is not None:
+            splits["valid"] = [t[:max_len] for t in tokens(valid) if t]
+        return text_bundle(name, splits, max_len, vocab_size)
+
+    @property
+    def is_text(self) -> bool:
+        """True for sentences of token ids."""
+        return self.value_kind == "tokens"
 
     @property
     def is_image(self) -> bool:

@@ -20,6 +20,7 @@ from .base import DATASETS, DataBundle, Split
 from .common import (BINARIZE_MODES, DEFAULT_TEST_FRACTION, DEFAULT_VALID_FRACTION, check_fractions,
                      count_nonfinite, limit_bundle)
 from .files import load_path
+from .text import DEFAULT_MAX_LEN, DEFAULT_VOCAB_SIZE, load_text_file
 
 
 def validate_bundle(bundle: DataBundle) -> DataBundle:
@@ -29,8 +30,10 @@ def validate_bundle(bundle: DataBundle) -> DataBundle:
         raise DataError(f"data set {name!r} is empty")
     if "train" not in bundle.splits:
         raise DataError(f"data set {name!r} has no 'train' split (it has: {', '.join(bundle.splits)})")
-    if bundle.value_kind not in ("binary", "unit", "real"):
+    if bundle.value_kind not in ("binary", "unit", "real", "tokens"):
         raise DataError(f"data set {name!r} has unknown value kind {bundle.value_kind!r}")
+    if bundle.value_kind == "tokens":
+        return _validate_text(bundle)
     splits: dict[str, Split] = {}
     max_label = -1
     for split_name, split in bundle.splits.items():
@@ -76,6 +79,27 @@ def validate_bundle(bundle: DataBundle) -> DataBundle:
     return dataclasses.replace(bundle, splits=splits, num_classes=num_classes, event_shape=tuple(bundle.event_shape))
 
 
+def _validate_text(bundle: DataBundle) -> DataBundle:
+    """A text bundle's checks: a vocabulary, and int64 ids (N, L) within it in every split."""
+    name = bundle.name
+    if bundle.vocab is None:
+        raise DataError(f"text data set {name!r} has no vocabulary")
+    for split_name, split in bundle.splits.items():
+        x = split.x
+        if x.dtype != torch.int64 or x.dim() != 2 or tuple(x.shape[1:]) != tuple(bundle.event_shape):
+            raise DataError(f"text data set {name!r}: {split_name!r} must hold int64 token ids of shape "
+                            f"(sentences, {bundle.event_shape[0]}), got {x.dtype} {tuple(x.shape)}")
+        if x.shape[0] == 0:
+            raise DataError(f"data set {name!r} has an empty {split_name!r} split")
+        if int(x.min()) < 0 or int(x.max()) >= len(bundle.vocab):
+            raise DataError(f"text data set {name!r}: {split_name!r} holds ids outside its vocabulary of "
+                            f"{len(bundle.vocab)}")
+    if len(bundle.splits["train"]) < 2:
+        raise DataError(f"data set {name!r} has {len(bundle.splits['train'])} training sentence; at least 2 are "
+                        f"needed")
+    return bundle
+
+
 def load_data(
     spec: str | Path,
     root: str | Path | None = None,
@@ -86,8 +110,11 @@ def load_data(
     limit: int | None = None,
     seed: int = 0,
     label_column: str | int | None = None,
+    max_len: int = DEFAULT_MAX_LEN,
+    vocab_size: int = DEFAULT_VOCAB_SIZE,
 ) -> DataBundle:
-    """Load a registered data set (`spec` = its name) or the user's data at path `spec`, validated."""
+    """Load a registered data set (`spec` = its name) or the user's data at path `spec`, validated. `max_len`
+    (words kept per sentence) and `vocab_size` (most frequent tokens kept, specials included) apply to text."""
     if binarize is not None and binarize not in BINARIZE_MODES:
         raise DataError(f"binarize must be one of {', '.join(BINARIZE_MODES)} (or unset), got {binarize!r}")
     check_fractions(valid_fraction, test_fraction)
@@ -103,13 +130,18 @@ def load_data(
         options["test_fraction"] = test_fraction
     if label_column is not None:
         options["label_column"] = label_column
+    if max_len != DEFAULT_MAX_LEN:
+        options["max_len"] = max_len
+    if vocab_size != DEFAULT_VOCAB_SIZE:
+        options["vocab_size"] = vocab_size
 
     if isinstance(spec, str) and spec in DATASETS:
         loader = DATASETS.get(spec)
         params = inspect.signature(loader).parameters
         for key, value in options.items():
             if key not in params:
-                takes = [p for p in params if p in ("binarize", "valid_fraction", "test_fraction", "label_column")]
+                takes = [p for p in params if p in ("binarize", "valid_fraction", "test_fraction", "label_column",
+                                                    "max_len", "vocab_size")]
                 raise DataError(
                     f"option {key}={value!r} does not apply to data set {spec!r} "
                     f"(it takes: {', '.join(takes) or 'no options'})"
@@ -129,7 +161,17 @@ def load_data(
                 f"unknown data set {str(spec)!r}: not a registered name (choose: {', '.join(DATASETS.names())}) "
                 "nor an existing file or folder"
             )
-        bundle = load_path(path, seed=seed, **options)
+        if path.suffix.lower() == ".txt":  # one sentence a line
+            for key in ("binarize", "label_column"):
+                if key in options:
+                    raise DataError(f"option {key}={options[key]!r} does not apply to the text file {path}")
+            bundle = load_text_file(path, seed=seed, **options)
+        else:
+            for key in ("max_len", "vocab_size"):
+                if key in options:
+                    raise DataError(f"option {key}={options[key]!r} applies to text (.txt files, ptb), not to "
+                                    f"{path}")
+            bundle = load_path(path, seed=seed, **options)
     if limit is not None:
         bundle = limit_bundle(bundle, limit)
     settings = {"limit": limit, "seed": seed, **options}

@@ -68,6 +68,7 @@ class VAE(nn.Module):
         self.latent_dim = latent_dim
         self.event_shape = tuple(event_shape)
         self.num_classes = num_classes
+        self.vocab = None  # text models: the vaekit.text.Vocabulary of the token ids (set by fit and load)
         prior.attach(self)  # a prior defined through the encoder (VampPrior) keeps a reference to it
 
     @property
@@ -125,9 +126,18 @@ class VAE(nn.Module):
             px = Masked(px, mask)
         return VAEOutput(qz=qz, z=z, px=px, pz=self.prior())
 
+    @property
+    def is_text(self) -> bool:
+        """True for a sentence VAE: its likelihood generates text."""
+        return bool(getattr(self.likelihood, "reads_text", False))
+
     @torch.no_grad()
-    def sample(self, n: int, y: torch.Tensor | int | None = None, mean: bool = True) -> torch.Tensor:
+    def sample(self, n: int, y: torch.Tensor | int | None = None, mean: bool = True, **text_options):
         """n new data points (n, *event) from z ~ p(z): the likelihood's mean, or a draw when `mean=False`.
+
+        A text model returns n sentences (strings): decoded greedily (`mean=True`) or by sampling words
+        (`mean=False`); `text_options` (strategy, temperature, top_p, beam_size, seed) go to
+        `vaekit.text.generate.sample_sentences` and override `mean`.
 
         The memory it needs is checked first (a ResourceError beyond the budget of `vaekit.limits`); z is drawn
         in blocks of PRIOR_BLOCK and decoded in chunks that fit the budget, so that a large n has no activation
@@ -135,6 +145,12 @@ class VAE(nn.Module):
         if y is not None and not self.conditional:
             raise ConfigError("this model is not conditional, so it cannot sample a given class; train one with "
                               "model.conditional=true")
+        if self.is_text:
+            from ..text.generate import sample_sentences
+
+            return sample_sentences(self, n, **{"strategy": "greedy" if mean else "sample", **text_options})
+        if text_options:
+            raise ConfigError(f"{', '.join(sorted(text_options))} apply to text models only")
         n = int(n)
         self.check_generate(n, f"sampling {n:,} examples of {limits.describe_shape(self.event_shape)}",
                             extra_per_row=self._prior_sample_bytes())
@@ -216,6 +232,10 @@ class VAE(nn.Module):
         """Decodes codes z (N, D) to (N, *event), the likelihood's mean (or a draw when `mean=False`), in chunks
         that fit the memory budget; labels `y` (N,) or one label for conditional models. The result of one chunk
         stays on the model's device; more are gathered on the CPU."""
+        if self.is_text:
+            from ..text.sequence import TEXT_DECODING
+
+            raise ConfigError(TEXT_DECODING)
         z = z.reshape(-1, self.latent_dim)
         n = z.shape[0]
         if check:
@@ -239,8 +259,15 @@ class VAE(nn.Module):
         return out
 
     @torch.no_grad()
-    def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """Decode the posterior mean of each x: the likelihood's mean, (B, *event)."""
+    def reconstruct(self, x, y: torch.Tensor | None = None):
+        """Decode the posterior mean of each x: the likelihood's mean, (B, *event). A text model takes and
+        returns sentences (a list of strings, or token ids (B, L)), decoded greedily."""
+        if self.is_text:
+            from ..text.generate import decode_codes, reconstruct_sentences
+
+            if torch.is_tensor(x):
+                return decode_codes(self, self.encode(x).mean)
+            return reconstruct_sentences(self, x)
         return self.decode(self.encode(x, y).mean, y).mean
 
     def _device(self) -> torch.device:

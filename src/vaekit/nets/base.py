@@ -7,7 +7,8 @@ A network factory returns an encoder and a decoder:
 `c` is the conditioning vector (a one-hot label for a conditional VAE); `cond_dim` is 0 when there is none.
 `mask` marks the observed entries (1 = observed; missing ones arrive zero-filled). An encoder may read it (the
 `mlp` network's `mask_input` option: the MIWAE encoder of Mattei & Frellsen 2019) or ignore it.
-The context parameters (event_shape, latent_dim, params_per_entry, cond_dim) come from the builder; every other
+Text networks read x (B, L) of token ids and take the vocabulary size (`vocab_size`, 0 for other data).
+The context parameters (event_shape, latent_dim, params_per_entry, cond_dim, vocab_size) come from the builder; every other
 parameter of a factory is an option of `[model.network]`.
 """
 
@@ -40,7 +41,7 @@ class NetworkPair:
 
 
 NETWORKS: Registry[Callable[..., NetworkPair]] = Registry(
-    "network", context=("event_shape", "latent_dim", "params_per_entry", "cond_dim"))
+    "network", context=("event_shape", "latent_dim", "params_per_entry", "cond_dim", "vocab_size"))
 
 
 def check_activation(name: str, extra: tuple[str, ...] = ()) -> None:

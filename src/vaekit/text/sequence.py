@@ -25,52 +25,123 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import ConfigError
+from .encoder import RNN_CELLS, check_cell
 from .vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
 
+# Vocabularies larger than this get an adaptive softmax by default, its head holding the ADAPTIVE_HEAD most frequent
+# ids (vocabulary ids are ranked by frequency after the four specials).
+ADAPTIVE_ABOVE, ADAPTIVE_HEAD = 4000, 2000
+
+
+class OutputLayer(nn.Module):
+    """Recurrent outputs h (..., H) -> normalised log-probabilities over the vocabulary.
+
+    With `cutoffs` it is an adaptive softmax (Grave et al. 2017, torch's AdaptiveLogSoftmaxWithLoss): the most
+    frequent ids below cutoffs[0] and one entry per cluster in a head softmax, the rarer ids in clusters of
+    smaller projections. It is still an exact distribution over every word, at a fraction of the (H, V) cost."""
+
+    def __init__(self, hidden: int, vocab_size: int, cutoffs: list[int]) -> None:
+        super().__init__()
+        cutoffs = [int(c) for c in cutoffs]
+        if cutoffs and (cutoffs != sorted(set(cutoffs)) or cutoffs[0] <= UNK_ID or cutoffs[-1] >= vocab_size):
+            raise ConfigError(f"cutoffs must increase strictly, from above {UNK_ID} to below the vocabulary size "
+                              f"{vocab_size}, got {cutoffs}")
+        self.cutoffs = cutoffs
+        if cutoffs:
+            self.adaptive = nn.AdaptiveLogSoftmaxWithLoss(hidden, vocab_size, cutoffs, div_value=4.0)
+        else:
+            self.linear = nn.Linear(hidden, vocab_size)
+
+    def log_probs(self, h: torch.Tensor) -> torch.Tensor:
+        """log p(w | h) for every word w: (..., V)."""
+        if self.cutoffs:
+            flat = h.reshape(-1, h.shape[-1])
+            return self.adaptive.log_prob(flat).reshape(*h.shape[:-1], -1)
+        return torch.log_softmax(self.linear(h), dim=-1)
+
+    def target_log_prob(self, h: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """log p(targets | h): h (M, H), targets (M,) -> (M,)."""
+        if self.cutoffs:
+            return self.adaptive(h, targets).output
+        return -F.cross_entropy(self.linear(h), targets, reduction="none")
+
+
+def default_cutoffs(vocab_size: int) -> list[int]:
+    """The adaptive softmax's cutoffs when none are given: [ADAPTIVE_HEAD] for large vocabularies, else none."""
+    return [ADAPTIVE_HEAD] if vocab_size > ADAPTIVE_ABOVE else []
+
+
 class SentenceDecoder(nn.Module):
-    """Embedding -> GRU -> vocabulary logits, conditioned on z (first state and, optionally, every step)."""
+    """Embedding -> GRU or LSTM -> vocabulary log-probabilities, conditioned on z (first state and, optionally,
+    every step); with `use_z=False` it ignores z: a plain recurrent language model, the baseline of a text VAE.
+
+    An LSTM's first cell state is zero; its first hidden state is tanh(W z + b), as for the GRU. `cutoffs` chooses
+    an adaptive softmax (OutputLayer; None: default_cutoffs)."""
 
     def __init__(self, vocab_size: int, latent_dim: int, embed_dim: int = 256, hidden: int = 512,
-                 z_every_step: bool = True, word_dropout: float = 0.0) -> None:
+                 z_every_step: bool = True, word_dropout: float = 0.0, cell: str = "gru",
+                 cutoffs: list[int] | None = None, use_z: bool = True, dropout: float = 0.0) -> None:
         super().__init__()
+        check_cell(cell)
         for name, value, low in (("vocab_size", vocab_size, 5), ("latent_dim", latent_dim, 1),
                                  ("embed_dim", embed_dim, 1), ("hidden", hidden, 1)):
             if int(value) < low:
                 raise ConfigError(f"{name} must be >= {low}, got {value}")
-        if not 0.0 <= word_dropout < 1.0:
-            raise ConfigError(f"word_dropout must be in [0, 1), got {word_dropout}")
+        for name, value in (("word_dropout", word_dropout), ("dropout", dropout)):
+            if not 0.0 <= value < 1.0:
+                raise ConfigError(f"{name} must be in [0, 1), got {value}")
+        self.dropout = nn.Dropout(dropout)  # on the word embeddings and the recurrent outputs (Zaremba et al. 2014)
         self.vocab_size, self.latent_dim, self.hidden = int(vocab_size), int(latent_dim), int(hidden)
-        self.z_every_step, self.word_dropout = bool(z_every_step), float(word_dropout)
+        self.use_z = bool(use_z)
+        self.z_every_step, self.word_dropout = bool(z_every_step) and self.use_z, float(word_dropout)
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD_ID)
         self.init_state = nn.Linear(latent_dim, hidden)
-        self.gru = nn.GRU(embed_dim + (latent_dim if z_every_step else 0), hidden, batch_first=True)
-        self.out = nn.Linear(hidden, vocab_size)
+        self.gru = RNN_CELLS[cell](embed_dim + (latent_dim if self.z_every_step else 0), hidden, batch_first=True)
+        self.lstm = cell == "lstm"
+        self.out = OutputLayer(hidden, vocab_size, default_cutoffs(vocab_size) if cutoffs is None else cutoffs)
 
     def _inputs(self, tokens: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """GRU inputs (N, T, E [+ D]) of tokens (N, T), with z (N, D) appended at every step when asked."""
-        e = self.embed(tokens)
+        e = self.dropout(self.embed(tokens))
         if self.z_every_step:
             e = torch.cat([e, z.unsqueeze(1).expand(-1, tokens.shape[1], -1)], dim=-1)
         return e
 
     def logits(self, z: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
-        """Teacher-forced logits (N, T, V) for decoder inputs (N, T) (<bos> w1 .. wk, padded) and codes z (N, D)."""
+        """Teacher-forced log-probabilities (N, T, V) for decoder inputs (N, T) (<bos> w1 .. wk, padded) and codes
+        z (N, D)."""
+        return self.out.log_probs(self.states(z, inputs))
+
+    def states(self, z: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced recurrent outputs (N, T, H) for decoder inputs (N, T) and codes z (N, D)."""
         if self.training and self.word_dropout > 0:
             # keep <bos> and padding; other words become <unk> with probability word_dropout
             drop = (torch.rand(inputs.shape, device=inputs.device) < self.word_dropout)
             drop &= (inputs != BOS_ID) & (inputs != PAD_ID)
             inputs = inputs.masked_fill(drop, UNK_ID)
-        h0 = torch.tanh(self.init_state(z)).unsqueeze(0)  # (1, N, H)
-        output, _ = self.gru(self._inputs(inputs, z), h0)
-        return self.out(output)
+        # Not packed: on the CPU the fused kernel over the padded batch is as fast, and batches of similar lengths
+        # (vaekit.train buckets text by length) carry little padding.
+        output, _ = self.gru(self._inputs(inputs, z), self.first_state(z))
+        return self.dropout(output)
+
+    def first_state(self, z: torch.Tensor):
+        """The recurrent state before the first word: h0 = tanh(W z + b) (1, N, H); an LSTM's cell state is 0."""
+        h0 = torch.tanh(self.init_state(z if self.use_z else torch.zeros_like(z))).unsqueeze(0)
+        return (h0, torch.zeros_like(h0)) if self.lstm else h0
 
     def step(self, z: torch.Tensor, token: torch.Tensor, state: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """One generation step: logits (N, V) of the next token after `token` (N,), and the new state."""
+        """One generation step: log-probabilities (N, V) of the next token after `token` (N,), and the new state."""
         if state is None:
-            state = torch.tanh(self.init_state(z)).unsqueeze(0)
+            state = self.first_state(z)
         output, state = self.gru(self._inputs(token.unsqueeze(1), z), state)
-        return self.out(output[:, 0]), state
+        return self.out.log_probs(self.dropout(output[:, 0])), state
+
+
+# A sentence distribution has no mean, and its draws are made word by word: array-decoding code meets this message.
+TEXT_DECODING = ("this is a text model: its codes decode to sentences, not to arrays or images (in Python: "
+                 "vaekit.text.generate.decode_codes; on the command line: vaekit sample, reconstruct --text, latent "
+                 "interpolate)")
 
 
 class AutoregressiveSentence(D.Distribution):
@@ -82,21 +153,34 @@ class AutoregressiveSentence(D.Distribution):
         self.decoder, self.z = decoder, z
         super().__init__(batch_shape=z.shape[:-1], validate_args=False)
 
+    @property
+    def mean(self):
+        raise ConfigError(TEXT_DECODING)
+
+    def sample(self, sample_shape=torch.Size()):
+        raise ConfigError(TEXT_DECODING)
+
     def log_prob(self, ids: torch.Tensor) -> torch.Tensor:
         """log p(ids | z), (...): ids (..., L) or (B, L), <bos> first; the sum over real target tokens."""
         lead = self.batch_shape
         ids = ids.expand(*lead, ids.shape[-1]) if ids.dim() < len(lead) + 1 else ids
         flat_ids = ids.reshape(-1, ids.shape[-1])  # (N, L)
+        width = int((flat_ids != PAD_ID).sum(-1).max())  # the padding columns past the longest sentence: no work
+        flat_ids = flat_ids[:, : max(width, 2)]
         inputs = flat_ids[:, :-1].masked_fill(flat_ids[:, :-1] == EOS_ID, PAD_ID)  # <bos> w1 .. wk
         targets = flat_ids[:, 1:]  # w1 .. wk <eos>
-        logits = self.decoder.logits(self.z.reshape(-1, self.z.shape[-1]), inputs)  # (N, L-1, V)
-        # cross_entropy ignores PAD_ID targets exactly: padding adds 0 to the sum
-        nll = F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=PAD_ID, reduction="none")
-        return -nll.sum(-1).reshape(lead)
+        states = self.decoder.states(self.z.reshape(-1, self.z.shape[-1]), inputs)  # (N, L-1, H)
+        # Only the real target positions reach the output layer (the costly (H, V) matmul): padding adds exactly
+        # nothing to the sum, and costs nothing.
+        real = targets != PAD_ID  # (N, L-1)
+        rows = real.nonzero()[:, 0]  # the sentence of each real position, (M,)
+        logp = self.decoder.out.target_log_prob(states[real], targets[real])  # (M,)
+        total = torch.zeros(flat_ids.shape[0], dtype=logp.dtype, device=logp.device).index_add_(0, rows, logp)
+        return total.reshape(lead)
 
     @torch.no_grad()
     def generate(self, max_len: int, temperature: float = 1.0, top_p: float | None = None,
-                 greedy: bool = False) -> torch.Tensor:
+                 greedy: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
         """Token ids (N, <= max_len + 2) for every code, N = prod(lead): <bos>, up to max_len words, <eos>, padding
         after it. Greedy takes the most probable word; otherwise it samples at `temperature`, from the smallest
         set of words holding `top_p` of the probability when given (nucleus sampling, Holtzman et al. 2020)."""
@@ -118,7 +202,7 @@ class AutoregressiveSentence(D.Distribution):
             elif greedy:
                 token = logits.argmax(-1)
             else:
-                token = _sample(logits / temperature, top_p)
+                token = _sample(logits / temperature, top_p, generator)
             token = token.masked_fill(done, PAD_ID)
             out.append(token)
             done |= token == EOS_ID
@@ -133,8 +217,14 @@ class SentenceLikelihood(nn.Module):
     The decoder network of a text model passes z through (the GRU that turns it into words lives here), so the
     VAE's decode(z) gives this distribution and the objectives score it by log_prob, as for images."""
 
-    def __init__(self, vocab_size: int, latent_dim: int, **options) -> None:
+    reads_text = True
+    params_per_entry = 1
+
+    def __init__(self, vocab_size: int, latent_dim: int, max_len: int = 100, **options) -> None:
         super().__init__()
+        if max_len < 1:
+            raise ConfigError(f"max_len must be >= 1, got {max_len}")
+        self.max_len = int(max_len)  # the most words a generated sentence has
         self.decoder = SentenceDecoder(vocab_size, latent_dim, **options)
 
     def forward(self, z: torch.Tensor) -> AutoregressiveSentence:
@@ -148,7 +238,7 @@ class PassCode(nn.Module):
         return z
 
 
-def _sample(logits: torch.Tensor, top_p: float | None) -> torch.Tensor:
+def _sample(logits: torch.Tensor, top_p: float | None, generator: torch.Generator | None = None) -> torch.Tensor:
     """One token per row of logits (N, V), from the whole distribution or its top-p nucleus."""
     probs = torch.softmax(logits, dim=-1)
     if top_p is not None and top_p < 1.0:
@@ -157,7 +247,9 @@ def _sample(logits: torch.Tensor, top_p: float | None) -> torch.Tensor:
         keep = sorted_probs.cumsum(-1) - sorted_probs < top_p
         sorted_probs = sorted_probs * keep
         probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
-    return torch.multinomial(probs, 1).squeeze(-1)
+    if generator is not None and generator.device != probs.device:
+        generator = None  # a CPU generator cannot drive another device's draws: the global RNG does
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
 __all__ = ["SentenceDecoder", "AutoregressiveSentence", "SentenceLikelihood", "PassCode"]

@@ -189,7 +189,7 @@ class Vocabulary:
 
     def save(self, path: str | Path) -> None:
         """Writes `to_json()` to `path` atomically (a temporary file and a rename)."""
-        from ..io import atomic_write_text
+        from ..atomic import atomic_write_text
 
         atomic_write_text(path, self.to_json() + "\n")
 

@@ -1,0 +1,81 @@
+"""Atomic file writes: a temporary file beside the target, renamed into place (atomic on POSIX), so that a crash
+mid-write leaves the previous file intact. The lowest layer of vaekit's file handling (`vaekit.io` re-exports it),
+so that any module may write files without importing the model code."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)  # reading the umask means setting it; put it straight back
+
+
+def new_path_mode(base: int = 0o666) -> int:
+    """The mode a newly created path gets: `base` (0o666 for files, 0o777 for folders) less the umask. Temporary
+    files and folders (0600 / 0700) are given it before they are renamed into place."""
+    return base & ~_UMASK
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Writes `data` to `path` through a temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, new_path_mode())  # mkstemp makes 0600 files; give the usual permissions of a new file
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Text version of `atomic_write_bytes`."""
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_append_text(path: str | Path, text: str) -> None:
+    """Appends `text` to a (small) text file by rewriting it atomically: the file holds the old lines or the old
+    lines and the new one, never a line cut short. A last line already cut short (by an older vaekit) is kept."""
+    path = Path(path)
+    old = path.read_bytes() if path.is_file() else b""
+    atomic_write_bytes(path, old + text.encode())
+
+
+@contextmanager
+def atomic_output(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside `path` for a writer that takes a file name (matplotlib, NumPy); renamed onto `path`
+    when the block ends without an error, removed when it raises (or the process dies before the rename, the
+    final name never holds a partial file).
+
+    The temporary name is `.NAME.XXXXXXXX.tmp.SUFFIX`, hidden and ending in the real suffix (lower case) because
+    writers pick the format from it (and `np.save` appends `.npy` to a name that does not end in it); the file
+    gets the usual permissions of a new file rather than mkstemp's 0600.
+
+        with atomic_output("grid.png") as tmp:
+            fig.savefig(tmp)
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix.lower()}")
+    tmp = Path(name)
+    try:
+        os.fchmod(fd, new_path_mode())
+        os.close(fd)
+        yield tmp
+        if not tmp.is_file():
+            raise OSError(f"the writer of {path} did not write its temporary file {tmp.name}")
+        with open(tmp, "rb+") as handle:  # on disk before the rename, so a crash cannot leave an empty file
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -1,0 +1,108 @@
+"""Text data sets: sentences as token ids, with the vocabulary built from the training split.
+
+    ptb              Penn Treebank (Mikolov's preprocessing) under $VAEKIT_DATA/ptb, its own three splits
+    toy-sentences    a small built-in grammar (vaekit.text.toy_corpus): tests and a demo in seconds
+    a .txt path      any UTF-8 file, one sentence a line, split by seed like any other file
+
+A text bundle's x is (N, max_len + 2) int64: `<bos> w1 .. wk <eos> <pad> ...` (vaekit.text.vocab); its
+`vocab` maps ids to words. Sentences longer than `max_len` words are cut, with a warning that says how many.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from pathlib import Path
+
+import torch
+
+from ..errors import DataError
+from .base import DATASETS, DataBundle, Split
+from .common import DEFAULT_TEST_FRACTION, DEFAULT_VALID_FRACTION, check_fractions
+
+log = logging.getLogger(__name__)
+
+# The most words a sentence keeps (data.max_len) and the vocabulary size, the four special tokens included
+# (data.vocab_size): no PTB sentence is cut (the longest has 82 words), and PTB's 10,000 words all fit.
+DEFAULT_MAX_LEN = 100
+DEFAULT_VOCAB_SIZE = 20_000
+TEXT_NETWORK, TEXT_LIKELIHOOD = "rnn", "sentence"
+
+
+def text_bundle(name: str, splits: dict[str, list[list[str]]], max_len: int, vocab_size: int,
+                meta: dict | None = None) -> DataBundle:
+    """A text DataBundle of tokenised sentence splits (a "train" one among them): the vocabulary of the training
+    split (most frequent `vocab_size` tokens, specials included), every split encoded and padded to max_len + 2."""
+    from ..text.vocab import Vocabulary  # (vaekit.text imports vaekit.data: imported on use)
+
+    if "train" not in splits or not splits["train"]:
+        raise DataError(f"data set {name!r} has no training sentences")
+    vocab = Vocabulary.build(splits["train"], max_size=vocab_size)
+    width = max_len + 2
+    encoded = {}
+    for split, sentences in splits.items():
+        ids, _ = vocab.encode_batch(sentences, max_len=max_len)
+        x = torch.zeros((ids.shape[0], width), dtype=torch.int64)  # PAD_ID is 0: padded to the model's width
+        x[:, : ids.shape[1]] = ids
+        encoded[split] = Split(x)
+    info = {"vocab_size": len(vocab), "unk_rate": {k: round(vocab.unk_rate(v), 5) for k, v in splits.items()},
+            "sentences": {k: len(v) for k, v in splits.items()}, "max_len": max_len, **(meta or {})}
+    return DataBundle(name=name, splits=encoded, event_shape=(width,), value_kind="tokens", meta=info,
+                      default_likelihood=TEXT_LIKELIHOOD, default_network=TEXT_NETWORK, vocab=vocab)
+
+
+def _read(path: Path, max_len: int) -> list[list[str]]:
+    """The sentences of one file, cut to max_len words, with a warning when some were cut."""
+    from ..text.corpus import read_sentences
+
+    sentences, report = read_sentences(path, max_len=max_len)
+    if report.warning():
+        log.warning(report.warning())
+    return sentences
+
+
+def _split_sentences(sentences: list[list[str]], valid_fraction: float, test_fraction: float,
+                     seed: int) -> dict[str, list[list[str]]]:
+    """Train/valid/test lists of a seeded shuffle (a split whose fraction is 0 is left out)."""
+    check_fractions(valid_fraction, test_fraction)
+    order = list(range(len(sentences)))
+    random.Random(seed).shuffle(order)
+    n = len(order)
+    n_valid = max(1, round(n * valid_fraction)) if valid_fraction > 0 else 0
+    n_test = max(1, round(n * test_fraction)) if test_fraction > 0 else 0
+    if n - n_valid - n_test < 2:
+        raise DataError(f"{n} sentences leave fewer than 2 for training after the validation and test splits")
+    parts = {"valid": order[:n_valid], "test": order[n_valid : n_valid + n_test], "train": order[n_valid + n_test :]}
+    return {k: [sentences[i] for i in parts[k]] for k in ("train", "valid", "test") if parts[k]}
+
+
+@DATASETS.register("ptb")
+def ptb(*, root: str | Path | None = None, max_len: int = DEFAULT_MAX_LEN,
+        vocab_size: int = DEFAULT_VOCAB_SIZE) -> DataBundle:
+    """Penn Treebank sentences (Mikolov's preprocessing, 10,000 words): 42,068 / 3,370 / 3,761 in its own splits."""
+    from ..text.corpus import ptb_files
+
+    files = ptb_files(root)
+    splits = {split: _read(path, max_len) for split, path in files.items()}
+    return text_bundle("ptb", splits, max_len, vocab_size, {"source": str(files["train"].parent)})
+
+
+@DATASETS.register("toy-sentences")
+def toy_sentences(*, seed: int = 0, valid_fraction: float = DEFAULT_VALID_FRACTION,
+                  test_fraction: float = DEFAULT_TEST_FRACTION, max_len: int = DEFAULT_MAX_LEN,
+                  vocab_size: int = DEFAULT_VOCAB_SIZE) -> DataBundle:
+    """2,000 sentences of a tiny built-in English grammar (59 words, two topics), split 70/10/20 by seed."""
+    from ..text.corpus import toy_corpus
+
+    sentences = [s[:max_len] for s in toy_corpus(2000, seed=0)]  # the corpus is fixed; the seed splits it
+    splits = _split_sentences(sentences, valid_fraction, test_fraction, seed)
+    return text_bundle("toy-sentences", splits, max_len, vocab_size, {"source": "vaekit.text.toy_corpus"})
+
+
+def load_text_file(path: Path, *, seed: int = 0, valid_fraction: float = DEFAULT_VALID_FRACTION,
+                   test_fraction: float = DEFAULT_TEST_FRACTION, max_len: int = DEFAULT_MAX_LEN,
+                   vocab_size: int = DEFAULT_VOCAB_SIZE) -> DataBundle:
+    """A text bundle of a UTF-8 file with one sentence a line (blank lines skipped), split by seed."""
+    sentences = _read(path, max_len)
+    splits = _split_sentences(sentences, valid_fraction, test_fraction, seed)
+    return text_bundle(path.name, splits, max_len, vocab_size, {"path": str(path.resolve()), "split_seed": seed})
