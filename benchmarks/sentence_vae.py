@@ -73,18 +73,26 @@ def main() -> None:
         torch.randperm(n, generator=torch.Generator().manual_seed(0))[: args.subset].sort().values
     report: dict = {"test_sentences": n, "subset": len(rows), "k": args.k, "threads": args.threads,
                     "torch": torch.__version__}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+
+    def save() -> None:  # after every stage, so that a long run that is stopped keeps what it measured
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+
     for name, run in (("vae", vae), ("lm", lm)):
         report[name] = {"budget": budget(run.path)}
     # The language model: exact NLL (k = 1 is exact when p(x|z) does not depend on z) on all and on the subset.
     report["lm"]["test_all"] = evaluate(lm.model, test, 1)
     report["lm"]["test_subset"] = evaluate(lm.model, test[rows], 1)
-    report["vae"]["test_subset"] = evaluate(vae.model, test[rows], args.k)
-    if len(rows) < n:
-        report["vae"]["test_all_k50"] = evaluate(vae.model, test, 50)
+    save()
     report["vae"]["reconstruction"] = reconstruction_report(vae.model, test, limit=1000).to_dict()
     for name, run in (("vae", vae), ("lm", lm)):
         report[name]["diversity_sampled"] = diversity(sample_sentences(run.model, 1000, "sample", seed=0)).to_dict()
         report[name]["diversity_greedy"] = diversity(sample_sentences(run.model, 1000, "greedy", seed=0)).to_dict()
+    save()
+    report["vae"]["test_subset"] = evaluate(vae.model, test[rows], args.k)
+    save()
+    if len(rows) < n:
+        report["vae"]["test_all_k50"] = evaluate(vae.model, test, 50)
     examples = to_text(vae.model, test[:5])
     report["examples"] = {
         "vae_samples": sample_sentences(vae.model, 10, "sample", seed=1),
@@ -93,8 +101,7 @@ def main() -> None:
         "reconstructions": list(zip(examples, vae.model.reconstruct(examples))),
         "interpolation": interpolate_sentences(vae.model, examples[0], examples[1], steps=6),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    save()
     for name in ("vae", "lm"):
         part = report[name]["test_subset"]
         print(f"{name}: NLL {part['nll']:.2f} nats on {len(rows)} test sentences (k={part['iw_samples']}), "

@@ -15,8 +15,8 @@ from vaekit.config import RunConfig, build_run_config, from_dict, to_dict
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.toml"))
 # Data shapes of the registered data sets, so that configs build without the data files.
 SHAPES = {"digits": [1, 8, 8], "mnist": [1, 28, 28], "fashion-mnist": [1, 28, 28], "binarized-mnist": [1, 28, 28],
-          "shapes": [1, 64, 64], "ptb": [102]}
-VOCABULARIES = {"ptb": 10_002}  # text data: the vocabulary's size
+          "shapes": [1, 64, 64], "ptb": [102], "toy-sentences": [14]}
+VOCABULARIES = {"ptb": 10_002, "toy-sentences": 63}  # text data: the vocabulary's size
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])

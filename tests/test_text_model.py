@@ -178,3 +178,9 @@ def test_text_quality_scores():
     d = diversity(["a b c", "a b c", "a d"])
     assert d.duplicates == pytest.approx(1 / 3) and d.distinct_1 == pytest.approx(4 / 8)
     assert d.distinct_2 == pytest.approx(3 / 5)
+
+
+def test_a_sample_too_big_for_memory_is_refused_before_allocating(overfit):
+    model, _ = overfit
+    with pytest.raises(vaekit.VaekitError, match="sampling 1,000,000,000,000 sentences would need"):
+        model.sample(10**12)

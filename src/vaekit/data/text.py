@@ -14,10 +14,8 @@ import logging
 import random
 from pathlib import Path
 
-import torch
-
 from ..errors import DataError
-from .base import DATASETS, DataBundle, Split
+from .base import DATASETS, DataBundle
 from .common import DEFAULT_TEST_FRACTION, DEFAULT_VALID_FRACTION, check_fractions
 
 log = logging.getLogger(__name__)
@@ -26,29 +24,12 @@ log = logging.getLogger(__name__)
 # (data.vocab_size): no PTB sentence is cut (the longest has 82 words), and PTB's 10,000 words all fit.
 DEFAULT_MAX_LEN = 100
 DEFAULT_VOCAB_SIZE = 20_000
-TEXT_NETWORK, TEXT_LIKELIHOOD = "rnn", "sentence"
 
 
 def text_bundle(name: str, splits: dict[str, list[list[str]]], max_len: int, vocab_size: int,
                 meta: dict | None = None) -> DataBundle:
-    """A text DataBundle of tokenised sentence splits (a "train" one among them): the vocabulary of the training
-    split (most frequent `vocab_size` tokens, specials included), every split encoded and padded to max_len + 2."""
-    from ..text.vocab import Vocabulary  # (vaekit.text imports vaekit.data: imported on use)
-
-    if "train" not in splits or not splits["train"]:
-        raise DataError(f"data set {name!r} has no training sentences")
-    vocab = Vocabulary.build(splits["train"], max_size=vocab_size)
-    width = max_len + 2
-    encoded = {}
-    for split, sentences in splits.items():
-        ids, _ = vocab.encode_batch(sentences, max_len=max_len)
-        x = torch.zeros((ids.shape[0], width), dtype=torch.int64)  # PAD_ID is 0: padded to the model's width
-        x[:, : ids.shape[1]] = ids
-        encoded[split] = Split(x)
-    info = {"vocab_size": len(vocab), "unk_rate": {k: round(vocab.unk_rate(v), 5) for k, v in splits.items()},
-            "sentences": {k: len(v) for k, v in splits.items()}, "max_len": max_len, **(meta or {})}
-    return DataBundle(name=name, splits=encoded, event_shape=(width,), value_kind="tokens", meta=info,
-                      default_likelihood=TEXT_LIKELIHOOD, default_network=TEXT_NETWORK, vocab=vocab)
+    """A text DataBundle of tokenised sentence splits (`DataBundle.from_token_splits`)."""
+    return DataBundle.from_token_splits(name, splits, max_len, vocab_size, meta)
 
 
 def _read(path: Path, max_len: int) -> list[list[str]]:

@@ -15,6 +15,7 @@ from typing import Sequence
 
 import torch
 
+from .. import limits
 from ..errors import ConfigError, DataError
 from .corpus import tokenize
 from .vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Vocabulary
@@ -104,19 +105,33 @@ def decode_codes(model, z: torch.Tensor, strategy: str = "greedy", temperature: 
     limit = max_words(model) if max_len is None else int(max_len)
     if not 1 <= limit <= max_words(model):
         raise ConfigError(f"max_len must be in [1, {max_words(model)}] (the model's limit), got {max_len}")
+    z = z.reshape(-1, model.latent_dim)
+    per_row = decode_bytes_per_row(model, beam_size if strategy == "beam" else 1)
+    rows = limits.chunk_rows(z.shape[0], per_row)  # codes decoded at once: each step holds (rows, V) scores
     was_training = model.training
     model.eval()
+    sentences: list[str] = []
     try:
-        z = z.reshape(-1, model.latent_dim).to(_device(model))
-        px = model.decode(z)
-        if strategy == "beam":
-            ids = beam_search(px.decoder, px.z, beam_size, limit)
-        else:
-            ids = px.generate(limit, temperature=temperature, top_p=top_p, greedy=strategy == "greedy",
-                              generator=generator)
+        for start in range(0, z.shape[0], rows):
+            px = model.decode(z[start : start + rows].to(_device(model)))
+            if strategy == "beam":
+                ids = beam_search(px.decoder, px.z, beam_size, limit)
+            else:
+                ids = px.generate(limit, temperature=temperature, top_p=top_p, greedy=strategy == "greedy",
+                                  generator=generator)
+            sentences += to_text(model, ids)
     finally:
         model.train(was_training)
-    return to_text(model, ids)
+    return sentences
+
+
+def decode_bytes_per_row(model, beam_size: int = 1) -> int:
+    """Bytes one code takes while it is decoded: per hypothesis, a step's scores over the vocabulary (a few
+    copies), the recurrent state and the words so far."""
+    vocab = require_text_model(model)
+    hidden = model.likelihood.decoder.hidden
+    return beam_size * (4 * len(vocab) * limits.FLOAT_BYTES + 4 * hidden * limits.FLOAT_BYTES
+                        + (max_words(model) + 2) * 8)
 
 
 @torch.no_grad()
@@ -127,6 +142,9 @@ def sample_sentences(model, n: int, strategy: str = "sample", temperature: float
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ConfigError(f"n must be a whole number >= 1, got {n!r}")
     check_strategy(strategy, temperature, top_p, beam_size)
+    # the sentences themselves (words of up to max_len characters each, roughly) and the codes, at once
+    limits.check_allocation(n * (model.latent_dim * limits.FLOAT_BYTES + (max_words(model) + 2) * 64),
+                            f"sampling {n:,} sentences")
     generator = None if seed is None else torch.Generator().manual_seed(seed)
     with _seeded(seed):
         z = model.prior().sample((n,))
