@@ -174,6 +174,13 @@ def test_console_script_runs_without_traceback(tmp_path):
     assert result.stderr.strip() == f"vaekit eval: error: run folder '{tmp_path / 'nope'}' does not exist"
 
 
+def test_python_dash_m_vaekit_is_the_command(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "vaekit", "eval", str(tmp_path / "nope")],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"vaekit eval: error: run folder '{tmp_path / 'nope'}' does not exist"
+
+
 def test_eval_with_sample_quality_and_without_factors(cli_run, tmp_path, capsys):
     out = tmp_path / "e.json"
     code, stdout, err = run_cli(capsys, "eval", cli_run, "--skip-likelihood", "--samples", "--n-samples", "200",
