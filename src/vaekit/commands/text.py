@@ -112,7 +112,7 @@ def interpolate_text(args, run, split) -> int:
             continue
         if not -len(split) <= index < len(split):
             raise ConfigError(f"index {index} is out of range: the {args.split} split has {len(split)} sentences")
-        ends.append(to_text(run.model, split.x[index : index + 1 if index != -1 else None][:1])[0])
+        ends.append(to_text(run.model, split.x[index % len(split)][None])[0])
     methods = ("linear", "slerp") if args.method == "both" else (args.method,)
     lines = [f"a: {ends[0]}", f"b: {ends[1]}", ""]
     for method in methods:

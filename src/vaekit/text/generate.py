@@ -27,8 +27,8 @@ MAX_BEAM = 64
 
 
 def is_text_model(model) -> bool:
-    """True when `model`'s likelihood generates sentences."""
-    return bool(getattr(model.likelihood, "reads_text", False))
+    """True when `model`'s likelihood generates sentences (`VAE.is_text`)."""
+    return bool(getattr(model, "is_text", False))
 
 
 def require_text_model(model, what: str = "this") -> Vocabulary:

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from .generate import decode_codes, sample_sentences, to_text
+from .generate import _seeded, decode_codes, sample_sentences, to_text
 
 
 @dataclass(frozen=True)
@@ -71,12 +71,8 @@ def reconstruction_report(model, x: torch.Tensor, limit: int = 1000, seed: int =
 
 def _prior_draws(model, n: int, generator: torch.Generator) -> torch.Tensor:
     """n codes from the prior under a seed of their own (torch's global RNG state is kept)."""
-    state = torch.random.get_rng_state()
-    torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
-    try:
+    with _seeded(int(torch.randint(0, 2**31 - 1, (1,), generator=generator))):
         return model.prior().sample((n,))
-    finally:
-        torch.random.set_rng_state(state)
 
 
 @dataclass(frozen=True)
