@@ -109,28 +109,56 @@ def _allows_none(hint: Any) -> bool:
 
 
 DEVICE_TYPES = ("cpu", "cuda", "mps")
+AUTO_DEVICE = "auto"  # cuda when this machine has it, else cpu
+
+
+def resolve_device(value: str) -> str:
+    """The device `value` names on this machine: "auto" is cuda when available, else cpu."""
+    import torch
+
+    if value == AUTO_DEVICE:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return value
+
+
+def check_memory_limit(value: str | None, path: str = "data.memory_limit") -> str | None:
+    """`value` if it reads as a size ("2G", "512M", "2.5GiB", "1000000" bytes); a ConfigError naming `path`."""
+    from .limits import parse_size
+
+    if value is None:
+        return None
+    try:
+        parse_size(value)
+    except ConfigError:
+        raise ConfigError(f"{path} must be a size such as 2G, 512M or 1000000 (bytes), got {shown(value)}") from None
+    return value
 
 
 def check_device(value: str, path: str = "train.device") -> str:
-    """`value` if torch reads it as a device of a type vaekit trains on (and, unless a saved config is being read,
-    one this machine has); a one-line ConfigError otherwise."""
+    """`value` if torch reads it as a device of a type vaekit trains on, or "auto" (and, unless a saved config is
+    being read, one this machine has); a one-line ConfigError otherwise."""
     import torch
 
+    if value == AUTO_DEVICE:
+        return value
     try:
         device = torch.device(value)
     except (RuntimeError, ValueError, TypeError):
         device = None
     if device is None or device.type not in DEVICE_TYPES:
-        raise ConfigError(f"{path} must be a torch device: cpu, cuda, cuda:N or mps, got {shown(value)}")
+        raise ConfigError(f"{path} must be auto or a torch device: cpu, cuda, cuda:N or mps, got {shown(value)}")
     if _CHECK_AVAILABLE.get():
         check_device_available(value, path)
     return value
 
 
 def check_device_available(value: str, path: str = "train.device") -> None:
-    """A ConfigError unless this machine has device `value` (cuda needs torch.cuda.is_available(), mps likewise)."""
+    """A ConfigError unless this machine has device `value` (cuda needs torch.cuda.is_available(), mps likewise;
+    "auto" is always available)."""
     import torch
 
+    if value == AUTO_DEVICE:
+        return
     device = torch.device(value)
     if device.type == "cuda":
         if not torch.cuda.is_available():
@@ -189,6 +217,10 @@ class DataConfig(Section):
     label_column: str | None = None  # CSV: the column holding labels
     max_len: int = ranged(100, 1, 10_000)  # text: words kept per sentence (longer ones are cut, with a warning)
     vocab_size: int = ranged(20_000, 5, 1_000_000)  # text: most frequent tokens kept, the 4 special ones included
+    # Data larger than this are streamed from disk (memory-mapped .npy, IDX files, image folders) instead of being
+    # loaded: a size such as "2G", "512M" or a number of bytes (null: vaekit's memory budget, see vaekit.limits)
+    memory_limit: str | None = checked_field(None, check_memory_limit)
+    workers: int = ranged(2, 0, 256)  # DataLoader worker processes that read streamed data (0: the main process)
 
     def _check_together(self, key: str, value: Any) -> None:
         fractions = ("valid_fraction", "test_fraction")
@@ -309,7 +341,9 @@ class TrainConfig(Section):
     time_limit: float | None = ranged(None, 0.0, lo_open=True)  # minutes; stop at the first epoch end past it
     grad_clip: float | None = ranged(None, 0.0, lo_open=True)  # max gradient norm (None: no clipping)
     threads: int | None = ranged(None, 1, MAX_THREADS)  # torch intra-op threads (default: torch's choice)
-    device: str = checked_field("cpu", check_device)  # cpu, cuda, cuda:N or mps (one this machine has)
+    device: str = checked_field("cpu", check_device)  # auto, cpu, cuda, cuda:N or mps (one this machine has)
+    compile: bool = False  # torch.compile the training step (model, likelihood and objective)
+    precision: str = choice("float32", "float32", "bfloat16", "float16")  # autocast dtype of the training step
     progress: bool = True
 
 
