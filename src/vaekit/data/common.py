@@ -68,15 +68,12 @@ def check_fractions(valid_fraction: float, test_fraction: float) -> None:
         raise DataError(f"valid_fraction + test_fraction must be below 1, got {valid_fraction + test_fraction}")
 
 
-def split_tensors(
-    x: torch.Tensor, y: torch.Tensor | None, valid_fraction: float, test_fraction: float, seed: int
-) -> dict[str, Split]:
-    """Train/valid/test splits of a seeded permutation; a split whose fraction is 0 is left out (and with both 0
-    the data stay in order as "train")."""
+def split_indices(n: int, valid_fraction: float, test_fraction: float, seed: int) -> dict[str, torch.Tensor | None]:
+    """Rows of each split of `n` examples: a seeded permutation cut train/valid/test; a split whose fraction is 0 is
+    left out, and with both 0 "train" is None (all rows, in order). Shared by the in-memory and streamed paths."""
     check_fractions(valid_fraction, test_fraction)
-    n = x.shape[0]
     if valid_fraction == 0 and test_fraction == 0:
-        return {"train": Split(x, y)}
+        return {"train": None}
     n_valid = max(1, round(n * valid_fraction)) if valid_fraction > 0 else 0
     n_test = max(1, round(n * test_fraction)) if test_fraction > 0 else 0
     n_train = n - n_valid - n_test
@@ -87,11 +84,16 @@ def split_tensors(
         )
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(int(seed)))
     bounds = {"train": (0, n_train), "valid": (n_train, n_train + n_valid), "test": (n_train + n_valid, n)}
+    return {name: perm[lo:hi] for name, (lo, hi) in bounds.items() if hi > lo}
+
+
+def split_tensors(
+    x: torch.Tensor, y: torch.Tensor | None, valid_fraction: float, test_fraction: float, seed: int
+) -> dict[str, Split]:
+    """Train/valid/test splits of a seeded permutation (`split_indices`)."""
     splits = {}
-    for name, (lo, hi) in bounds.items():
-        if hi > lo:
-            idx = perm[lo:hi]
-            splits[name] = Split(x[idx], None if y is None else y[idx])
+    for name, idx in split_indices(x.shape[0], valid_fraction, test_fraction, seed).items():
+        splits[name] = Split(x, y) if idx is None else Split(x[idx], None if y is None else y[idx])
     return splits
 
 
@@ -125,9 +127,13 @@ def apply_binarize(bundle: DataBundle, mode: str | None) -> DataBundle:
 
 
 def limit_bundle(bundle: DataBundle, limit: int) -> DataBundle:
-    """Keep the first `limit` examples of every split (copies, so the full tensors can be freed)."""
+    """Keep the first `limit` examples of every split (copies, so the full tensors can be freed; a streamed split
+    becomes a view of its first rows)."""
+    from .streaming import is_streamed
+
     splits = {
-        name: Split(s.x[:limit].clone(), None if s.y is None else s.y[:limit].clone())
+        name: Split(s.x.head(limit) if is_streamed(s.x) else s.x[:limit].clone(),
+                    None if s.y is None else s.y[:limit].clone())
         for name, s in bundle.splits.items()
     }
     return dataclasses.replace(bundle, splits=splits)

@@ -9,6 +9,7 @@ per-feature mean and std (the bundle's `standardizer`: x_original = standardizer
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -44,34 +45,76 @@ def _labels(y: np.ndarray, n: int, source: str) -> tuple[np.ndarray, tuple[str, 
     return inverse.astype(np.int64).reshape(-1), tuple(str(v) for v in values)
 
 
+@dataclass(frozen=True)
+class EventLayout:
+    """How the rows of a file's array become events (the streamed sources apply it to each batch they read):
+    `expand` "feature" (N,) -> (N, 1), "channel" (N, H, W) -> (N, 1, H, W), "hwc" (N, H, W, C) -> (N, C, H, W),
+    or "none"; `scale255` divides grey levels 0..255 by 255; `is_image` says the result is (N, C, H, W) images."""
+
+    expand: str = "none"
+    scale255: bool = False
+    is_image: bool = False
+
+
+def event_layout(shape: tuple[int, ...], integer: bool, lo: float, hi: float, whole: bool) -> EventLayout:
+    """The layout of an array of `shape` whose finite values lie in [lo, hi] (`whole`: all whole numbers;
+    `integer`: an integer dtype): the rules of the module docstring."""
+    # Grey levels 0..255 (whole numbers) or [0, 1]
+    grey255 = bool(lo >= 0 and 1 < hi <= 255 and (integer or whole))
+    image_like = bool(lo >= 0 and (hi <= 1 or grey255))
+    expand = {1: "feature", 3: "channel"}.get(len(shape), "none")
+    if len(shape) == 4 and image_like and shape[-1] in (1, 3, 4) and shape[1] not in (1, 3, 4):
+        expand = "hwc"
+    is_image = len(shape) in (3, 4) and image_like  # (N, C, H, W) once expanded
+    return EventLayout(expand, is_image and grey255, is_image)
+
+
+def apply_layout(x: np.ndarray, layout: EventLayout) -> np.ndarray:
+    """Rows `x` in the file's layout -> contiguous float32 events (the in-memory and the streamed paths alike)."""
+    if layout.expand == "feature":
+        x = x[:, None]  # N scalars -> (N, 1)
+    elif layout.expand == "channel":
+        x = x[:, None]  # (N, H, W) -> (N, 1, H, W)
+    elif layout.expand == "hwc":
+        x = x.transpose(0, 3, 1, 2)  # (N, H, W, C) -> (N, C, H, W)
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if layout.scale255:
+        x /= 255.0
+    return x
+
+
 def _to_events(x: np.ndarray, source: str) -> tuple[np.ndarray, bool]:
     """Reshape (N, ...) to the layout above and scale image grey levels; returns (x, is_image)."""
     if x.ndim == 0 or x.dtype.kind not in "biuf":
         raise DataError(f"{source}: expected a numeric array of examples (N, ...), got {x.dtype} of shape {x.shape}")
-    if x.ndim == 1:
-        x = x[:, None]  # N scalars -> (N, 1)
     if x.size == 0:
         raise DataError(f"data set {source!r} is empty")
     finite = x[np.isfinite(x)] if x.dtype.kind == "f" else x
     lo, hi = (finite.min(), finite.max()) if finite.size else (0, 0)
-    # Grey levels 0..255 (whole numbers) or [0, 1]
-    grey255 = lo >= 0 and 1 < hi <= 255 and (x.dtype.kind in "biu" or bool((finite == np.round(finite)).all()))
-    image_like = lo >= 0 and (hi <= 1 or grey255)
-    if x.ndim == 3:
-        x = x[:, None]  # (N, H, W) -> (N, 1, H, W)
-    elif x.ndim == 4 and image_like and x.shape[-1] in (1, 3, 4) and x.shape[1] not in (1, 3, 4):
-        x = x.transpose(0, 3, 1, 2)  # (N, H, W, C) -> (N, C, H, W)
-    is_image = x.ndim == 4 and image_like
-    if x.dtype.kind == "f" and x.dtype.itemsize > 4:  # float64 values beyond float32 would become inf
+    whole = x.dtype.kind in "biu" or bool((finite == np.round(finite)).all())
+    layout = event_layout(x.shape, x.dtype.kind in "biu", lo, hi, whole)
+    check_float32_range(apply_layout_view(x, layout), source)
+    return apply_layout(x, layout), layout.is_image
+
+
+def apply_layout_view(x: np.ndarray, layout: EventLayout) -> np.ndarray:
+    """The reshape/transpose of `apply_layout` without the float32 copy (for checks in the events' layout)."""
+    if layout.expand in ("feature", "channel"):
+        return x[:, None]
+    return x.transpose(0, 3, 1, 2) if layout.expand == "hwc" else x
+
+
+def check_float32_range(x: np.ndarray, source: str, offset: int = 0) -> None:
+    """A DataError when float64 values of `x` lie beyond float32's range (they would become inf); `offset` is
+    the index of x's first row in the whole array (for the message)."""
+    if x.dtype.kind == "f" and x.dtype.itemsize > 4:
         big = np.abs(np.where(np.isfinite(x), x, 0)) > np.finfo(np.float32).max
         if big.any():
             at = tuple(int(i) for i in np.argwhere(big)[0])
+            value = x[at]
+            at = (at[0] + offset, *at[1:])
             where = f"row {at[0]}, column {at[1]}" if len(at) == 2 else f"index {at}"
-            raise DataError(f"{source}: value {x[at]:g} at {where} is outside the float32 range (±3.4e38)")
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    if is_image and grey255:
-        x /= 255.0
-    return x, is_image
+            raise DataError(f"{source}: value {value:g} at {where} is outside the float32 range (±3.4e38)")
 
 
 def _value_kind(x: np.ndarray) -> ValueKind:
@@ -180,9 +223,9 @@ def _read_csv(path: Path, label_column: str | int | None) -> tuple[Parts, tuple[
     return {"all": (x, y)}, names
 
 
-def _read_image_folder(folder: Path) -> tuple[Parts, tuple[str, ...] | None]:
-    """All images of one size; one subfolder per class (names sorted) gives labels."""
-    from PIL import UnidentifiedImageError
+def image_files(folder: Path) -> tuple[list[Path], np.ndarray | None, tuple[str, ...] | None]:
+    """(image paths, labels or None, class names or None) of an image folder: images directly in it, or one
+    subfolder per class (names sorted, each searched recursively); nothing is decoded."""
 
     def images_in(paths: list[Path]) -> list[Path]:
         return sorted(p for p in paths if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
@@ -196,8 +239,11 @@ def _read_image_folder(folder: Path) -> tuple[Parts, tuple[str, ...] | None]:
         raise DataError(f"{folder}: no PNG or JPEG images (expected images, or one subfolder of images per class)")
     files = top or [p for f in classes.values() for p in f]
     y = np.repeat(np.arange(len(classes)), [len(f) for f in classes.values()]) if classes else None
-    # Sizes from the headers first (nothing decoded): a decompression bomb, mixed sizes or a folder too large
-    # for the memory budget is an error before any image is decoded.
+    return files, y, tuple(classes) if classes else None
+
+
+def image_sizes(folder: Path, files: list[Path]) -> tuple[int, int, bool]:
+    """(width, height, any colour) from every image's header; a DataError for mixed sizes (nothing decoded)."""
     size, colour = None, False
     for p in files:
         width, height, mode = image_header(p)
@@ -209,6 +255,18 @@ def _read_image_folder(folder: Path) -> tuple[Parts, tuple[str, ...] | None]:
                 f"{width}x{height} but {files[0].relative_to(folder)} is {size[0]}x{size[1]}"
             )
         colour = colour or mode not in GREY_MODES
+    return size[0], size[1], colour
+
+
+def _read_image_folder(folder: Path) -> tuple[Parts, tuple[str, ...] | None]:
+    """All images of one size; one subfolder per class (names sorted) gives labels."""
+    from PIL import UnidentifiedImageError
+
+    files, y, class_names = image_files(folder)
+    # Sizes from the headers first (nothing decoded): a decompression bomb, mixed sizes or a folder too large
+    # for the memory budget is an error before any image is decoded.
+    width, height, colour = image_sizes(folder, files)
+    size = (width, height)
     channels = 3 if colour else 1
     check_load(len(files) * size[0] * size[1] * channels, 2,  # the decoded list and its stack
                f"loading {len(files):,} images of {size[0]}x{size[1]} pixels from {folder}")
@@ -232,7 +290,7 @@ def _read_image_folder(folder: Path) -> tuple[Parts, tuple[str, ...] | None]:
         pictures = [np.repeat(a[..., None], 3, axis=-1) if a.ndim == 2 else a for a in pictures]
     x = np.stack(pictures)
     x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)  # -> (N, C, H, W) uint8
-    return {"all": (x, y)}, tuple(classes) if classes else None
+    return {"all": (x, y)}, class_names
 
 
 def _read(path: Path, label_column: str | int | None) -> tuple[Parts, tuple[str, ...] | None, tuple | None]:

@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import logging
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError, ResourceError
 from .base import DATASETS, DataBundle, Split
 from .common import (BINARIZE_MODES, DEFAULT_TEST_FRACTION, DEFAULT_VALID_FRACTION, check_fractions,
                      count_nonfinite, limit_bundle)
 from .files import load_path
+from .streaming import is_streamed
 from .text import DEFAULT_MAX_LEN, DEFAULT_VOCAB_SIZE, load_text_file
+
+log = logging.getLogger(__name__)
 
 
 def validate_bundle(bundle: DataBundle) -> DataBundle:
@@ -38,6 +42,7 @@ def validate_bundle(bundle: DataBundle) -> DataBundle:
     max_label = -1
     for split_name, split in bundle.splits.items():
         x = split.x.to(torch.float32)
+        streamed = is_streamed(x)  # its values were checked by the one pass that opened it (stream_bundle.scan)
         if x.ndim < 1 or x.shape[0] == 0:
             raise DataError(f"data set {name!r} has an empty {split_name!r} split")
         if tuple(x.shape[1:]) != tuple(bundle.event_shape):
@@ -45,16 +50,18 @@ def validate_bundle(bundle: DataBundle) -> DataBundle:
                 f"data set {name!r}: {split_name!r} examples have shape {tuple(x.shape[1:])}, "
                 f"expected {tuple(bundle.event_shape)}"
             )
-        n_bad, first = count_nonfinite(x)
+        n_bad, first = (0, None) if streamed else count_nonfinite(x)
         if n_bad:
             at = first[0] if len(first) == 1 else first
             raise DataError(
                 f"data set {name!r} contains {n_bad} non-finite values (first at index {at} of split {split_name!r})"
             )
         graded = bundle.dynamic_binarize and split_name == "train"  # grey levels, resampled per batch
-        if (bundle.value_kind == "binary" and not graded) and not bool(((x == 0) | (x == 1)).all()):
+        if streamed:
+            pass
+        elif (bundle.value_kind == "binary" and not graded) and not bool(((x == 0) | (x == 1)).all()):
             raise DataError(f"data set {name!r} is marked binary but {split_name!r} holds values other than 0 and 1")
-        if bundle.value_kind == "unit" or graded:
+        elif bundle.value_kind == "unit" or graded:
             if float(x.min()) < 0 or float(x.max()) > 1:
                 raise DataError(f"data set {name!r} is marked as [0, 1] values but {split_name!r} leaves that range")
         y = split.y
@@ -112,9 +119,16 @@ def load_data(
     label_column: str | int | None = None,
     max_len: int = DEFAULT_MAX_LEN,
     vocab_size: int = DEFAULT_VOCAB_SIZE,
+    memory_limit: str | None = None,
 ) -> DataBundle:
     """Load a registered data set (`spec` = its name) or the user's data at path `spec`, validated. `max_len`
-    (words kept per sentence) and `vocab_size` (most frequent tokens kept, specials included) apply to text."""
+    (words kept per sentence) and `vocab_size` (most frequent tokens kept, specials included) apply to text.
+
+    Data whose float32 values (all splits, estimated from headers before loading) exceed `memory_limit` (a size
+    such as "200M"; None: vaekit's memory budget, `vaekit.limits.memory_budget`) are streamed from disk when the
+    format allows (.npy, uncompressed IDX, image folders: splits of `vaekit.data.streaming.Rows`); otherwise a
+    ResourceError says what to do. Data that fit are loaded into memory as tensors."""
+    limit_bytes = _memory_limit_bytes(memory_limit)
     if binarize is not None and binarize not in BINARIZE_MODES:
         raise DataError(f"binarize must be one of {', '.join(BINARIZE_MODES)} (or unset), got {binarize!r}")
     check_fractions(valid_fraction, test_fraction)
@@ -151,7 +165,12 @@ def load_data(
             kwargs["root"] = root
         if "seed" in params:
             kwargs["seed"] = seed
-        bundle = loader(**kwargs)
+        if _should_stream(spec, root, limit_bytes, memory_limit):
+            from .stream_bundle import stream_idx
+
+            bundle = stream_idx(spec, root, options.get("binarize"))
+        else:
+            bundle = loader(**kwargs)
     else:
         path = Path(spec).expanduser()
         if not path.exists() and root is not None and (Path(root).expanduser() / path).exists():
@@ -171,9 +190,44 @@ def load_data(
                 if key in options:
                     raise DataError(f"option {key}={options[key]!r} applies to text (.txt files, ptb), not to "
                                     f"{path}")
-            bundle = load_path(path, seed=seed, **options)
+            if _should_stream(path, None, limit_bytes, memory_limit):
+                from .stream_bundle import stream_path
+
+                bundle = stream_path(path, seed=seed, **options)
+            else:
+                bundle = load_path(path, seed=seed, **options)
     if limit is not None:
         bundle = limit_bundle(bundle, limit)
     settings = {"limit": limit, "seed": seed, **options}
     bundle = dataclasses.replace(bundle, meta={**bundle.meta, "options": settings})
     return validate_bundle(bundle)
+
+
+def _memory_limit_bytes(memory_limit: str | None) -> int:
+    """`memory_limit` in bytes, or vaekit's memory budget when it is None."""
+    from .. import limits
+
+    if memory_limit is None:
+        return limits.memory_budget()
+    try:
+        return limits.parse_size(memory_limit)
+    except ConfigError:
+        raise ConfigError(f"memory_limit must be a size such as 2G, 512M or 1000000 (bytes), got {memory_limit!r}")\
+            from None
+
+
+def _should_stream(spec, root, limit_bytes: int, memory_limit: str | None) -> bool:
+    """True when data set `spec` would not fit `limit_bytes` in memory and can stream; a one-line ResourceError
+    when it would not fit and cannot stream; False when it fits or its size is unknown before loading."""
+    from ..limits import ENV_VAR, format_bytes
+    from .stream_bundle import estimate_size
+
+    estimate = estimate_size(spec, root)
+    if estimate is None or estimate.nbytes <= limit_bytes:
+        return False
+    limit = f"data.memory_limit={memory_limit}" if memory_limit is not None else f"the memory budget ({ENV_VAR})"
+    sizes = f"{format_bytes(estimate.nbytes)} in memory as float32, over {limit} of {format_bytes(limit_bytes)}"
+    if not estimate.streamable:
+        raise ResourceError(f"{estimate.what} needs {sizes}, and this format cannot be streamed: {estimate.advice}")
+    log.info("streaming %s from disk: it needs %s", estimate.what, sizes)
+    return True
