@@ -11,11 +11,14 @@ import importlib
 import logging
 import pkgutil
 import sys
+import time
 
 from . import commands
-from .errors import VaekitError
+from .errors import PeerError, VaekitError
 
 EXIT_USAGE_OR_INPUT = 2
+# Seconds a torchrun process waits before exiting after rank 0 failed, so that rank 0 reports its error first.
+PEER_EXIT_DELAY = 5.0
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -49,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     try:
         return args.func(args)
+    except PeerError:  # a process of a torchrun job: rank 0 prints the message, and should exit first (torchrun
+        time.sleep(PEER_EXIT_DELAY)  # stops the other processes when one exits with an error)
+        return EXIT_USAGE_OR_INPUT
     except VaekitError as error:
         print(f"vaekit {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE_OR_INPUT

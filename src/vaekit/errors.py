@@ -26,3 +26,8 @@ class TrainingError(VaekitError):
 
 class ResourceError(VaekitError):
     """A request would need more memory (or other resources) than this machine allows."""
+
+
+class PeerError(TrainingError):
+    """Another process of a distributed run (rank 0) stopped with an error, which it reports itself; the other
+    processes stop too, without repeating it."""

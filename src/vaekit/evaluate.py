@@ -158,7 +158,8 @@ def mutual_information(loc: torch.Tensor, scale: torch.Tensor, generator: torch.
 def posterior_diagnostics(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None,
                           batch_size: int = 1024, mask: torch.Tensor | None = None) -> PosteriorDiagnostics:
     """KL(q(z_d|x) || p(z_d)) averaged over `x` and the active-unit count, in one pass of the encoder
-    (`mask`: 1 = observed, for data with missing entries)."""
+    (`mask`: 1 = observed, for data with missing entries). `x` is read in slices of `batch_size` rows, so a
+    streamed split (`vaekit.data.streaming.Rows`) needs memory for one slice and the (N, D) posterior means."""
     was_training = model.training
     model.eval()
     y = y if model.conditional else None
@@ -202,7 +203,8 @@ def is_image_shape(event_shape: tuple[int, ...]) -> bool:
 @torch.no_grad()
 def evaluate(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None, iw_samples: int = 1000,
              batch_size: int = 100, progress: bool = False) -> EvalResult:
-    """All metrics of the module docstring over the examples `x` (labels `y` for conditional models)."""
+    """All metrics of the module docstring over the examples `x` (labels `y` for conditional models). `x` may be
+    a streamed split's rows (`vaekit.data.streaming.Rows`): it is read `batch_size` rows at a time."""
     from tqdm.auto import tqdm
 
     model.eval()

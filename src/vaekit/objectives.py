@@ -44,7 +44,13 @@ class Loss:
 
 
 class Objective:
-    """Base class: `__call__(model, batch, step) -> Loss`."""
+    """Base class: `__call__(model, batch, step) -> Loss`.
+
+    An objective that reads `batch.noise` (the standard normal draws of z, shape (n_samples, B, D)) declares
+    `n_samples`; the training loop then draws that noise for it (see `vaekit.train`), so that its result does not
+    depend on how a global batch is split over processes. One without it draws z itself."""
+
+    n_samples: int | None = None
 
     def __call__(self, model: VAE, batch: Batch, step: int = 0) -> Loss:
         raise NotImplementedError
@@ -122,7 +128,7 @@ def capacity(step: int, capacity_max: float, capacity_steps: int) -> float:
 
 def reconstruction_and_kl(model: VAE, batch: Batch, n_samples: int = 1):
     """-E_q[log p(x|z)] (B,), KL(q || p) (B,) (analytic, or Monte Carlo averaged over samples) and the output."""
-    out = model(batch.x, batch.y, n_samples=n_samples, mask=batch.mask)
+    out = model(batch.x, batch.y, n_samples=n_samples, mask=batch.mask, noise=batch.noise)
     recon = -out.px.log_prob(batch.x).mean(0)  # (S, B) -> (B,)
     kl = model.prior.kl(out.qz, out.z, out.pz)  # (B,) analytic or (S, B) Monte Carlo
     if kl.dim() == 2:
@@ -199,8 +205,13 @@ class IWAE(Objective):
         _check_samples(k, "k")
         self.k = k
 
+    @property
+    def n_samples(self) -> int:
+        """z draws per example (the training loop draws their noise)."""
+        return self.k
+
     def __call__(self, model: VAE, batch: Batch, step: int = 0) -> Loss:
-        out = model(batch.x, batch.y, n_samples=self.k, mask=batch.mask)
+        out = model(batch.x, batch.y, n_samples=self.k, mask=batch.mask, noise=batch.noise)
         log_px_z = out.px.log_prob(batch.x)  # (k, B)
         log_w = log_px_z + out.pz.log_prob(out.z) - out.qz.log_prob(out.z)  # (k, B)
         bound = log_mean_exp(log_w, 0)  # (B,)

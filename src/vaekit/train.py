@@ -2,7 +2,9 @@
 
 Plain PyTorch: the training split lives in memory as a tensor and is sliced with a fresh permutation each
 epoch (cheaper than a DataLoader on small data); loss terms are accumulated on the device and read once per
-epoch, not once per batch. `fit` is three parts:
+epoch, not once per batch. Under `torchrun` the same loop trains data-parallel (`vaekit.distributed`): each
+process takes its shard of every global batch, DDP averages the gradients, the epoch's terms and validation
+losses are summed over processes, and only rank 0 writes. `fit` is three parts:
     setup      data, model, objective, optimiser and (when resuming) the saved state   -> `Training`
     the loop   epochs of shuffled mini-batches, an optional validation pass, early stopping
     RunWriter  everything that is written: metrics.jsonl, checkpoints, the best weights, figures
@@ -25,18 +27,23 @@ from typing import Iterator
 
 import torch
 
+from . import io
 from .build import build_model, resolve_model_config
-from .config import RunConfig, check_device_available, default_epochs
+from .config import RunConfig, check_device_available, default_epochs, resolve_device
 from .data import DataBundle, Split, load_data
+from .distributed import Cluster, check_shareable, shard_rows
 from .errors import TrainingError
 from .evaluate import posterior_diagnostics
 from .models.vae import VAE, Batch
 from .objectives import Objective, build_objective
 from .resume import check_resume
+from .train_step import StepNoise, TrainingStep, autocast, grad_scaler, samples_of, wrap_step
 from .writer import RunWriter
 
 log = logging.getLogger(__name__)
 
+# Added to train.seed for the validation pass's z draws (fixed across epochs: epochs compare on the same noise).
+VALID_NOISE_SEED = 7_777_777
 # How often (in batches) the loop reads the loss back to check that it is finite.
 FINITE_CHECK_EVERY = 25
 # Epochs in a row with fewer than half the latent units active (past the KL warm-up) before a collapse warning:
@@ -71,6 +78,14 @@ class Training:
     state: dict = field(default_factory=lambda: {"epoch": 0, "step": 0, "best_valid": None, "best_epoch": None,
                                                  "bad_epochs": 0})
     history: list[dict] = field(default_factory=list)
+    cluster: Cluster = field(default_factory=Cluster)
+    step_module: torch.nn.Module | None = None  # TrainingStep, in DDP and/or compiled (set by `setup`)
+    noise: StepNoise | None = None
+    scaler: object | None = None  # a GradScaler for float16
+
+    @property
+    def device(self) -> torch.device:
+        return self.train.x.device
 
 
 def load_bundle(config: RunConfig) -> DataBundle:
@@ -104,17 +119,50 @@ def torch_threads(n: int | None) -> Iterator[None]:
 
 
 @torch.no_grad()
-def average_terms(model: VAE, objective: Objective, split: Split, step: int, batch_size: int = 1024) -> dict[str, float]:
-    """Per-example means of the objective's terms over a whole split (no gradients)."""
+def average_terms(model: VAE, objective: Objective, split: Split, step: int, batch_size: int = 1024,
+                  cluster: Cluster | None = None, noise_seed: int | None = None) -> dict[str, float]:
+    """Per-example means of the objective's terms over a whole split (no gradients); with several processes,
+    each scores its contiguous share of the split and the sums are added up. With `noise_seed`, the
+    objective's z draws are a fixed function of (seed, row): the same every epoch and for any number of
+    processes (see `split_noise`)."""
+    cluster = cluster or Cluster()
     was_training = model.training
     model.eval()
+    lo, hi = shard_rows(len(split), cluster)
+    samples = samples_of(objective) if noise_seed is not None else None
     sums: dict[str, torch.Tensor] = {}
-    for start in range(0, len(split), batch_size):
-        loss = objective(model, _batch(split, slice(start, start + batch_size), model.conditional), step)
+    for start in range(lo, hi, batch_size):
+        stop = min(hi, start + batch_size)
+        batch = _batch(split, slice(start, stop), model.conditional)
+        if samples is not None:
+            batch.noise = split_noise(noise_seed, samples, model.latent_dim, start, stop, split.x.device)
+        loss = objective(model, batch, step)
         for key, value in loss.terms.items():
             sums[key] = sums.get(key, 0.0) + value.sum()
     model.train(was_training)
-    return {key: float(value) / len(split) for key, value in sums.items()}
+    keys = sorted(sums) if cluster.is_main or sums else []
+    keys = cluster.broadcast(keys)  # a process with no rows (more processes than examples) still adds its zeros
+    totals = torch.stack([torch.as_tensor(sums.get(k, 0.0), dtype=torch.float64, device=split.x.device).reshape(())
+                          for k in keys]) if keys else torch.zeros(0)
+    totals = cluster.all_sum(totals.to(torch.float64))
+    return {key: float(value) / len(split) for key, value in zip(keys, totals.tolist())}
+
+
+# Rows per block of `split_noise`: each block's draws come from its own seed.
+NOISE_BLOCK = 1024
+
+
+def split_noise(seed: int, samples: int, latent_dim: int, start: int, stop: int, device: torch.device) -> torch.Tensor:
+    """Standard normal draws (samples, stop - start, latent_dim) for rows [start, stop) of a split, each row's
+    a function of (seed, row) alone: drawn in blocks of NOISE_BLOCK rows, block b from seed (seed, b)."""
+    noise = StepNoise(seed, device)
+    parts = []
+    for block in range(start // NOISE_BLOCK, (stop - 1) // NOISE_BLOCK + 1):
+        noise.start(block)
+        first = block * NOISE_BLOCK
+        lo, hi = max(start, first) - first, min(stop, first + NOISE_BLOCK) - first
+        parts.append(noise.normal(samples, NOISE_BLOCK, latent_dim, lo, hi - lo))
+    return torch.cat(parts, dim=1)
 
 
 def _batch(split: Split, index, conditional: bool) -> Batch:
@@ -130,16 +178,32 @@ def _check_train_config(config: RunConfig) -> None:
 
 
 def setup(config: RunConfig, data: DataBundle | None = None, validate: bool = True,
-          writer: RunWriter | None = None, resume: bool = False) -> Training:
+          writer: RunWriter | None = None, resume: bool = False, cluster: Cluster | None = None,
+          checkpoint: Path | None = None) -> Training:
     """Data, model, objective and optimiser for `config` (resolved against the data); when resuming, the
-    weights, optimiser and trainer state of the writer's last checkpoint."""
+    weights, optimiser and trainer state of the writer's last checkpoint (or of `checkpoint`, for the processes
+    of a distributed run that do not write)."""
+    cluster = cluster or Cluster()
+    run = cluster.together(lambda: _prepare(config, data, validate, writer, resume, cluster, checkpoint))
+    t = run.config.train
+    step = TrainingStep(run.model, run.objective)
+    run.noise = StepNoise(t.seed, run.device)
+    probe = _step_batch(run, torch.arange(min(len(run.train), t.batch_size)), step=0)[0] if cluster.distributed else None
+    run.step_module = wrap_step(step, cluster, run.device, probe, run.bundle.is_text, t.compile)
+    run.scaler = grad_scaler(run.device, t.precision)
+    return run
+
+
+def _prepare(config: RunConfig, data: DataBundle | None, validate: bool, writer: RunWriter | None, resume: bool,
+             cluster: Cluster, checkpoint: Path | None) -> Training:
+    """`setup` up to the training step: the parts that every process does alone."""
     config = copy.deepcopy(config)  # resolved below; the caller's config stays as it was
     _check_train_config(config)
     t = config.train
-    torch.manual_seed(t.seed)
+    torch.manual_seed(t.seed)  # the same on every process: the same initial weights
     bundle = data if data is not None else load_bundle(config)
     config.model = resolve_model_config(config.model, bundle)
-    device = torch.device(t.device)
+    device = cluster.device(resolve_device(t.device))
     model = build_model(config.model).to(device)
     if bundle.vocab is not None:
         model.vocab = bundle.vocab  # text in and out (vaekit.text.generate)
@@ -159,15 +223,38 @@ def setup(config: RunConfig, data: DataBundle | None = None, validate: bool = Tr
     o = config.objective
     objective = build_objective(o.name, steps_per_epoch=steps_per_epoch, epochs=t.epochs, **o.options)
     model.prior.init_from_data(train.x, torch.Generator().manual_seed(t.seed))  # e.g. VampPrior pseudo-inputs
-    run = Training(config, bundle, model, objective, make_optimizer(model, config), train, valid)
-    if resume and writer is not None:
+    check_shareable(len(train), t.batch_size, cluster)
+    run = Training(config, bundle, model, objective, make_optimizer(model, config), train, valid, cluster=cluster)
+    if resume and writer is not None and writer.run_dir is not None:
         run.state, run.history = writer.restore(model, run.optimizer)
+    elif resume and checkpoint is not None:
+        run.state = io.load_training_state(checkpoint, model, run.optimizer)
+    if cluster.distributed:
+        torch.manual_seed(t.seed + 1 + cluster.rank)  # dropout and other draws of the model's own: per process
     return run
 
 
 def _to_device(split: Split, device: torch.device) -> Split:
     move = (lambda t: None if t is None else t.to(device))
     return Split(move(split.x), move(split.y), move(split.mask))
+
+
+def _step_batch(run: Training, index: torch.Tensor, step: int) -> tuple[Batch, float]:
+    """This process's shard of the global batch `index` (rows of the training split), with the step's random
+    draws, and its loss weight world * n_r / n (0 for the one stand-in row of a process whose shard is empty)."""
+    rows = index.shape[0]
+    start, stop = shard_rows(rows, run.cluster)
+    weight = run.cluster.world * (stop - start) / rows
+    if stop == start:  # more processes than rows in this batch: take part in the all-reduce with weight 0
+        start, stop = 0, 1
+    batch = _batch(run.train, index[start:stop], run.model.conditional)
+    run.noise.start(step)
+    if run.bundle.dynamic_binarize:
+        batch.x = run.noise.binarize(batch.x, rows, start)
+    samples = samples_of(run.objective)
+    if samples is not None:
+        batch.noise = run.noise.normal(samples, rows, run.model.latent_dim, start, stop - start)
+    return batch, weight
 
 
 def fit(
@@ -183,28 +270,54 @@ def fit(
     names. With `run_dir`, writes config, metrics and checkpoints there (and, with `figures`, samples,
     reconstructions and curves), holding a lock on the folder. `resume` continues the run in `run_dir` with
     its saved config (`config` None, or one that differs only as `vaekit.resume` allows, e.g. more epochs).
-    `validate=False` skips the per-epoch validation pass (then the last weights are the result)."""
-    writer = RunWriter(run_dir, figures=figures)
-    try:
-        checkpoint = False
-        if resume:
-            saved, checkpoint = writer.reopen()
-            config = saved if config is None else check_resume(saved, config)
-        elif config is None:
-            raise TrainingError("fit needs a config (None only when resuming a run)")
-        with torch_threads(config.train.threads):
-            run = setup(config, data, validate, writer, resume=checkpoint)
+    `validate=False` skips the per-epoch validation pass (then the last weights are the result).
+
+    Started by `torchrun`, every process calls `fit` alike: it trains data-parallel (`vaekit.distributed`),
+    rank 0 writing the run folder and the others only reading it (to resume)."""
+    cluster = Cluster.from_environment()
+    device = torch.device("cpu")
+    if cluster.distributed:  # the backend follows the device: gloo for CPU, NCCL for CUDA
+        device = cluster.device(resolve_device(_device_of(config, run_dir)))
+    with cluster.session(device):
+        # Only rank 0 writes: the other processes keep their best weights in memory (identical, since DDP keeps
+        # every process's weights equal) and read the folder's checkpoint when resuming.
+        writer = RunWriter(run_dir if cluster.is_main else None, figures=figures)
+        try:
+            checkpoint = False
             if resume:
-                writer.save_config(run.config)  # an extended run records its new length
-            else:
-                writer.start(run.config, run.bundle)  # only once data, model, objective are valid: no empty folder
-            _loop(run, writer)
-            figures = writer.finish(run.model, run.bundle, run.history)
-    finally:
-        writer.close()
+                if run_dir is None:
+                    raise TrainingError("resuming needs the run folder to continue")
+                saved, checkpoint = cluster.from_main(writer.reopen if cluster.is_main else lambda: None)
+                config = saved if config is None else check_resume(saved, config)
+            elif config is None:
+                raise TrainingError("fit needs a config (None only when resuming a run)")
+            with torch_threads(config.train.threads):
+                last = None if cluster.is_main or not checkpoint else Path(run_dir) / io.LAST_CHECKPOINT
+                run = setup(config, data, validate, writer, resume=checkpoint, cluster=cluster, checkpoint=last)
+                if resume:
+                    cluster.from_main(lambda: writer.save_config(run.config))  # an extended run records its length
+                else:  # only once data, model, objective are valid: no empty folder
+                    cluster.from_main(lambda: writer.start(run.config, run.bundle))
+                _loop(run, writer)
+                figures = cluster.from_main(lambda: writer.finish(run.model, run.bundle, run.history))
+                if not cluster.is_main:
+                    writer.finish(run.model, run.bundle, run.history)  # the best weights kept in memory
+        finally:
+            writer.close()
     run.model.eval()
-    return FitResult(model=run.model, config=run.config, history=run.history, run_dir=writer.run_dir,
-                     figures=figures)
+    return FitResult(model=run.model, config=run.config, history=run.history,
+                     run_dir=None if run_dir is None else Path(run_dir), figures=figures or [])
+
+
+def _device_of(config: RunConfig | None, run_dir: str | Path | None) -> str:
+    """train.device of `config`, or (resuming) of the run folder's saved config; "cpu" when it cannot be read
+    (the error is then raised where the config is read)."""
+    if config is not None:
+        return config.train.device
+    try:
+        return io.load_config(Path(run_dir)).train.device
+    except Exception:  # noqa: BLE001 - reported properly by `writer.reopen`
+        return "cpu"
 
 
 def _loop(run: Training, writer: RunWriter) -> None:
@@ -212,9 +325,10 @@ def _loop(run: Training, writer: RunWriter) -> None:
     from tqdm.auto import tqdm
 
     t, state = run.config.train, run.state
+    main = run.cluster.is_main
     bar = tqdm(total=math.ceil(len(run.train) / t.batch_size) * t.epochs, initial=state["step"],
-               disable=not t.progress, unit="batch", dynamic_ncols=True)
-    collapse = CollapseWatch(run.model.latent_dim, t.epochs)
+               disable=not (t.progress and main), unit="batch", dynamic_ncols=True)
+    collapse = CollapseWatch(run.model.latent_dim, t.epochs) if main else None
     run.model.train()
     budget_start = time.perf_counter()
     try:
@@ -224,18 +338,22 @@ def _loop(run: Training, writer: RunWriter) -> None:
             started = time.perf_counter()
             train_terms, step = _train_epoch(run, epoch, bar)
             record = _epoch_record(run, epoch, step, train_terms, time.perf_counter() - started)
-            collapse.update(record, run.objective.warmed_up(state["step"]))
+            if collapse is not None:
+                collapse.update(record, run.objective.warmed_up(state["step"]))
             improved = _update_state(state, record, epoch, step)
             run.history.append(record)
             writer.epoch(record, run.model, run.optimizer, state, improved)
             bar.set_postfix(loss=f"{train_terms['loss']:.2f}", rate=f"{record['samples_per_s']:.0f}/s",
                             **({"valid": f"{record['valid_loss']:.2f}"} if "valid_loss" in record else {}))
-            log.info("epoch %d: %s", epoch + 1, record)
-            if _should_stop(state, t, budget_start, epoch):
+            if main:
+                log.info("epoch %d: %s", epoch + 1, record)
+            # every process stops together (the time limit is read on each one's clock)
+            if run.cluster.any(_should_stop(state, t, budget_start, epoch, main), run.device):
                 break
     finally:
         bar.close()
-    collapse.finish(run.history)
+    if collapse is not None:
+        collapse.finish(run.history)
 
 
 def _set_learning_rate(optimizer: torch.optim.Optimizer, lr: float, schedule: str, epoch: int, epochs: int) -> None:
@@ -249,10 +367,15 @@ def _epoch_record(run: Training, epoch: int, step: int, train_terms: dict, elaps
     """One line of metrics.jsonl: train terms, and validation terms with collapse diagnostics when validating."""
     record = {"epoch": epoch + 1, "step": step, "seconds": round(elapsed, 3),
               "samples_per_s": round(len(run.train) / elapsed, 1), **{f"train_{k}": v for k, v in train_terms.items()}}
+    if run.cluster.distributed:
+        record["processes"] = run.cluster.world
     if run.valid is not None:
-        valid_terms = average_terms(run.model, run.objective, run.valid, step)
-        diagnostics = posterior_diagnostics(run.model, run.valid.x, run.valid.y, mask=run.valid.mask)
+        valid_terms = average_terms(run.model, run.objective, run.valid, step, cluster=run.cluster,
+                                    noise_seed=run.config.train.seed + VALID_NOISE_SEED)
         record.update({f"valid_{k}": v for k, v in valid_terms.items()})
+        if not run.cluster.is_main:  # the diagnostics are for the metrics, which rank 0 writes
+            return record
+        diagnostics = posterior_diagnostics(run.model, run.valid.x, run.valid.y, mask=run.valid.mask)
         record.update(valid_kl_per_dim=[round(v, 4) for v in diagnostics.kl_per_dim],
                       active_units=diagnostics.active_units)
         if diagnostics.mutual_information is not None:
@@ -273,12 +396,14 @@ def _update_state(state: dict, record: dict, epoch: int, step: int) -> bool:
     return improved
 
 
-def _should_stop(state: dict, t, budget_start: float, epoch: int) -> bool:
+def _should_stop(state: dict, t, budget_start: float, epoch: int, main: bool = True) -> bool:
     if t.patience is not None and state["bad_epochs"] >= t.patience:
-        log.info("no better validation loss for %d epochs: stopping early", t.patience)
+        if main:
+            log.info("no better validation loss for %d epochs: stopping early", t.patience)
         return True
     if t.time_limit is not None and time.perf_counter() - budget_start > 60 * t.time_limit:
-        log.info("time limit of %.1f minutes reached after epoch %d", t.time_limit, epoch + 1)
+        if main:
+            log.info("time limit of %.1f minutes reached after epoch %d", t.time_limit, epoch + 1)
         return True
     return False
 
@@ -321,28 +446,47 @@ def _train_epoch(run: Training, epoch: int, bar) -> tuple[dict[str, float], int]
 
         order = length_bucketed(order, sentence_lengths(x), t.batch_size, generator)
     order = order.to(x.device)
+    device, precision = run.device, t.precision
     sums: dict[str, torch.Tensor] = {}
     for i, start in enumerate(range(0, x.shape[0], t.batch_size)):
-        batch = _batch(run.train, order[start : start + t.batch_size], run.model.conditional)
-        if run.bundle.dynamic_binarize:
-            batch.x = torch.bernoulli(batch.x)
-        loss = run.objective(run.model, batch, step)
+        batch, weight = _step_batch(run, order[start : start + t.batch_size], step)
+        with autocast(device, precision):
+            total, terms = run.step_module(batch, step, weight)
         run.optimizer.zero_grad(set_to_none=True)
-        loss.total.backward()
-        if t.grad_clip:
-            torch.nn.utils.clip_grad_norm_(run.model.parameters(), t.grad_clip)
-        run.optimizer.step()
+        _backward_and_step(run, total, t.grad_clip)
         step += 1
-        for key, value in loss.terms.items():
-            sums[key] = sums.get(key, 0.0) + value.detach().sum()
+        for key, value in terms.items():  # (a stand-in row of an empty shard adds nothing)
+            sums[key] = sums.get(key, 0.0) + (value.detach().float().sum() if weight > 0 else 0.0)
         if (i + 1) % FINITE_CHECK_EVERY == 0:
-            if not torch.isfinite(loss.total):
-                raise TrainingError(f"the loss became {float(loss.total)} at epoch {epoch + 1}, step {step}; the "
-                                    f"last good checkpoint is kept (try a lower train.lr or train.grad_clip)")
-            bar.update(FINITE_CHECK_EVERY)
+            if not run.cluster.any(not bool(torch.isfinite(total)), device):
+                bar.update(FINITE_CHECK_EVERY)
+                continue
+            run.cluster.fail(TrainingError(f"the loss became non-finite at epoch {epoch + 1}, step {step}; the last "
+                                           f"good checkpoint is kept (try a lower train.lr or train.grad_clip)"))
     bar.update(step - bar.n)
-    terms = {key: float(value) / x.shape[0] for key, value in sums.items()}
-    if not all(math.isfinite(v) for v in terms.values()):
-        raise TrainingError(f"the loss became non-finite during epoch {epoch + 1}; the last good checkpoint is "
-                            f"kept (try a lower train.lr or train.grad_clip)")
+    keys = list(sums)
+    totals = run.cluster.all_sum(torch.stack([torch.as_tensor(sums[k], device=device).to(torch.float64)
+                                              for k in keys]))  # the sums over every process's rows
+    terms = {key: float(value) / x.shape[0] for key, value in zip(keys, totals.tolist())}
+    if not all(math.isfinite(v) for v in terms.values()):  # (the same sums on every process)
+        run.cluster.fail(TrainingError(f"the loss became non-finite during epoch {epoch + 1}; the last good "
+                                       f"checkpoint is kept (try a lower train.lr or train.grad_clip)"))
     return terms, step
+
+
+def _backward_and_step(run: Training, total: torch.Tensor, grad_clip: float | None) -> None:
+    """Backward pass (DDP all-reduces the gradients during it), clipping, optimiser step; float16 through the
+    gradient scaler."""
+    scaler = run.scaler
+    if scaler is None:
+        total.backward()
+        if grad_clip:
+            torch.nn.utils.clip_grad_norm_(run.model.parameters(), grad_clip)
+        run.optimizer.step()
+        return
+    scaler.scale(total).backward()
+    if grad_clip:
+        scaler.unscale_(run.optimizer)
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), grad_clip)
+    scaler.step(run.optimizer)
+    scaler.update()

@@ -97,7 +97,9 @@ def encode_dataset(
 ) -> Embedding:
     """q(z|x) of every example of `x` (N, *event): means, variances, `n_samples` draws, and the KL per dimension.
 
-    `y` (N,) is kept as the embedding's labels; conditional models also see it when encoding.
+    `y` (N,) is kept as the embedding's labels; conditional models also see it when encoding. `x` is read in
+    slices of `batch_size` rows, so it may be a streamed split's rows (`vaekit.data.streaming.Rows`): memory is
+    then one slice plus the (N, D) results.
     """
     from tqdm.auto import tqdm
 

@@ -61,6 +61,7 @@ def anomaly_scores(model: VAE, x: torch.Tensor, score: str = "nll", k: int = 100
 
     `score` is one of "nll", "elbo", "recon" (see the module docstring); `k` is the number of importance
     samples ("nll") or Monte Carlo draws ("elbo"). Seeded with `seed` without touching torch's global RNG.
+    `x` is read `batch_size` rows at a time, so it may be a streamed split's rows (`vaekit.data.streaming.Rows`).
     """
     from tqdm.auto import tqdm
 

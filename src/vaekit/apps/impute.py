@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from ..distributions import Masked
@@ -105,11 +106,17 @@ def impute_gibbs(model: VAE, x: torch.Tensor, mask: torch.Tensor, steps: int = 2
 
 
 def impute(model: VAE, x: torch.Tensor, mask: torch.Tensor, method: str = "importance", samples: int = 1000,
-           batch_size: int = 256, seed: int = 0, progress: bool = False) -> torch.Tensor:
+           batch_size: int = 256, seed: int = 0, progress: bool = False, out=None) -> torch.Tensor:
     """Single imputation of `x` (N, *event) where `mask` is 0 by `method` ("importance": `samples` importance
     samples; "pseudo-gibbs" / "metropolis": `samples` chain steps), in batches, seeded without touching the
-    global RNG. Observed entries are returned unchanged."""
+    global RNG. Observed entries are returned unchanged.
+
+    `x` and `mask` may be streamed rows (`vaekit.data.streaming.Rows`), read a batch at a time; `out` (an array
+    or tensor (N, *event), e.g. `np.lib.format.open_memmap(path, "w+", "float32", x.shape)`) then receives the
+    result batch by batch, and is returned, instead of one tensor in memory."""
     from tqdm.auto import tqdm
+
+    from ..data.streaming import is_streamed
 
     if method not in METHODS:
         raise ConfigError(f"unknown imputation method {method!r}; choose one of: {', '.join(METHODS)}")
@@ -117,15 +124,22 @@ def impute(model: VAE, x: torch.Tensor, mask: torch.Tensor, method: str = "impor
         raise ConfigError(f"the number of samples must be >= 1, got {samples}")
     # Bound the (samples, batch, *event) tensors that one step holds to about 4M numbers.
     batch_size = max(1, min(batch_size, ROWS_BUDGET // (samples * math.prod(x.shape[1:]))))
-    out = []
+    if out is None and is_streamed(x):  # the completed copy would be as large as the streamed data
+        limits.check_allocation(limits.nbytes(x.shape), f"imputing {x.shape[0]:,} streamed examples into memory "
+                                "(pass out=, e.g. an np.lib.format.open_memmap)")
+    parts = []
     with seeded(seed):
         for start in tqdm(range(0, x.shape[0], batch_size), disable=not progress, desc="imputing", unit="batch"):
             xb, mb = x[start : start + batch_size], mask[start : start + batch_size]
             if method == "importance":
-                out.append(impute_importance(model, xb, mb, k=samples)[0])
+                filled = impute_importance(model, xb, mb, k=samples)[0]
             else:
-                out.append(impute_gibbs(model, xb, mb, steps=samples, metropolis=method == "metropolis")[0])
-    return torch.cat(out)
+                filled = impute_gibbs(model, xb, mb, steps=samples, metropolis=method == "metropolis")[0]
+            if out is None:
+                parts.append(filled)
+            else:  # written as it is made: memory stays one batch
+                out[start : start + filled.shape[0]] = filled.cpu().numpy() if isinstance(out, np.ndarray) else filled
+    return torch.cat(parts) if out is None else out
 
 
 __all__ = ["impute_importance", "impute_gibbs", "impute",

@@ -88,6 +88,7 @@ def register(sub) -> None:
 
 def cmd_train(args) -> int:
     from .. import build_run_config, fit
+    from ..distributed import Cluster
 
     flags = {"data.name": args.data, "data.root": args.data_root, "train.epochs": args.epochs,
              "train.batch_size": args.batch_size, "train.lr": args.lr, "model.latent_dim": args.latent_dim,
@@ -111,6 +112,8 @@ def cmd_train(args) -> int:
         config = build_run_config(args.config, overrides)
     out = Path(args.out or f"runs/{Path(config.data.name).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
     result = fit(config, out, resume=args.resume, figures=True)
+    if not Cluster.from_environment().is_main:  # a process of a torchrun job: rank 0 reports
+        return 0
     last = result.history[-1] if result.history else {}
     print(f"run folder: {out}")
     if last:

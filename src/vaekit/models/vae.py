@@ -32,11 +32,16 @@ PRIOR_BLOCK = 4096
 
 @dataclass
 class Batch:
-    """A mini-batch: data (B, *event), optional labels (B,) and observation mask (B, *event) with 1 = observed."""
+    """A mini-batch: data (B, *event), optional labels (B,) and observation mask (B, *event) with 1 = observed.
+
+    `noise` (S, B, D), when given, holds the standard normal draws of the reparameterisation z = mu + sigma * eps
+    (the training loop draws them for the whole global batch from a per-step seed and gives each process its
+    rows, so that training computes the same whatever the number of processes); None: drawn by q(z|x) itself."""
 
     x: torch.Tensor
     y: torch.Tensor | None = None
     mask: torch.Tensor | None = None
+    noise: torch.Tensor | None = None
 
 
 @dataclass
@@ -116,11 +121,20 @@ class VAE(nn.Module):
         return self.likelihood(params.view(*lead, *params.shape[1:]))
 
     def forward(
-        self, x: torch.Tensor, y: torch.Tensor | None = None, n_samples: int = 1, mask: torch.Tensor | None = None
+        self, x: torch.Tensor, y: torch.Tensor | None = None, n_samples: int = 1, mask: torch.Tensor | None = None,
+        noise: torch.Tensor | None = None,
     ) -> VAEOutput:
-        """Encode, draw `n_samples` reparameterised z ~ q(z|x) (z = mu + sigma * eps), decode."""
+        """Encode, draw `n_samples` reparameterised z ~ q(z|x) (z = mu + sigma * eps), decode. `noise` (S, B, D)
+        gives eps (standard normal draws) instead of drawing them."""
         qz = self.encode(x, y, mask)
-        z = qz.rsample((n_samples,))  # (S, B, D)
+        if noise is None:
+            z = qz.rsample((n_samples,))  # (S, B, D)
+        else:
+            expected = (n_samples, x.shape[0], self.latent_dim)
+            if tuple(noise.shape) != expected:
+                raise ConfigError(f"noise must have shape {expected} (samples, batch, latent), got {tuple(noise.shape)}")
+            normal = qz.base_dist  # the diagonal Gaussian of `encode`
+            z = normal.loc + normal.scale * noise.to(normal.loc)
         px = self.decode(z, y)
         if mask is not None:
             px = Masked(px, mask)
