@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -170,3 +171,32 @@ def test_more_processes_than_examples_or_batch_rows_are_refused():
     with pytest.raises(ConfigError, match="at least 4"):
         check_shareable(100, 2, Cluster(0, 4))
     check_shareable(4, 4, Cluster(0, 4))
+
+
+# --- compiled and mixed-precision training steps ---------------------------------------------------------------
+
+
+def _short_fit(**train):
+    import vaekit
+
+    config = vaekit.build_run_config(None, ["data.name=digits", "model.latent_dim=4", "model.network.hidden=[32]",
+                                            "objective.warmup_epochs=1", "train.epochs=2", "train.progress=false",
+                                            *[f"train.{k}={json.dumps(v)}" for k, v in train.items()]])
+    return vaekit.fit(config, validate=True)
+
+
+def test_compiled_training_computes_what_eager_training_does():
+    eager, compiled = _short_fit(compile=False), _short_fit(compile=True)
+    for a, b in zip(eager.history, compiled.history):
+        for key in ("train_loss", "train_kl", "valid_loss"):
+            assert a[key] == pytest.approx(b[key], rel=1e-4), key
+    for (name, p), q in zip(eager.model.state_dict().items(), compiled.model.state_dict().values()):
+        torch.testing.assert_close(p, q, rtol=1e-3, atol=1e-4, msg=name)
+
+
+def test_bfloat16_autocast_trains_close_to_float32():
+    full, half = _short_fit(), _short_fit(precision="bfloat16")
+    assert all(math.isfinite(r["train_loss"]) for r in half.history)
+    # bfloat16 keeps 8 bits of mantissa: the losses agree to about a percent, not to float32's tolerance
+    assert half.history[-1]["valid_loss"] == pytest.approx(full.history[-1]["valid_loss"], rel=0.03)
+    assert half.history[-1]["valid_loss"] < half.history[0]["train_loss"]  # it learned

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
 
 import vaekit
 from vaekit.objectives import ELBO, KLSchedule
@@ -38,3 +39,13 @@ def test_the_elbo_config_entry_takes_the_logistic_schedule_in_epochs():
         ELBO(kl_schedule="cyclical", warmup_steps=10, total_steps=100)
     with pytest.raises(vaekit.ConfigError, match="unknown kl_schedule"):
         ELBO(kl_schedule="sigmoid")
+
+
+@pytest.mark.parametrize("kind, options", [("linear", {"warmup_steps": 37}), ("logistic", {"warmup_steps": 50}),
+                                           ("cyclical", {"total_steps": 400, "cycles": 3, "ratio": 0.4}),
+                                           ("constant", {})])
+def test_a_step_in_a_tensor_gives_the_same_weight(kind, options):
+    # (a compiled training step passes the step as a 0-dim tensor)
+    schedule = KLSchedule(kind, **options)
+    for step in range(0, 450, 7):
+        assert float(schedule(torch.tensor(float(step), dtype=torch.float64))) == pytest.approx(schedule(step), abs=1e-12)

@@ -15,7 +15,8 @@
     IWAE_k(x) = E[log (1/k) sum_i p(x, z_i) / q(z_i|x)],  z_i ~ q(z|x)             (Burda et al. 2016)
 
 An objective is called as `objective(model, batch, step) -> Loss`; `Loss.total` is the scalar to minimise
-and `Loss.terms` holds per-example values (B,) in nats, for logging.
+and `Loss.terms` holds per-example values (B,) in nats, for logging. `step` is an int, or a 0-dim float64 tensor
+(what a compiled training step passes, so that a new step is a new input value rather than a new graph).
 """
 
 from __future__ import annotations
@@ -104,7 +105,9 @@ class KLSchedule:
             return self.ratio * self.period
         return float(self.warmup_steps) if self.kind in WARMUP_SCHEDULES else 0.0
 
-    def __call__(self, step: int) -> float:
+    def __call__(self, step: int | torch.Tensor) -> float | torch.Tensor:
+        if torch.is_tensor(step):
+            return self._tensor_weight(step)
         position = step % self.period if self.kind == "cyclical" else step  # steps into the current period
         if self.ramp <= 0 or position >= self.ramp:
             return 1.0
@@ -114,15 +117,31 @@ class KLSchedule:
             fraction = (1.0 / (1.0 + math.exp(-LOGISTIC_SPAN * (2.0 * fraction - 1.0))) - low) / (high - low)
         return fraction
 
+    def _tensor_weight(self, step: torch.Tensor) -> torch.Tensor:
+        """The same weight for a step held in a 0-dim tensor, without Python branches on its value (a compiled
+        training step then needs no recompiling as the step changes)."""
+        position = torch.remainder(step, self.period) if self.kind == "cyclical" else step
+        if self.ramp <= 0:
+            return torch.ones_like(step)
+        fraction = (position / self.ramp).clamp(0.0, 1.0)
+        if self.kind == "logistic":
+            low, high = (1.0 / (1.0 + math.exp(LOGISTIC_SPAN * sign)) for sign in (1.0, -1.0))
+            curve = (torch.sigmoid(LOGISTIC_SPAN * (2.0 * fraction - 1.0)) - low) / (high - low)
+            fraction = torch.where(fraction >= 1.0, torch.ones_like(fraction), curve)
+        return fraction
+
     def warmed_up(self, step: int) -> bool:
         """True once the first ramp is over (the KL term has had its full weight)."""
         return step >= self.ramp
 
 
-def capacity(step: int, capacity_max: float, capacity_steps: int) -> float:
-    """C(step) = capacity_max * min(1, step / capacity_steps), in nats (Burgess et al. 2018)."""
+def capacity(step: int | torch.Tensor, capacity_max: float, capacity_steps: int) -> float | torch.Tensor:
+    """C(step) = capacity_max * min(1, step / capacity_steps), in nats (Burgess et al. 2018); `step` may be a
+    0-dim tensor (see KLSchedule)."""
     if capacity_steps <= 0:
         return capacity_max
+    if torch.is_tensor(step):
+        return capacity_max * (step / capacity_steps).clamp(max=1.0)
     return capacity_max * min(1.0, step / capacity_steps)
 
 

@@ -103,6 +103,10 @@ class StandardNormalPrior(Prior):
     def forward(self) -> D.Independent:
         return diagonal_normal(self.loc, self.scale)
 
+    def kl(self, qz: D.Distribution, z: torch.Tensor, pz: D.Distribution | None = None) -> torch.Tensor:
+        # The closed form below rather than torch's kl_divergence, whose dispatch torch.compile cannot trace.
+        return self.kl_per_dim(qz).sum(-1)
+
     def kl_per_dim(self, qz: D.Independent) -> torch.Tensor:
         # KL(N(mu, s^2) || N(0, 1)) = (mu^2 + s^2 - 1) / 2 - log s, per dimension.
         mu, s = qz.base_dist.loc, qz.base_dist.scale

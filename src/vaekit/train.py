@@ -451,7 +451,7 @@ def _train_epoch(run: Training, epoch: int, bar) -> tuple[dict[str, float], int]
     for i, start in enumerate(range(0, x.shape[0], t.batch_size)):
         batch, weight = _step_batch(run, order[start : start + t.batch_size], step)
         with autocast(device, precision):
-            total, terms = run.step_module(batch, step, weight)
+            total, terms = run.step_module(batch, *_step_inputs(step, weight, t.compile))
         run.optimizer.zero_grad(set_to_none=True)
         _backward_and_step(run, total, t.grad_clip)
         step += 1
@@ -472,6 +472,14 @@ def _train_epoch(run: Training, epoch: int, bar) -> tuple[dict[str, float], int]
         run.cluster.fail(TrainingError(f"the loss became non-finite during epoch {epoch + 1}; the last good "
                                        f"checkpoint is kept (try a lower train.lr or train.grad_clip)"))
     return terms, step
+
+
+def _step_inputs(step: int, weight: float, compiled: bool) -> tuple:
+    """(step, weight) as the training step takes them: 0-dim float64 tensors for a compiled step (new values of
+    a Python number would each compile a new graph), plain numbers otherwise."""
+    if not compiled:
+        return step, weight
+    return torch.tensor(float(step), dtype=torch.float64), torch.tensor(weight, dtype=torch.float64)
 
 
 def _backward_and_step(run: Training, total: torch.Tensor, grad_clip: float | None) -> None:
