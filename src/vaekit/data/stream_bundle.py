@@ -34,7 +34,7 @@ from .standardize import Standardizer
 from .streaming import IdxSource, ImageFolderSource, NpySource, RowView, Source
 
 # Bytes of raw values one chunk of a scan reads (its float32 copy and checks take a few times that).
-SCAN_CHUNK_BYTES = 16 * 2**20
+SCAN_CHUNK_BYTES = 4 * 2**20
 # Registered data sets stored as IDX files (the loaders of vaekit.data.mnist).
 IDX_SETS = ("mnist", "fashion-mnist")
 GUNZIP = "gunzip the IDX files (gunzip -k {folder}/*.gz) so they can be memory-mapped, or raise data.memory_limit"
@@ -157,7 +157,7 @@ def scan(source: Source, name: str) -> tuple[EventLayout, ValueKind]:
             whole = whole and bool((finite == np.round(finite)).all())
         if finite.size:
             lo, hi = min(lo, float(finite.min())), max(hi, float(finite.max()))
-        f32 = finite.astype(np.float32)
+        f32 = finite.astype(np.float32) if dtype.kind == "f" else finite  # whole numbers compare as they are
         if f32.size:
             lo32, hi32 = min(lo32, float(f32.min())), max(hi32, float(f32.max()))
         in01 = in01 and bool(((f32 == 0) | (f32 == 1)).all())
