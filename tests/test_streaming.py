@@ -294,3 +294,24 @@ def test_streaming_a_file_much_larger_than_the_limit_keeps_resident_memory_bound
     assert report["streamed"] and report["seen"] == n and report["encoded"] == n
     margin = 64 * 2**20 + 96 * 2**20
     assert report["peak"] - report["base"] < margin, report
+
+
+def test_training_on_streamed_data_equals_training_in_memory(tmp_path):
+    # The loop reads a streamed split through batch_loader (a worker process reading ahead), in the same
+    # seeded order as in-memory slicing: the same losses, epoch by epoch.
+    import vaekit
+
+    x = (np.random.default_rng(0).random((600, 1, 6, 6)) * 255).astype(np.uint8)
+    np.save(tmp_path / "grey.npy", x)
+    histories = []
+    for limit in (None, "60K"):
+        overrides = [f"data.name={tmp_path / 'grey.npy'}", "train.epochs=2", "train.progress=false",
+                     "model.latent_dim=3", "model.network.hidden=[16]", "data.workers=1", "train.batch_size=50"]
+        if limit:
+            overrides.append(f"data.memory_limit={limit}")
+        result = vaekit.fit(vaekit.build_run_config(None, overrides))
+        histories.append([(r["train_loss"], r["valid_loss"]) for r in result.history])
+    assert histories[0] == pytest.approx(histories[1], rel=1e-6)
+    with pytest.raises(vaekit.errors.ResourceError, match="over the memory limit"):
+        vaekit.fit(vaekit.build_run_config(None, [f"data.name={tmp_path / 'grey.npy'}", "data.memory_limit=4K",
+                                                  "train.progress=false"]))

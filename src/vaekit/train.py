@@ -27,10 +27,12 @@ from typing import Iterator
 
 import torch
 
-from . import io
+from . import io, limits
 from .build import build_model, resolve_model_config
 from .config import RunConfig, check_device_available, default_epochs, resolve_device
 from .data import DataBundle, Split, load_data
+from .data.streaming import batch_loader, check_batch_fits, is_streamed
+from .limits import parse_size
 from .distributed import Cluster, check_shareable, shard_rows
 from .errors import TrainingError
 from .evaluate import posterior_diagnostics
@@ -94,6 +96,7 @@ def load_bundle(config: RunConfig) -> DataBundle:
     return load_data(
         d.name, d.root, binarize=d.binarize, valid_fraction=d.valid_fraction, test_fraction=d.test_fraction,
         limit=d.limit, seed=d.seed, label_column=d.label_column, max_len=d.max_len, vocab_size=d.vocab_size,
+        memory_limit=d.memory_limit,
     )
 
 
@@ -224,6 +227,11 @@ def _prepare(config: RunConfig, data: DataBundle | None, validate: bool, writer:
     objective = build_objective(o.name, steps_per_epoch=steps_per_epoch, epochs=t.epochs, **o.options)
     model.prior.init_from_data(train.x, torch.Generator().manual_seed(t.seed))  # e.g. VampPrior pseudo-inputs
     check_shareable(len(train), t.batch_size, cluster)
+    if is_streamed(train.x):  # read from disk batch by batch: the batches in flight must fit the limit
+        limit = parse_size(config.data.memory_limit) if config.data.memory_limit else limits.memory_budget()
+        check_batch_fits(train, t.batch_size, limit, workers=config.data.workers)
+        log.info("the training split (%d examples) is streamed from disk by %d worker(s)", len(train),
+                 config.data.workers)
     run = Training(config, bundle, model, objective, make_optimizer(model, config), train, valid, cluster=cluster)
     if resume and writer is not None and writer.run_dir is not None:
         run.state, run.history = writer.restore(model, run.optimizer)
@@ -239,15 +247,25 @@ def _to_device(split: Split, device: torch.device) -> Split:
     return Split(move(split.x), move(split.y), move(split.mask))
 
 
-def _step_batch(run: Training, index: torch.Tensor, step: int) -> tuple[Batch, float]:
-    """This process's shard of the global batch `index` (rows of the training split), with the step's random
-    draws, and its loss weight world * n_r / n (0 for the one stand-in row of a process whose shard is empty)."""
-    rows = index.shape[0]
-    start, stop = shard_rows(rows, run.cluster)
-    weight = run.cluster.world * (stop - start) / rows
+def _shard(index: torch.Tensor, cluster: Cluster) -> tuple[torch.Tensor, int, float]:
+    """This process's rows of the global batch `index`, where they start in it, and the loss weight
+    world * n_r / n (0 for the one stand-in row of a process whose shard is empty)."""
+    start, stop = shard_rows(index.shape[0], cluster)
+    weight = cluster.world * (stop - start) / index.shape[0]
     if stop == start:  # more processes than rows in this batch: take part in the all-reduce with weight 0
         start, stop = 0, 1
-    batch = _batch(run.train, index[start:stop], run.model.conditional)
+    return index[start:stop], start, weight
+
+
+def _step_batch(run: Training, index: torch.Tensor, step: int, read: Split | None = None) -> tuple[Batch, float]:
+    """This process's shard of the global batch `index` (rows of the training split), with the step's random
+    draws, and its loss weight (`_shard`); `read`: the shard's data, when already read (streamed data)."""
+    part, start, weight = _shard(index, run.cluster)
+    if read is None:
+        batch = _batch(run.train, part, run.model.conditional)
+    else:
+        batch = Batch(read.x, read.y if run.model.conditional else None, read.mask)
+    rows, stop = index.shape[0], start + part.shape[0]
     run.noise.start(step)
     if run.bundle.dynamic_binarize:
         batch.x = run.noise.binarize(batch.x, rows, start)
@@ -445,11 +463,16 @@ def _train_epoch(run: Training, epoch: int, bar) -> tuple[dict[str, float], int]
         from .text.batching import length_bucketed, sentence_lengths
 
         order = length_bucketed(order, sentence_lengths(x), t.batch_size, generator)
-    order = order.to(x.device)
     device, precision = run.device, t.precision
+    batches = list(torch.split(order, t.batch_size))  # the global batches, in order
+    streamed = is_streamed(x)
+    if streamed:  # DataLoader workers read this process's shard of each batch ahead of the loop
+        reader = batch_loader(run.train, [_shard(b, run.cluster)[0] for b in batches], run.config.data.workers)
+    else:
+        batches = [b.to(x.device) for b in batches]
     sums: dict[str, torch.Tensor] = {}
-    for i, start in enumerate(range(0, x.shape[0], t.batch_size)):
-        batch, weight = _step_batch(run, order[start : start + t.batch_size], step)
+    for i, index in enumerate(batches):
+        batch, weight = _step_batch(run, index, step, next(reader) if streamed else None)
         with autocast(device, precision):
             total, terms = run.step_module(batch, *_step_inputs(step, weight, t.compile))
         run.optimizer.zero_grad(set_to_none=True)
