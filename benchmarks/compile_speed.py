@@ -9,6 +9,9 @@ from the same seed; the report gives the largest relative difference of their wa
 
     VAEKIT_DATA=../shared/data python benchmarks/compile_speed.py --threads 2 --rounds 3 --batch-sizes 128 1024
 
+With `--device cuda` the same comparison runs on a GPU (data moved there once; the matmul peak is the GPU's):
+the "vaekit eager / hand eager" ratio is then the GPU claim (vaekit within 10% of a hand-written GPU loop).
+
 FLOP per training example: 3 x the forward pass's 2 * sum(fan_in * fan_out) of the linear layers (the backward
 pass costs about twice the forward one); elementwise work is not counted.
 """
@@ -61,14 +64,14 @@ class HandLoop:
     def __init__(self, x: torch.Tensor, batch_size: int, compiled: bool) -> None:
         torch.manual_seed(0)
         self.x, self.batch_size = x, batch_size
-        self.model = ExamplesVAE()
+        self.model = ExamplesVAE().to(x.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3, fused=True)
         self.loss = torch.compile(examples_loss) if compiled else examples_loss
         self.generator = torch.Generator().manual_seed(0)
 
     def epoch(self) -> float:
         start = time.perf_counter()
-        order = torch.randperm(self.x.shape[0], generator=self.generator)
+        order = torch.randperm(self.x.shape[0], generator=self.generator).to(self.x.device)
         for i in range(0, self.x.shape[0], self.batch_size):
             loss = self.loss(self.model, self.x[order[i : i + self.batch_size]])
             self.optimizer.zero_grad(set_to_none=True)
@@ -81,11 +84,11 @@ class HandLoop:
 class VaekitLoop:
     """vaekit's own loop (`vaekit.train._train_epoch`), eager or with train.compile."""
 
-    def __init__(self, bundle, batch_size: int, compiled: bool) -> None:
+    def __init__(self, bundle, batch_size: int, compiled: bool, device: str = "cpu") -> None:
         config = vaekit.build_run_config(None, [
             "data.name=binarized-mnist", "model.latent_dim=20", "model.network=mlp", "model.network.hidden=[400]",
             "model.likelihood=bernoulli", f"train.batch_size={batch_size}", "train.progress=false",
-            f"train.compile={'true' if compiled else 'false'}", "train.epochs=1000"])
+            f"train.compile={'true' if compiled else 'false'}", "train.epochs=1000", f"train.device={device}"])
         self.run = setup(config, data=bundle, validate=False)
         self.epochs = 0
         self.terms: dict = {}
@@ -94,20 +97,25 @@ class VaekitLoop:
         from tqdm import tqdm
 
         start = time.perf_counter()
-        terms, step = _train_epoch(self.run, self.epochs, tqdm(disable=True))
+        terms, step = _train_epoch(self.run, self.epochs, tqdm(disable=True))  # (ends reading the terms: synced)
         self.run.state["step"] = step
         self.epochs += 1
         self.terms = self.terms or terms  # the first (warm-up) epoch's terms: compared eager vs compiled
         return len(self.run.train) / (time.perf_counter() - start)
 
 
-def matmul_flops(size: int = 1024, repeats: int = 20) -> float:
-    """Best-of-`repeats` FLOP/s of a size x size float32 matmul."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
+def matmul_flops(device: torch.device, size: int = 1024, repeats: int = 20) -> float:
+    """Best-of-`repeats` FLOP/s of a size x size float32 matmul (on a GPU: 4096, timed to completion)."""
+    size = 4096 if device.type == "cuda" else size
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
     best = float("inf")
     for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
         start = time.perf_counter()
         torch.mm(a, b)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
         best = min(best, time.perf_counter() - start)
     return 2 * size**3 / best
 
@@ -117,15 +125,19 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[128, 1024])
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--out", help="write the report as JSON here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
     bundle = vaekit.load_data("binarized-mnist")
-    x = bundle.split("train").x.reshape(-1, 784)
-    report = {"machine": platform.processor() or platform.machine(), "threads": args.threads,
+    x = bundle.split("train").x.reshape(-1, 784).to(device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
+    report = {"machine": name, "device": args.device, "threads": args.threads,
               "torch": torch.__version__, "train_flop_per_example": TRAIN_FLOP, "batch_sizes": {}}
     for batch_size in args.batch_sizes:
-        loops = {"vaekit eager": VaekitLoop(bundle, batch_size, False), "vaekit compiled": VaekitLoop(bundle, batch_size, True),
+        loops = {"vaekit eager": VaekitLoop(bundle, batch_size, False, args.device),
+                 "vaekit compiled": VaekitLoop(bundle, batch_size, True, args.device),
                  "hand eager": HandLoop(x, batch_size, False), "hand compiled": HandLoop(x, batch_size, True)}
         warmup = {}
         for name, loop in loops.items():  # compiles happen here, untimed
@@ -135,7 +147,7 @@ def main() -> None:
         rates: dict[str, list[float]] = {name: [] for name in loops}
         peaks = []
         for round_ in range(args.rounds):
-            peaks.append(matmul_flops())
+            peaks.append(matmul_flops(device))
             for name, loop in loops.items():
                 rates[name].append(loop.epoch())
             print(f"batch {batch_size} round {round_ + 1}: " + ", ".join(f"{k} {v[-1]:.0f}/s" for k, v in rates.items()),

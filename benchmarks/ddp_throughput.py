@@ -11,6 +11,8 @@ In the 2-process runs the script also measures, on the same model and batches:
 The all-reduce's cost per step is about step_ms - step_no_sync_ms (DDP overlaps it with the backward pass).
 
     VAEKIT_DATA=../shared/data python benchmarks/ddp_throughput.py --rounds 3 --epochs 2 --batch-size 128
+
+With `--device cuda --processes N` it compares 1 GPU with N GPUs (NCCL), one process per GPU.
 """
 
 from __future__ import annotations
@@ -26,13 +28,13 @@ import time
 import torch
 
 
-def _config(batch_size: int, threads: int):
+def _config(batch_size: int, threads: int, device: str):
     import vaekit
 
     return vaekit.build_run_config(None, [
         "data.name=binarized-mnist", "model.latent_dim=20", "model.network=mlp", "model.network.hidden=[400]",
         "model.likelihood=bernoulli", f"train.batch_size={batch_size}", "train.progress=false",
-        f"train.threads={threads}", "train.epochs=1000"])
+        f"train.threads={threads}", "train.epochs=1000", f"train.device={device}"])
 
 
 def worker(args) -> None:
@@ -44,11 +46,11 @@ def worker(args) -> None:
     from vaekit.train import _step_batch, _train_epoch, setup
 
     cluster = Cluster.from_environment()
-    threads = 2 if cluster.world == 1 else 1
+    threads = args.threads if cluster.world == 1 else max(1, args.threads // cluster.world)
     torch.set_num_threads(threads)
     bundle = vaekit.load_data("binarized-mnist")
-    with cluster.session(torch.device("cpu")):
-        run = setup(_config(args.batch_size, threads), data=bundle, validate=False, cluster=cluster)
+    with cluster.session(cluster.device(args.device)):
+        run = setup(_config(args.batch_size, threads, args.device), data=bundle, validate=False, cluster=cluster)
         rates = []
         for epoch in range(args.epochs + 1):
             start = time.perf_counter()
@@ -89,7 +91,7 @@ def _sync_costs(run, step_batch, cluster, steps: int = 100) -> dict:
             one_step()
 
     size = sum(p.numel() for p in run.model.parameters())
-    buffer = torch.zeros(size)
+    buffer = torch.zeros(size, device=run.device)
     return {"step_ms": timed(one_step), "step_no_sync_ms": timed(no_sync_step),
             "all_reduce_ms": timed(lambda: dist.all_reduce(buffer)), "gradient_values": size}
 
@@ -99,15 +101,20 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--device", default="cpu", help="cpu (gloo) or cuda (NCCL, one GPU per process)")
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads in all (shared by the processes)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", help="write the report as JSON here")
     args = parser.parse_args()
     if args.worker:
         return worker(args)
-    common = [__file__, "--worker", "--epochs", str(args.epochs), "--batch-size", str(args.batch_size)]
-    commands = {"1 process x 2 threads": [sys.executable, *common],
-                "2 processes x 1 thread": [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                                           "--nproc_per_node=2", *common]}
+    common = [__file__, "--worker", "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
+              "--device", args.device, "--threads", str(args.threads)]
+    n = args.processes
+    commands = {"1 process": [sys.executable, *common],
+                f"{n} processes": [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                   f"--nproc_per_node={n}", *common]}
     results: dict[str, list[dict]] = {name: [] for name in commands}
     for round_ in range(args.rounds):
         for name, command in commands.items():
@@ -120,8 +127,9 @@ def main() -> None:
     summary = {name: {key: round(statistics.median(r[key] for r in runs), 3) for key in runs[0]}
                for name, runs in results.items()}
     one, two = (summary[name]["samples_per_s"] for name in commands)
-    report = {"batch_size": args.batch_size, "epochs_per_round": args.epochs, "rounds": args.rounds,
-              "median": summary, "2 processes / 1 process": round(two / one, 3)}
+    report = {"device": args.device, "threads_in_all": args.threads, "batch_size": args.batch_size,
+              "epochs_per_round": args.epochs, "rounds": args.rounds, "median": summary,
+              f"{n} processes / 1 process": round(two / one, 3)}
     text = json.dumps(report, indent=2)
     print(text)
     if args.out:

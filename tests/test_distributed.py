@@ -200,3 +200,25 @@ def test_bfloat16_autocast_trains_close_to_float32():
     # bfloat16 keeps 8 bits of mantissa: the losses agree to about a percent, not to float32's tolerance
     assert half.history[-1]["valid_loss"] == pytest.approx(full.history[-1]["valid_loss"], rel=0.03)
     assert half.history[-1]["valid_loss"] < half.history[0]["train_loss"]  # it learned
+
+
+def test_device_auto_trains_where_it_can():
+    result = _short_fit(device="auto")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert next(result.model.parameters()).device.type == expected
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_training_matches_cpu_training():
+    cpu, gpu = _short_fit(device="cpu"), _short_fit(device="cuda")
+    for a, b in zip(cpu.history, gpu.history):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-3)
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 CUDA devices")
+def test_nccl_processes_train_what_one_gpu_trains(tmp_path):
+    (tmp_path / "run.toml").write_text(CONFIG.replace("threads = 1", 'threads = 1\ndevice = "cuda"'))
+    one = _vaekit(["train", "--config", "run.toml", "--out", "one"], tmp_path)
+    two = _torchrun(["train", "--config", "run.toml", "--out", "two"], 2, tmp_path)
+    assert one.returncode == 0 and two.returncode == 0, two.stderr[-3000:]
+    _assert_same_run(tmp_path / "one", tmp_path / "two")

@@ -186,7 +186,7 @@ def test_plugin_options_refuse_nonfinite_and_huge_numbers(key, value):
 
 
 @SETTINGS
-@given(device=st.one_of(st.sampled_from(["cpu", "cuda", "cuda:0", "cuda:7", "mps", "bogus", "", "cpu:0", "cuda:-1",
+@given(device=st.one_of(st.sampled_from(["auto", "cpu", "cuda", "cuda:0", "cuda:7", "mps", "bogus", "", "cpu:0", "cuda:-1",
                                          "meta", "xla", "CUDA", "gpu", "cuda:x"]), st.text(max_size=8)))
 def test_device_must_exist_on_this_machine(device):
     import torch
@@ -197,7 +197,9 @@ def test_device_must_exist_on_this_machine(device):
         assert "train.device" in str(error) and len(str(error).splitlines()) == 1, str(error)
         COUNTS["config: train.device"]["clean error"] += 1
         return
-    kind = torch.device(config.train.device).type
+    from vaekit.config import resolve_device
+
+    kind = torch.device(resolve_device(config.train.device)).type  # "auto": cuda when there is one, else cpu
     assert config.train.device == device
     assert kind == "cpu" or (kind == "cuda" and torch.cuda.is_available()), device
     COUNTS["config: train.device"]["correct result"] += 1

@@ -464,12 +464,12 @@ def _train_epoch(run: Training, epoch: int, bar) -> tuple[dict[str, float], int]
 
         order = length_bucketed(order, sentence_lengths(x), t.batch_size, generator)
     device, precision = run.device, t.precision
-    batches = list(torch.split(order, t.batch_size))  # the global batches, in order
     streamed = is_streamed(x)
-    if streamed:  # DataLoader workers read this process's shard of each batch ahead of the loop
+    # The global batches, in order: on the data's device (moved once, not per batch, which would sync a GPU),
+    # or on the CPU for streamed data, whose DataLoader workers read this process's shard of each batch ahead.
+    batches = list(torch.split(order if streamed else order.to(x.device), t.batch_size))
+    if streamed:
         reader = batch_loader(run.train, [_shard(b, run.cluster)[0] for b in batches], run.config.data.workers)
-    else:
-        batches = [b.to(x.device) for b in batches]
     sums: dict[str, torch.Tensor] = {}
     for i, index in enumerate(batches):
         batch, weight = _step_batch(run, index, step, next(reader) if streamed else None)
