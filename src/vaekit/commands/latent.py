@@ -164,7 +164,10 @@ def _embed(run, split, rows: np.ndarray, progress: bool = True, n_samples: int =
 
     idx = torch.as_tensor(rows)
     y = None if split.y is None else split.y[idx]
-    emb = encode_dataset(run.model, split.x[idx], y, n_samples=n_samples, progress=progress)
+    # All rows in order: the split itself, which encode_dataset reads in chunks (streamed data are never loaded
+    # whole); a subsample is read first (at most --max-points rows).
+    whole = len(rows) == len(split) and bool((idx == torch.arange(len(split))).all())
+    emb = encode_dataset(run.model, split.x if whole else split.x[idx], y, n_samples=n_samples, progress=progress)
     return Embedding(mean=emb.mean, var=emb.var, index=rows, labels=emb.labels, samples=emb.samples,
                      kl_per_dim=emb.kl_per_dim)
 
@@ -343,7 +346,14 @@ def cmd_cluster(args) -> int:
         emb = _embed(run, split, _rows(args, len(split)))
     labels = emb.labels
     k = args.k or (data.num_classes if labels is not None and data.num_classes else 10)
-    inputs = None if args.no_baselines else split.x[torch.as_tensor(emb.index)].numpy()
+    inputs = None
+    if not args.no_baselines:  # the baselines cluster the raw inputs: they must fit in memory
+        from ..limits import check_allocation
+
+        n_values = len(emb.index) * int(np.prod(split.x.shape[1:]))
+        check_allocation(4 * n_values, f"the clustering baselines on {len(emb.index):,} raw inputs (skip them "
+                                       "with --no-baselines, or lower --max-points)")
+        inputs = split.x[torch.as_tensor(emb.index)].numpy()
     started = time.perf_counter()
     results = compare_clusterings(emb.mean, inputs, labels, k, methods, args.seed, progress=True)
     figures = []
