@@ -315,3 +315,13 @@ def test_training_on_streamed_data_equals_training_in_memory(tmp_path):
     with pytest.raises(vaekit.errors.ResourceError, match="over the memory limit"):
         vaekit.fit(vaekit.build_run_config(None, [f"data.name={tmp_path / 'grey.npy'}", "data.memory_limit=4K",
                                                   "train.progress=false"]))
+
+
+def test_the_cli_refuses_a_memory_limit_too_small_for_one_batch_in_one_line(tmp_path):
+    np.save(tmp_path / "grey.npy", (np.random.default_rng(0).random((300, 1, 6, 6)) * 255).astype(np.uint8))
+    out = subprocess.run([sys.executable, "-m", "vaekit", "train", "--data", str(tmp_path / "grey.npy"),
+                          "--set", "data.memory_limit=4K", "--out", str(tmp_path / "run")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1 and "over the memory limit" in out.stderr, out.stderr
+    assert not (tmp_path / "run").exists()
