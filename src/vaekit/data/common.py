@@ -129,10 +129,9 @@ def apply_binarize(bundle: DataBundle, mode: str | None) -> DataBundle:
 def limit_bundle(bundle: DataBundle, limit: int) -> DataBundle:
     """Keep the first `limit` examples of every split (copies, so the full tensors can be freed; a streamed split
     becomes a view of its first rows)."""
-    from .streaming import is_streamed
-
+    # (a streamed split's rows, vaekit.data.streaming.Rows, have `head`; common is below streaming: no import)
     splits = {
-        name: Split(s.x.head(limit) if is_streamed(s.x) else s.x[:limit].clone(),
+        name: Split(s.x.head(limit) if hasattr(s.x, "head") else s.x[:limit].clone(),
                     None if s.y is None else s.y[:limit].clone())
         for name, s in bundle.splits.items()
     }
