@@ -1,0 +1,70 @@
+"""`vaekit serve RUN`: an interactive latent-space explorer in the browser (see `vaekit.serve.app`)."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from pathlib import Path
+
+from ..errors import ConfigError
+from .explorer import Explorer, RequestError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Explorer", "RequestError", "create_app", "serve", "open_socket"]
+
+
+def create_app(explorer: Explorer):
+    """The Starlette app of `explorer` (needs the `serve` extra: starlette, uvicorn, plotly)."""
+    require_web_stack()
+    from .app import create_app as build
+
+    return build(explorer)
+
+
+def require_web_stack() -> None:
+    """A one-line ConfigError naming what to install when starlette, uvicorn or plotly is missing."""
+    import importlib.util
+
+    missing = [m for m in ("starlette", "uvicorn", "plotly") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ConfigError(f"vaekit serve needs {', '.join(missing)}: pip install 'vaekit[serve]'")
+
+
+def open_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port (port 0: a free one), or a ConfigError saying why not."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as error:
+        raise ConfigError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+    sock.listen(128)
+    return sock
+
+
+def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 0, split: str = "test",
+          max_points: int = 2000, announce=print) -> None:
+    """Serves the explorer of `run_dir` until interrupted (Ctrl-C), announcing its address first."""
+    require_web_stack()
+    import uvicorn
+
+    sock = open_socket(host, port)  # first: a busy port or a bad address fails before the run is loaded
+    try:
+        explorer = Explorer(run_dir, split=split, max_points=max_points)
+        app = create_app(explorer)
+    except BaseException:
+        sock.close()
+        raise
+    address = sock.getsockname()
+    shown = f"[{address[0]}]" if ":" in address[0] else address[0]
+    announce(f"vaekit serve: exploring {explorer.run_dir} at http://{shown}:{address[1]}/  (Ctrl-C stops)")
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn has shut down cleanly and passes the Ctrl-C on: the normal way to stop
+        pass
+    finally:
+        sock.close()
+    announce("vaekit serve: stopped")
