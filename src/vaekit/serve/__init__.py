@@ -37,6 +37,9 @@ def open_socket(host: str, port: int) -> socket.socket:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Connections accepted from it inherit TCP_NODELAY: a response's headers and body, written separately,
+        # then leave at once instead of the body waiting ~40 ms for the client's delayed ACK (Nagle's algorithm).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind((host, port))
     except OSError as error:
         raise ConfigError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
@@ -45,14 +48,14 @@ def open_socket(host: str, port: int) -> socket.socket:
 
 
 def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 0, split: str = "test",
-          max_points: int = 2000, announce=print) -> None:
+          max_points: int = 2000, data_root: str | None = None, announce=print) -> None:
     """Serves the explorer of `run_dir` until interrupted (Ctrl-C), announcing its address first."""
     require_web_stack()
     import uvicorn
 
     sock = open_socket(host, port)  # first: a busy port or a bad address fails before the run is loaded
     try:
-        explorer = Explorer(run_dir, split=split, max_points=max_points)
+        explorer = Explorer(run_dir, split=split, max_points=max_points, data_root=data_root)
         app = create_app(explorer)
     except BaseException:
         sock.close()

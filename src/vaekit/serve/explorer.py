@@ -80,13 +80,16 @@ def check_choice(value, name: str, choices) -> str:
 class Explorer:
     """A run, its encoded points and the answers of the explorer page."""
 
-    def __init__(self, run_dir: str | Path, split: str = "test", max_points: int = 2000, seed: int = 0) -> None:
+    def __init__(self, run_dir: str | Path, split: str = "test", max_points: int = 2000, seed: int = 0,
+                 data_root: str | None = None) -> None:
         from ..io import load_run
         from ..train import load_bundle
 
         self.run_dir = Path(run_dir)
         run = load_run(self.run_dir)
         self.model, self.config = run.model, run.config
+        if data_root is not None:  # the run's data set, read from another folder than at training time
+            self.config.data.root = data_root
         self.lock = threading.Lock()
         bundle = load_bundle(self.config)
         self.bundle = bundle

@@ -100,8 +100,9 @@ async function showPoint(id) {
   if (state.info.text) {
     $("point-text").textContent = `${point.text}  \u2192  ${point.reconstruction}`;
   } else {
-    await Promise.all([showPng($("input"), await api(`/api/image/input/${id}.png`)),
-                       showPng($("reconstruction"), await api(`/api/image/reconstruction/${id}.png`))]);
+    const [shown, rebuilt] = await Promise.all([api(`/api/image/input/${id}.png`),
+                                                api(`/api/image/reconstruction/${id}.png`)]);
+    await Promise.all([showPng($("input"), shown), showPng($("reconstruction"), rebuilt)]);
   }
   return point;
 }
