@@ -2,8 +2,8 @@
 
 The test loads the page, hovers a point (its input and reconstruction appear), clicks it (its code fills the
 sliders), moves a slider with the keyboard and checks that the decoded image changes (the page keeps each image's
-SHA-256 on the <img>), then runs a traversal and saves a screenshot. With VAEKIT_SCREENSHOT=path it also writes
-the screenshot there (docs/figures/serve.png was made that way).
+SHA-256 on the <img>), then runs a traversal and saves a screenshot. With VAEKIT_SCREENSHOT=path it also copies
+the screenshot there, to look at (the one in docs/figures/serve.png shows an MNIST run, made the same way).
 """
 
 from __future__ import annotations
