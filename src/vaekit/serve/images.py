@@ -16,6 +16,7 @@ import torch
 # Enlarge small images to at least this many pixels on their longer side (whole factors only).
 MIN_SIDE = 112
 GAP = 2  # pixels between the images of a strip
+TABLE_HEIGHT = 40  # pixels of a tabular example's row of cells
 
 
 def _as_array(x: torch.Tensor, event_shape: tuple[int, ...]) -> np.ndarray:
@@ -33,8 +34,9 @@ def _as_array(x: torch.Tensor, event_shape: tuple[int, ...]) -> np.ndarray:
 
 def _enlarge(image: np.ndarray) -> np.ndarray:
     factor = max(1, math.ceil(MIN_SIDE / max(image.shape[:2])))
-    if image.shape[0] == 1:  # a tabular strip: taller cells
-        return np.repeat(np.repeat(image, max(factor, 8), 0), max(1, factor // 4), 1)
+    if image.shape[0] == 1:  # a tabular strip: cells TABLE_HEIGHT tall, together at least 2 * MIN_SIDE wide
+        width = max(4, math.ceil(2 * MIN_SIDE / image.shape[1]))
+        return np.repeat(np.repeat(image, TABLE_HEIGHT, 0), width, 1)
     return np.repeat(np.repeat(image, factor, 0), factor, 1)
 
 
