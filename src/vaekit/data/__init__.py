@@ -10,6 +10,6 @@ from .common import data_root
 from .loading import load_data, validate_bundle
 
 # Imported for their side effect: each module registers its loaders in DATASETS.
-from . import builtin, files, mnist, shapes, text  # noqa: E402,F401  isort: skip
+from . import builtin, files, mnist, shapes, text, toy2d  # noqa: E402,F401  isort: skip
 
 __all__ = ["Split", "DataBundle", "ValueKind", "DATASETS", "load_data", "data_root", "validate_bundle"]
