@@ -63,3 +63,11 @@ def test_the_data_sets_load_with_their_modes(name, modes):
     assert sum(len(s) for s in bundle.splits.values()) == 10_000
     report = mode_report(bundle.split("train").x.numpy(), bundle.meta["modes"])
     assert report["modes_covered"] == modes and report["near_fraction"] > 0.98
+
+
+def test_a_run_on_2d_data_draws_its_samples_beside_the_data(tmp_path):
+    config = vaekit.build_run_config(None, ["data.name=ring8", "train.epochs=1", "train.progress=false",
+                                            "model.latent_dim=2"])
+    result = vaekit.fit(config, tmp_path / "run", figures=True)
+    names = [p.name for p in result.figures]
+    assert "samples_2d.png" in names and (tmp_path / "run" / "samples_2d.png").stat().st_size > 10_000

@@ -187,3 +187,28 @@ def save_training_curves(history: list[dict], path: str | Path) -> Path:
     finally:
         plt.close(fig)
     return Path(path)
+
+
+# Points drawn from the model for the 2-D scatter of a run on 2-D data.
+SCATTER_SAMPLES = 3000
+
+
+def save_2d_samples(data: np.ndarray, samples: np.ndarray, path: str | Path, title: str = "") -> Path:
+    """Training points and model samples of 2-D data, side by side on the same axes (a PNG)."""
+    plt = _pyplot()
+    both = np.concatenate([data, samples])
+    lo, hi = np.percentile(both, 0.5, axis=0), np.percentile(both, 99.5, axis=0)
+    pad = 0.1 * (hi - lo)
+    fig, axes = plt.subplots(1, 2, figsize=(8, 4), sharex=True, sharey=True, constrained_layout=True)
+    for ax, points, name, colour in ((axes[0], data, "training data", "C0"), (axes[1], samples, "samples", "C3")):
+        ax.scatter(points[:, 0], points[:, 1], s=2, alpha=0.3, color=colour)
+        ax.set_title(f"{name} ({len(points):,})", fontsize=10)
+        ax.set_xlim(lo[0] - pad[0], hi[0] + pad[0])
+        ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
+        ax.set_aspect("equal", adjustable="box")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    try:
+        return save_figure(fig, path, dpi=100)
+    finally:
+        plt.close(fig)

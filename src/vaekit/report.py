@@ -63,6 +63,11 @@ def write_run_figures(model: VAE, data: DataBundle, history: list[dict], run_dir
     test = data.split("test")
     written.append(save_reconstructions(model, test.x[:32], None if test.y is None else test.y[:32],
                                         run_dir / f"reconstructions{suffix}"))
+    if model.event_shape == (2,) and not model.conditional:  # 2-D data: rather look at a scatter than read a table
+        train = data.split("train").x[: plots.SCATTER_SAMPLES]
+        samples = model.sample(plots.SCATTER_SAMPLES, mean=False)
+        written.append(plots.save_2d_samples(train.cpu().numpy(), samples.cpu().numpy(), run_dir / "samples_2d.png",
+                                             f"{data.name}: samples x ~ p(x | z), z ~ p(z)"))
     if history:
         written.append(plots.save_training_curves(history, run_dir / "curves.png"))
     return written
