@@ -19,7 +19,6 @@ pass costs about twice the forward one); elementwise work is not counted.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import time
@@ -29,6 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 
 import vaekit
+from report_json import emit  # (benchmarks/report_json.py, beside this script)
 from vaekit.train import _train_epoch, setup
 
 LAYERS = [(784, 400), (400, 40), (20, 400), (400, 784)]  # (the encoder's 400 -> 2 x 20 is one 400 x 40 layer)
@@ -166,11 +166,7 @@ def main() -> None:
             "max_relative_loss_difference": max(abs(eager[k] - compiled[k]) / abs(eager[k]) for k in eager),
             "warmup_epoch_seconds": warmup,
         }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
+    emit(report, args.out)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,8 @@ import time
 
 import torch
 
+from report_json import emit  # (benchmarks/report_json.py, beside this script)
+
 
 def _config(batch_size: int, threads: int, device: str):
     import vaekit
@@ -130,11 +132,7 @@ def main() -> None:
     report = {"device": args.device, "threads_in_all": args.threads, "batch_size": args.batch_size,
               "epochs_per_round": args.epochs, "rounds": args.rounds, "median": summary,
               f"{n} processes / 1 process": round(two / one, 3)}
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
+    emit(report, args.out)
 
 
 if __name__ == "__main__":

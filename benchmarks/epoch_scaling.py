@@ -14,13 +14,13 @@ Writes one figure of four panels (seconds per epoch against each factor, log-log
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 
 import torch
 
 import vaekit
+from report_json import emit  # (benchmarks/report_json.py, beside this script)
 from vaekit.data import DataBundle
 from vaekit.train import _train_epoch, setup
 
@@ -70,11 +70,7 @@ def main() -> None:
     report = {"base": BASE, "threads": args.threads, "rounds": args.rounds, "torch": torch.__version__,
               "seconds_per_epoch": {factor: {str(v): median(factor, v) for v in values}
                                     for factor, values in GRID.items()}}
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
+    emit(report, args.out)
     if args.figure:
         import matplotlib
         import matplotlib.ticker

@@ -30,12 +30,12 @@ Frechet distance, over 10,000 samples, and the test NLL (k = `--k`).
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import torch
 
 import vaekit
+from report_json import emit  # (benchmarks/report_json.py, beside this script)
 from vaekit.evaluate import evaluate
 from vaekit.metrics.modes import mode_report
 
@@ -86,11 +86,7 @@ def main() -> None:
             drawn[(data, prior)] = samples
             print(f"{data} {prior}: NLL {metrics.nll:.3f}, near {modes['near_fraction']:.3f}, "
                   f"covered {modes['modes_covered']}/{modes['modes']} ({seconds:.0f} s)", flush=True)
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
+    emit(report, args.out)
     if args.figure:
         import matplotlib
 
@@ -171,11 +167,7 @@ def mnist(args) -> None:
                                     "kl_class_histogram_to_data": round(quality.kl_to_data, 4),
                                     "frechet_distance": round(quality.frechet_distance, 3)}
         print(prior, report["results"][prior], flush=True)
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
+    emit(report, args.out)
 
 
 if __name__ == "__main__":

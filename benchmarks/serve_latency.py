@@ -23,6 +23,8 @@ import time
 
 import numpy as np
 
+from report_json import emit  # (benchmarks/report_json.py, beside this script)
+
 
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
@@ -95,11 +97,7 @@ def main() -> None:
     for name, values in (("decode", decode), ("traverse_9", traverse)):
         report[name] = {"p50_ms": round(statistics.median(values), 2), "p95_ms": round(percentile(values, 95), 2),
                         "max_ms": round(max(values), 2), "n": len(values)}
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
+    emit(report, args.out)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 
 import torch
 from torch import nn
@@ -113,4 +112,4 @@ def grad_scaler(device: torch.device, precision: str):
 def samples_of(objective: Objective) -> int | None:
     """How many z draws per example the objective wants noise for (None: it draws its own)."""
     n = getattr(objective, "n_samples", None)
-    return int(n) if isinstance(n, int) and not isinstance(n, bool) and n >= 1 and math.isfinite(n) else None
+    return n if isinstance(n, int) and not isinstance(n, bool) and n >= 1 else None

@@ -97,11 +97,8 @@ def split_tensors(
     return splits
 
 
-def apply_binarize(bundle: DataBundle, mode: str | None) -> DataBundle:
-    """Binarize [0, 1] image data: "threshold" (x > 0.5 everywhere) or "dynamic" (training batches are resampled
-    by the training loop; valid/test are drawn once here with a fixed seed)."""
-    if mode is None:
-        return bundle
+def check_binarize(bundle: DataBundle, mode: str) -> None:
+    """A DataError unless `mode` is a binarize mode and the bundle holds [0, 1] images (in memory or streamed)."""
     if mode not in BINARIZE_MODES:
         raise DataError(f"binarize must be one of {', '.join(BINARIZE_MODES)} (or unset), got {mode!r}")
     if not bundle.is_image or bundle.value_kind != "unit":
@@ -110,6 +107,14 @@ def apply_binarize(bundle: DataBundle, mode: str | None) -> DataBundle:
             f"binarize={mode!r} applies to image data with grey levels in [0, 1]; "
             f"data set {bundle.name!r} is {kind} with {bundle.value_kind} values"
         )
+
+
+def apply_binarize(bundle: DataBundle, mode: str | None) -> DataBundle:
+    """Binarize [0, 1] image data: "threshold" (x > 0.5 everywhere) or "dynamic" (training batches are resampled
+    by the training loop; valid/test are drawn once here with a fixed seed)."""
+    if mode is None:
+        return bundle
+    check_binarize(bundle, mode)
     splits = {}
     for i, (name, split) in enumerate(bundle.splits.items()):
         x = split.x

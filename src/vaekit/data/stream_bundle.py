@@ -26,7 +26,7 @@ import torch
 from ..errors import DataError
 from .. import limits
 from .base import DataBundle, Split, ValueKind
-from .common import (BINARIZE_MODES, DEFAULT_TEST_FRACTION, DEFAULT_VALID_FRACTION, EVAL_BINARIZE_SEED,
+from .common import (DEFAULT_TEST_FRACTION, DEFAULT_VALID_FRACTION, EVAL_BINARIZE_SEED, check_binarize,
                      SPLIT_ORDER, _npy_header, dataset_folder, find_file, split_indices)
 from .files import (EventLayout, apply_layout_view, check_float32_range, event_layout, image_files, image_header,
                     image_sizes, GREY_MODES)
@@ -286,12 +286,7 @@ def stream_binarize(bundle: DataBundle, mode: str | None) -> DataBundle:
     evaluation example one fixed draw (seeded by the split and its position, `RowView.bernoulli_seed`)."""
     if mode is None:
         return bundle
-    if mode not in BINARIZE_MODES:
-        raise DataError(f"binarize must be one of {', '.join(BINARIZE_MODES)} (or unset), got {mode!r}")
-    if not bundle.is_image or bundle.value_kind != "unit":
-        kind = "image" if bundle.is_image else "tabular"
-        raise DataError(f"binarize={mode!r} applies to image data with grey levels in [0, 1]; "
-                        f"data set {bundle.name!r} is {kind} with {bundle.value_kind} values")
+    check_binarize(bundle, mode)
     splits = {}
     for i, (name, split) in enumerate(bundle.splits.items()):
         x = split.x
