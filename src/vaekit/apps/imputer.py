@@ -90,6 +90,10 @@ class VAEImputer(TransformerMixin, BaseEstimator):
             raise ConfigError(f"unknown imputation method {self.method!r}; choose one of: {', '.join(METHODS)}")
         if self.samples < 1 or self.k < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ConfigError("samples, k and batch_size must be >= 1 and lr > 0")
+        for name in ("latent_dim", "epochs"):  # 0 would otherwise fall back to the default silently
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
+                raise ConfigError(f"{name} must be None (automatic) or an integer >= 1, got {value!r}")
         x, mask = _observed_mask(X)
         empty_cols = np.flatnonzero(~mask.any(0))
         if empty_cols.size:
