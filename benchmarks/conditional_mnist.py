@@ -26,25 +26,27 @@ from vaekit.apps.style import analogy_grid, samples_per_class, save_analogy_figu
 from vaekit.metrics.sample_quality import load_classifier, sample_quality, save_classifier, train_classifier
 
 
-def config(data: str, conditional: bool, epochs: int, latent_dim: int) -> vaekit.RunConfig:
-    """MLP 784-512-256-D, Bernoulli likelihood on grey levels, Adam 1e-3, batch 128."""
+def config(data: str, conditional: bool, epochs: int, latent_dim: int, prior: str = "normal") -> vaekit.RunConfig:
+    """MLP 784-512-256-D, Bernoulli likelihood on grey levels, Adam 1e-3, batch 128; `prior` "vamp" is the
+    VampPrior, class-conditional for a conditional model (500 pseudo-inputs, 50 of each class)."""
     c = vaekit.RunConfig()
     c.data.name = data
     c.model.conditional = conditional
     c.model.latent_dim = latent_dim
+    c.model.prior = prior
     c.model.network.hidden = [512, 256]
     c.train.epochs = epochs
     c.train.progress = False
     return c
 
 
-def train(bundle, conditional: bool, epochs: int, latent_dim: int, out: Path, reuse: bool):
+def train(bundle, conditional: bool, epochs: int, latent_dim: int, out: Path, reuse: bool, prior: str = "normal"):
     if reuse and (out / "model.safetensors").is_file():  # figures/table again without training again
         history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
         print(f"  reusing {out}", flush=True)
         return vaekit.load(out), {"train_seconds": None, "valid_neg_elbo": round(history[-1]["valid_loss"], 3)}
     started = time.perf_counter()
-    result = vaekit.fit(config(bundle.name, conditional, epochs, latent_dim), out, data=bundle)
+    result = vaekit.fit(config(bundle.name, conditional, epochs, latent_dim, prior), out, data=bundle)
     seconds = time.perf_counter() - started
     last = result.history[-1]
     print(f"  trained {'conditional' if conditional else 'unconditional'} VAE on {bundle.name}: {epochs} epochs, "
@@ -79,12 +81,15 @@ def main() -> None:
     parser.add_argument("--figures", default="docs/figures")
     parser.add_argument("--json", help="write all numbers here")
     parser.add_argument("--no-fashion", action="store_true")
+    parser.add_argument("--prior", default="normal", choices=["normal", "mog", "vamp"],
+                        help="p(z): 'vamp' is class-conditional for the conditional models (default normal)")
+    parser.add_argument("--conditional-only", action="store_true", help="skip the unconditional MNIST model")
     parser.add_argument("--reuse", action="store_true", help="load runs and classifiers already in --runs")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     runs = Path(args.runs or tempfile.mkdtemp(prefix="bench-cond-"))
     figs = Path(args.figures)
-    results: dict = {"runs": str(runs), "figures": []}
+    results: dict = {"runs": str(runs), "figures": [], "prior": args.prior, "latent_dim": args.latent_dim}
 
     for name in ["mnist"] + ([] if args.no_fashion else ["fashion-mnist"]):
         bundle = vaekit.load_data(name)
@@ -102,11 +107,12 @@ def main() -> None:
         print(f"  classifier: test accuracy {clf['test_accuracy']:.4f}, trained in {clf['train_seconds']} s",
               flush=True)
         entry: dict = {"classifier": clf}
-        kinds = [True, False] if name == "mnist" else [True]
+        kinds = [True, False] if name == "mnist" and not args.conditional_only else [True]
         epochs = args.epochs if name == "mnist" else args.fashion_epochs
         for conditional in kinds:
             key = "conditional" if conditional else "unconditional"
-            model, info = train(bundle, conditional, epochs, args.latent_dim, runs / f"{name}-{key}", args.reuse)
+            model, info = train(bundle, conditional, epochs, args.latent_dim, runs / f"{name}-{key}", args.reuse,
+                                args.prior)
             quality = sample_quality(model, bundle, classifier, n=args.n, seed=0)
             entry[key] = {**info, "epochs": epochs, **quality.to_dict()}
             for label, value in quality.rows():

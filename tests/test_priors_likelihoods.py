@@ -120,11 +120,42 @@ def test_vamp_pseudo_inputs_get_gradients_and_are_saved_once():
     assert not torch.allclose(twin.prior().log_prob(z), model.prior().log_prob(z))
 
 
-def test_vamp_needs_an_unconditional_model_and_the_data_shape():
-    with pytest.raises(vaekit.ConfigError, match="unconditional"):
-        _model("vamp", num_classes=3, components=4)
+def test_vamp_needs_the_data_shape_and_a_pseudo_input_per_class():
+    with pytest.raises(vaekit.ConfigError, match="at least one pseudo-input per class"):
+        _model("vamp", num_classes=3, components=2)
     with pytest.raises(vaekit.ConfigError, match="data shape"):
         build_prior("vamp", 2)
+
+
+def test_conditional_vamp_mixes_the_pseudo_inputs_of_each_class():
+    """p(z|y) = mean over the pseudo-inputs u_k of class y of q(z | u_k, y), written out; samples of a class come
+    from its pseudo-inputs' posteriors."""
+    torch.manual_seed(0)
+    model = _model("vamp", num_classes=3, components=7)
+    prior, d = model.prior, model.latent_dim
+    x = torch.rand(30, 1, 8, 8)
+    y = torch.arange(30) % 3
+    prior.init_from_data(x, torch.Generator().manual_seed(0), y)
+    for k, u in enumerate(prior.pseudo_inputs):  # each pseudo-input is an example of its own class k mod 3
+        matches = [i for i in range(30) if torch.equal(u, x[i])]
+        assert matches and all(int(y[i]) == k % 3 for i in matches)
+    labels = torch.tensor([0, 1, 2, 1])
+    pz = model.prior_for(labels, 4)
+    z = torch.randn(5, 4, d)
+
+    def class_density(c: int, z: torch.Tensor) -> torch.Tensor:  # z (N, D) -> log p(z | y = c), (N,)
+        ks = [k for k in range(7) if k % 3 == c]
+        q = model.encode(prior.pseudo_inputs[ks], torch.full((len(ks),), c))
+        return torch.logsumexp(q.log_prob(z[:, None, :].expand(-1, len(ks), d)), -1) - math.log(len(ks))
+
+    with torch.no_grad():
+        expected = torch.stack([class_density(c, z[:, b]) for b, c in enumerate(labels.tolist())], -1)
+        assert torch.allclose(pz.log_prob(z), expected, atol=1e-4)
+        draws = model._prior_codes(4000, torch.ones(4000, dtype=torch.long))  # class 1
+        assert draws.shape == (4000, d)
+        # Draws of class 1 are likelier under p(z | y=1) than under the other classes' priors.
+        own = class_density(1, draws).mean()
+        assert own > class_density(0, draws).mean() and own > class_density(2, draws).mean()
 
 
 def test_vamp_init_from_data_picks_training_examples():

@@ -285,7 +285,7 @@ class Plugin:
 
 def _registry(kind: str):
     """The registry of a plug-in kind, with every built-in entry registered."""
-    from . import likelihoods, nets, objectives, priors  # noqa: F401  (importing registers the entries)
+    from . import likelihoods, nets, objectives, posteriors, priors  # noqa: F401  (importing registers the entries)
     from .registry import REGISTRIES
 
     return REGISTRIES[kind]
@@ -308,10 +308,15 @@ class ModelConfig(Section):
     network: Plugin = plugin("network", None)
     likelihood: Plugin = plugin("likelihood", None)
     prior: Plugin = plugin("prior", "normal")
+    posterior: Plugin = plugin("posterior", "gaussian")  # q(z|x): a diagonal Gaussian, or 'iaf' (a flow on it)
     conditional: bool = False  # condition encoder and decoder on the class label (CVAE)
     event_shape: list[int] | None = ranged(None, 1)  # each size >= 1
     num_classes: int = ranged(0, 0, MAX_CLASSES)
     vocab_size: int = ranged(0, 0, MAX_VOCAB)  # text: the vocabulary's size, from the data (0 for other data)
+    # Several stochastic layers (a hierarchical VAE, vaekit.models.hierarchical): their sizes, bottom first,
+    # summing to latent_dim; `layer_hidden` is the width of the networks between the layers.
+    latent_layers: list[int] | None = ranged(None, 1, MAX_LATENT_DIM)
+    layer_hidden: int = ranged(300, 1, MAX_LATENT_DIM)
 
 
 # The default training length (train.epochs unset): enough epochs for this many optimiser steps, and no fewer

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from .distributions import log_mean_exp
+from .models.hierarchical import split_per_layer
 from .models.vae import VAE, Batch
 from .objectives import ELBO
 from .priors import DIAGNOSTIC_SEED
@@ -51,6 +52,10 @@ class EvalResult:
     active_units: int
     latent_dim: int
     kl_per_dim: list[float] | None
+    # Hierarchical models only (None otherwise): each stochastic layer's size, KL share and active units, bottom first.
+    latent_layers: list[int] | None = None
+    kl_per_layer: list[float] | None = None
+    active_units_per_layer: list[int] | None = None
     # Image data only (None otherwise): mean gradient magnitude of the data, of the reconstructions, and their ratio.
     sharpness_data: float | None = None
     sharpness_recon: float | None = None
@@ -73,7 +78,7 @@ def importance_sampled_nll(model: VAE, x: torch.Tensor, y: torch.Tensor | None =
                            chunk_rows: int = IW_ROWS_PER_CHUNK) -> torch.Tensor:
     """-log p(x) estimated with `k` importance samples from q(z|x); returns (B,) in nats."""
     qz = model.encode(x, y)
-    pz = model.prior()
+    pz = model.prior_for(y, x.shape[0])
     per_chunk = max(1, chunk_rows // x.shape[0])
     log_w = []
     for start in range(0, k, per_chunk):
@@ -131,6 +136,21 @@ class PosteriorDiagnostics:
     active_units: int
     variances: list[float] = field(default_factory=list)  # Cov_x(E_q[z_d]) per dimension
     mutual_information: float | None = None  # I(x; z) in nats (`mutual_information`)
+    # Hierarchical models (None otherwise): the KL and the active units of each stochastic layer, bottom first.
+    kl_per_layer: list[float] | None = None
+    active_units_per_layer: list[int] | None = None
+
+
+def per_layer(model: VAE, kl_per_dim: list[float], variances: list[float],
+              threshold: float = ACTIVE_UNIT_THRESHOLD) -> tuple[list[float] | None, list[int] | None]:
+    """A hierarchical model's KL (nats) and active units of each stochastic layer, bottom first; (None, None) for
+    a model with one stochastic layer."""
+    layers = getattr(model, "latent_layers", None)
+    if not layers:
+        return None, None
+    kl = [sum(part) for part in split_per_layer(kl_per_dim, layers)]
+    units = [sum(v > threshold for v in part) for part in split_per_layer(variances, layers)]
+    return kl, units
 
 
 def mutual_information(loc: torch.Tensor, scale: torch.Tensor, generator: torch.Generator | None = None,
@@ -176,8 +196,10 @@ def posterior_diagnostics(model: VAE, x: torch.Tensor, y: torch.Tensor | None = 
     loc = torch.cat(means)[:MI_EXAMPLES]
     mi = mutual_information(loc, torch.cat(scales), torch.Generator().manual_seed(DIAGNOSTIC_SEED)) \
         if loc.shape[0] > 1 else None
-    return PosteriorDiagnostics(kl_per_dim=kl.mean().tolist(), active_units=count, variances=variances.tolist(),
-                                mutual_information=mi)
+    kl_per_dim = kl.mean().tolist()
+    kl_layers, units_layers = per_layer(model, kl_per_dim, variances.tolist())
+    return PosteriorDiagnostics(kl_per_dim=kl_per_dim, active_units=count, variances=variances.tolist(),
+                                mutual_information=mi, kl_per_layer=kl_layers, active_units_per_layer=units_layers)
 
 
 def sharpness(images: torch.Tensor) -> torch.Tensor:
@@ -254,6 +276,9 @@ def evaluate(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None, iw_samp
         active_units=diagnostics.active_units,
         latent_dim=model.latent_dim,
         kl_per_dim=diagnostics.kl_per_dim,
+        latent_layers=getattr(model, "latent_layers", None),
+        kl_per_layer=diagnostics.kl_per_layer,
+        active_units_per_layer=diagnostics.active_units_per_layer,
         mutual_information=diagnostics.mutual_information,
         sharpness_data=sharp["data"] if image else None,
         sharpness_recon=sharp["recon"] if image else None,

@@ -30,6 +30,7 @@ import torch
 from .distributions import log_mean_exp
 from .errors import ConfigError
 from .models.vae import VAE, Batch
+from .posteriors import is_diagonal_normal
 from .registry import Registry
 
 # Context: the length of training, which the trainer knows; schedules in the config are in epochs.
@@ -183,7 +184,7 @@ class ELBO(Objective):
     def _free_bits_kl(self, model: VAE, qz, kl: torch.Tensor) -> torch.Tensor:
         # Each dimension's batch-averaged KL is held at >= lambda nats, so the optimiser gains nothing by
         # pushing it lower; the per-example values keep their shape for the mean that follows.
-        if not model.prior.factorised:
+        if not model.prior.factorised or not is_diagonal_normal(qz):
             floor = self.free_bits * model.latent_dim  # one floor on the total KL
             return kl + (floor - kl.mean()).clamp_min(0.0)
         per_dim = model.prior.kl_per_dim(qz)  # (B, D)

@@ -225,7 +225,8 @@ def _prepare(config: RunConfig, data: DataBundle | None, validate: bool, writer:
     config.objective = config.objective.resolved("objective")  # every option, defaults filled in, for config.json
     o = config.objective
     objective = build_objective(o.name, steps_per_epoch=steps_per_epoch, epochs=t.epochs, **o.options)
-    model.prior.init_from_data(train.x, torch.Generator().manual_seed(t.seed))  # e.g. VampPrior pseudo-inputs
+    # e.g. VampPrior pseudo-inputs (of each class, for a conditional model)
+    model.prior.init_from_data(train.x, torch.Generator().manual_seed(t.seed), train.y if model.conditional else None)
     check_shareable(len(train), t.batch_size, cluster)
     if is_streamed(train.x):  # read from disk batch by batch: the batches in flight must fit the limit
         limit = parse_size(config.data.memory_limit) if config.data.memory_limit else limits.memory_budget()
@@ -396,6 +397,9 @@ def _epoch_record(run: Training, epoch: int, step: int, train_terms: dict, elaps
         diagnostics = posterior_diagnostics(run.model, run.valid.x, run.valid.y, mask=run.valid.mask)
         record.update(valid_kl_per_dim=[round(v, 4) for v in diagnostics.kl_per_dim],
                       active_units=diagnostics.active_units)
+        if diagnostics.kl_per_layer is not None:  # a hierarchical model: each stochastic layer, bottom first
+            record.update(valid_kl_per_layer=[round(v, 4) for v in diagnostics.kl_per_layer],
+                          active_units_per_layer=diagnostics.active_units_per_layer)
         if diagnostics.mutual_information is not None:
             record["valid_mutual_info"] = round(diagnostics.mutual_information, 4)
     return record

@@ -186,6 +186,11 @@ def _likelihood_rows(result, continuous: bool = False) -> list[tuple[str, str]]:
                  ("perplexity per word", f"{result.perplexity_word:.2f}"),
                  ("perplexity per token", f"{result.perplexity_token:.2f}")]
     rows.append(("active units", f"{result.active_units} / {result.latent_dim}"))
+    if result.latent_layers:  # a hierarchical model: each stochastic layer, bottom first
+        rows.append(("per layer (bottom first)", "; ".join(
+            f"z{i + 1}: {size} dims, KL {kl:.2f} nats, {units} active"
+            for i, (size, kl, units) in enumerate(zip(result.latent_layers, result.kl_per_layer,
+                                                      result.active_units_per_layer)))))
     if result.mutual_information is not None:
         rows.append(("mutual information", f"{result.mutual_information:.3f} nats (I(x; z), at most log of "
                                            f"min(n, {MI_EXAMPLES}))"))

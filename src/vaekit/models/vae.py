@@ -18,13 +18,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from .. import limits
-from ..distributions import Masked, diagonal_normal
+from ..distributions import Masked
 from ..errors import ConfigError
 from ..likelihoods import Likelihood
+from ..posteriors import MIN_POSTERIOR_SCALE, GaussianPosterior, reparameterise
 from ..priors import Prior
 
-# Smallest posterior standard deviation: keeps log q(z|x) finite.
-MIN_POSTERIOR_SCALE = 1e-5
 # `sample` draws z from the prior in blocks of this many (fixed, so that a seed gives the same samples whatever
 # the memory budget; n up to this size draws z in one call, as it always did).
 PRIOR_BLOCK = 4096
@@ -66,9 +65,12 @@ class VAE(nn.Module):
         latent_dim: int,
         event_shape: tuple[int, ...],
         num_classes: int = 0,
+        posterior: nn.Module | None = None,
     ) -> None:
         super().__init__()
         self.encoder, self.decoder = encoder, decoder
+        # q(z|x) from the encoder's output (vaekit.posteriors): a diagonal Gaussian unless a flow is configured
+        self.posterior = GaussianPosterior(latent_dim) if posterior is None else posterior
         self.likelihood, self.prior = likelihood, prior
         self.latent_dim = latent_dim
         self.event_shape = tuple(event_shape)
@@ -97,16 +99,16 @@ class VAE(nn.Module):
                               f"trained classes 0..{self.num_classes - 1}")
         return F.one_hot(y, self.num_classes).to(self._dtype())
 
-    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> D.Independent:
-        """q(z|x): a diagonal Gaussian with batch shape (B,) and event shape (D,).
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> D.Distribution:
+        """q(z|x) with batch shape (B,) and event shape (D,): a diagonal Gaussian, or what `model.posterior` makes
+        of the encoder's output (an inverse autoregressive flow).
 
         `mask` (B, *event), 1 = observed, reaches encoders that read it; missing entries are zero-filled here.
         """
         c = self.condition(y, x.shape[0])
         # (B, 2D); an encoder of one's own that knows nothing of masks keeps working on complete data
         h = self.encoder(x, c) if mask is None else self.encoder(x * mask, c, mask)
-        loc, raw_scale = h.chunk(2, dim=-1)
-        return diagonal_normal(loc, F.softplus(raw_scale) + MIN_POSTERIOR_SCALE)
+        return self.posterior(h)
 
     def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> D.Independent:
         """p(x|z) for z of shape (..., D): a distribution with batch shape (...) over x's event shape."""
@@ -127,18 +129,28 @@ class VAE(nn.Module):
         """Encode, draw `n_samples` reparameterised z ~ q(z|x) (z = mu + sigma * eps), decode. `noise` (S, B, D)
         gives eps (standard normal draws) instead of drawing them."""
         qz = self.encode(x, y, mask)
-        if noise is None:
-            z = qz.rsample((n_samples,))  # (S, B, D)
-        else:
+        if noise is not None:
             expected = (n_samples, x.shape[0], self.latent_dim)
             if tuple(noise.shape) != expected:
                 raise ConfigError(f"noise must have shape {expected} (samples, batch, latent), got {tuple(noise.shape)}")
-            normal = qz.base_dist  # the diagonal Gaussian of `encode`
-            z = normal.loc + normal.scale * noise.to(normal.loc)
+        z = reparameterise(qz, n_samples, noise)  # (S, B, D)
         px = self.decode(z, y)
         if mask is not None:
             px = Masked(px, mask)
-        return VAEOutput(qz=qz, z=z, px=px, pz=self.prior())
+        return VAEOutput(qz=qz, z=z, px=px, pz=self.prior_for(y, x.shape[0]))
+
+    def prior_for(self, y: torch.Tensor | None, batch_size: int) -> D.Distribution:
+        """p(z); for a prior that depends on the label (`Prior.label_conditional`), p(z|y) of each of the
+        `batch_size` examples (batch shape (B,))."""
+        if getattr(self.prior, "label_conditional", False):
+            return self.prior(self.condition(y, batch_size))
+        return self.prior()
+
+    def _prior_codes(self, n: int, labels: torch.Tensor | None) -> torch.Tensor:
+        """n codes z ~ p(z) (n, D), or z ~ p(z|y) of the given labels (n,) for a label-conditional prior."""
+        if labels is not None and getattr(self.prior, "label_conditional", False):
+            return self.prior_for(labels, n).sample()
+        return self.prior().sample((n,))
 
     @property
     def is_text(self) -> bool:
@@ -173,14 +185,13 @@ class VAE(nn.Module):
             labels = labels.expand(n)  # one label for the whole batch
         if labels is not None and labels.numel() != n:
             raise ConfigError(f"got {labels.numel()} labels for {n} samples")
-        pz = self.prior()
         if n <= PRIOR_BLOCK:
-            return self.generate(pz.sample((n,)), labels, mean=mean, check=False)
+            return self.generate(self._prior_codes(n, labels), labels, mean=mean, check=False)
         out = None
         for start in range(0, n, PRIOR_BLOCK):
             stop = min(n, start + PRIOR_BLOCK)
-            x = self.generate(pz.sample((stop - start,)), None if labels is None else labels[start:stop],
-                              mean=mean, check=False)
+            part = None if labels is None else labels[start:stop]
+            x = self.generate(self._prior_codes(stop - start, part), part, mean=mean, check=False)
             if out is None:
                 out = torch.empty((n, *x.shape[1:]), dtype=x.dtype)
             out[start:stop] = x.cpu()

@@ -267,9 +267,12 @@ class Explorer:
         """`n` prior samples (decoded means), of class `label` for a conditional run: a PNG strip or sentences."""
         n = check_int(n, "n", 1, MAX_SAMPLES)
         seed = check_int(seed, "seed", 0, 2**31 - 1)
+        checked = None if self.is_text else self.check_label(label, required=False)
+        labels = None if checked is None else torch.full((n,), int(checked))
         with self.lock, torch.no_grad(), torch.random.fork_rng():
             torch.manual_seed(seed)  # the page's seed, without touching the process's random state
-            codes = self.model.prior().sample((n,)).reshape(n, self.latent_dim)
+            # z ~ p(z), or p(z|y) of the requested class where the prior depends on the label
+            codes = self.model._prior_codes(n, labels).reshape(n, self.latent_dim)
         return self._strip(codes, label)
 
     def arithmetic(self, point, target, strength=1.0, steps=5, label=None):
