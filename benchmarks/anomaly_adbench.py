@@ -8,6 +8,10 @@ score a subsample of the test set, where the other nine digits are the anomalies
     python benchmarks/anomaly_adbench.py                       # both parts (needs `pip install -e .[bench]`)
     python benchmarks/anomaly_adbench.py --part tabular --seeds 1 --sets 6_cardio,42_WBC
 
+The VAE column is `VAEAnomalyDetector()` at the library defaults, which are chosen elsewhere, by protocols that
+keep tuning and reporting apart: benchmarks/anomaly_protocol.py (tables, all 43 ADBench sets) and
+benchmarks/anomaly_images.py (images); see docs/bench_anomaly.md.
+
 Data: $VAEKIT_DATA or ../shared/data (adbench/*.npz with X, y; mnist/ IDX files). Sets larger than
 --max-rows are subsampled (seeded, stratification-free) to keep the run to minutes on 2 CPU cores.
 """

@@ -169,7 +169,8 @@ def markdown(results: dict) -> str:
     lines = []
     for name, res in results.items():
         methods = list(res["mean"])
-        lines += [f"\n{name} (test {res['n_test']} images)\n", "| class | " + " | ".join(methods) + " |",
+        header = [m.replace("|", ", ") for m in methods]  # a "|" would split a markdown cell
+        lines += [f"\n{name} (test {res['n_test']} images)\n", "| class | " + " | ".join(header) + " |",
                   "|---:|" + "---:|" * len(methods)]
         for c, row in res["classes"].items():
             best = max(row.values())
