@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..apps.anomaly import SCORES
 from ..errors import DataError, VaekitError
 from ..outputs import check_output_suffix
 from .common import config_type, float_range, guard_output, int_range, positive_int, refuse_nonempty, seed_int
@@ -34,7 +35,10 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_fit)
     _data_args(p, "train")
     p.add_argument("--out", required=True, help="run folder to create")
-    p.add_argument("--score", default="nll", choices=["nll", "elbo", "recon"], help="anomaly score (default nll)")
+    p.add_argument("--score", choices=list(SCORES),
+                   help="anomaly score (default: elbo for tables, nll for images; see vaekit.apps.anomaly)")
+    p.add_argument("--scaling", choices=["robust", "standard"], default="robust",
+                   help="tables: per-column scaling, median/IQR (robust, default) or mean/std (standard)")
     p.add_argument("--contamination", type=float_range(0.0, 0.5, lo_open=True), default=0.1,
                    help="expected anomaly fraction, in (0, 0.5] (sets the threshold)")
     p.add_argument("--epochs", type=positive_int, help="training epochs (default: a short automatic length)")
@@ -137,7 +141,7 @@ def cmd_fit(args) -> int:
         x = x[keep]
     detector = VAEAnomalyDetector(latent_dim=args.latent_dim, epochs=args.epochs, score=args.score,
                                   contamination=args.contamination, likelihood=args.likelihood, network=args.network,
-                                  random_state=args.seed, verbose=True)
+                                  scaling=args.scaling, random_state=args.seed, verbose=True)
     detector.fit(x, feature_names=names)
     detector.save(out, data=DataConfig(name=args.data, root=args.data_root))  # `vaekit reconstruct RUN` finds it
     share = detector.labels_.mean()
