@@ -73,8 +73,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10, help="MNIST epochs per VAE (default 10)")
     parser.add_argument("--fashion-epochs", type=int, default=15)
     parser.add_argument("--latent-dim", type=int, default=4,
-                        help="default 4: with 16 (or 8) dimensions 10 epochs leave holes in the aggregate posterior "
-                             "and only 85% (90%) of conditional samples are recognised; see docs/bench_conditional.md")
+                        help="default 4: with 16 (or 8) dimensions and the normal prior 10 epochs leave holes in the "
+                             "aggregate posterior and only 85%% (90%%) of conditional samples are recognised; with "
+                             "--prior vamp 16 dimensions give 97%%; see docs/bench_conditional.md")
     parser.add_argument("-n", type=int, default=10_000, help="samples per quality measurement")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy 2-core box)")
     parser.add_argument("--runs", help="folder for the run folders (default: a temporary folder)")
