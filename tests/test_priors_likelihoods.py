@@ -151,7 +151,7 @@ def test_conditional_vamp_mixes_the_pseudo_inputs_of_each_class():
     with torch.no_grad():
         expected = torch.stack([class_density(c, z[:, b]) for b, c in enumerate(labels.tolist())], -1)
         assert torch.allclose(pz.log_prob(z), expected, atol=1e-4)
-        draws = model._prior_codes(4000, torch.ones(4000, dtype=torch.long))  # class 1
+        draws = model.prior_codes(4000, torch.ones(4000, dtype=torch.long))  # class 1
         assert draws.shape == (4000, d)
         # Draws of class 1 are likelier under p(z | y=1) than under the other classes' priors.
         own = class_density(1, draws).mean()

@@ -24,7 +24,6 @@ from torch import distributions as D
 from torch import nn
 from torch.nn import functional as F
 
-from .distributions import diagonal_normal
 from .errors import ConfigError
 from .registry import Registry
 
@@ -38,6 +37,12 @@ SPREAD_SEED = 0
 # Initial bias of the gates' log-odds: s_t starts near sigmoid(1.5) = 0.82, so each step starts close to the
 # identity (the "forget gate" initialisation of Kingma et al. 2016).
 GATE_BIAS = 1.5
+
+
+def softplus_normal(h: torch.Tensor) -> D.Normal:
+    """N(mu, sigma^2) per entry from raw network outputs h (..., 2D) = [mu, pre-scale]: sigma = softplus + 1e-5."""
+    loc, raw_scale = h.chunk(2, dim=-1)
+    return D.Normal(loc, F.softplus(raw_scale) + MIN_POSTERIOR_SCALE, validate_args=False)
 
 
 def is_diagonal_normal(qz: D.Distribution) -> bool:
@@ -64,8 +69,7 @@ class GaussianPosterior(nn.Module):
         self.latent_dim = latent_dim
 
     def forward(self, h: torch.Tensor) -> D.Independent:
-        loc, raw_scale = h.chunk(2, dim=-1)
-        return diagonal_normal(loc, F.softplus(raw_scale) + MIN_POSTERIOR_SCALE)
+        return D.Independent(softplus_normal(h), 1, validate_args=False)
 
 
 class MaskedLinear(nn.Linear):
@@ -120,9 +124,7 @@ class IAFPosterior(nn.Module):
         self.steps = nn.ModuleList(MADEStep(latent_dim, 2 * latent_dim, hidden) for _ in range(steps))
 
     def forward(self, h: torch.Tensor) -> "FlowPosterior":
-        loc, raw_scale = h.chunk(2, dim=-1)
-        base = D.Normal(loc, F.softplus(raw_scale) + MIN_POSTERIOR_SCALE, validate_args=False)
-        return FlowPosterior(base, self, h)
+        return FlowPosterior(softplus_normal(h), self, h)
 
     def transform(self, z0: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """z_0 (..., B, D) -> z_T and sum_t sum_d log s_{t,d} (..., B)."""

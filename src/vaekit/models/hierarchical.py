@@ -22,17 +22,18 @@ Shapes: x (B, *event); z (S, B, D) or (B, D); log_prob returns (S, B) or (B,).
 
 from __future__ import annotations
 
+import itertools
 from typing import Sequence
 
 import torch
 from torch import distributions as D
 from torch import nn
-from torch.nn import functional as F
 
 from ..errors import ConfigError
 from ..nets.mlp import mlp
+from ..posteriors import softplus_normal
 from ..priors import Prior
-from .vae import MIN_POSTERIOR_SCALE, VAE, VAEOutput
+from .vae import VAE
 
 # Most stochastic layers a model may have (each adds three networks).
 MAX_LAYERS = 8
@@ -50,12 +51,6 @@ def check_layers(layers: Sequence[int], latent_dim: int) -> list[int]:
         raise ConfigError(f"model.latent_layers {layers} sum to {sum(layers)}, but model.latent_dim is {latent_dim}: "
                           f"set model.latent_dim = {sum(layers)} (the size of the whole code)")
     return layers
-
-
-def _normal(h: torch.Tensor) -> D.Normal:
-    """A diagonal Gaussian from raw network outputs (..., 2 D): mean and softplus scale."""
-    loc, raw = h.chunk(2, dim=-1)
-    return D.Normal(loc, F.softplus(raw) + MIN_POSTERIOR_SCALE, validate_args=False)
 
 
 def _gated(sizes: Sequence[int]) -> nn.Sequential:
@@ -88,7 +83,7 @@ class HierarchicalPosterior(D.Distribution):
         """q(z_level | x, z_{level+1} = above), above (..., B, D_{level+1}); levels count from 0 at the bottom."""
         f = self.features[level]  # (B, 2 D_level)
         f = f.expand(*above.shape[:-1], f.shape[-1])
-        return _normal(self.combiners[level](torch.cat([f, above], -1)))
+        return softplus_normal(self.combiners[level](torch.cat([f, above], -1)))
 
     def _path(self, sample_shape: torch.Size, noise: torch.Tensor | None, draw: bool) -> tuple[torch.Tensor, list]:
         """Ancestral pass from the top: codes (*sample_shape, B, D) and the Gaussians of each layer, bottom first.
@@ -163,7 +158,7 @@ class HierarchicalPriorDistribution(D.Distribution):
     def layer_normals(self, z: torch.Tensor) -> list[D.Normal]:
         """p(z_l | z_{l+1}) at code z for every layer below the top, bottom first."""
         parts = list(z.split(self.layers, dim=-1))
-        return [_normal(self.conditionals[level](parts[level + 1])) for level in range(len(self.layers) - 1)]
+        return [softplus_normal(self.conditionals[level](parts[level + 1])) for level in range(len(self.layers) - 1)]
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
         parts = list(z.split(self.layers, dim=-1))
@@ -174,7 +169,7 @@ class HierarchicalPriorDistribution(D.Distribution):
         codes = [None] * len(self.layers)
         codes[-1] = self.top.rsample(sample_shape) if self.top.has_rsample else self.top.sample(sample_shape)
         for level in range(len(self.layers) - 2, -1, -1):
-            codes[level] = _normal(self.conditionals[level](codes[level + 1])).rsample()
+            codes[level] = softplus_normal(self.conditionals[level](codes[level + 1])).rsample()
         return torch.cat(codes, -1)
 
     def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
@@ -192,7 +187,7 @@ class HierarchicalPrior(Prior):
 
     def __init__(self, top: Prior, layers: list[int], hidden: int) -> None:
         super().__init__(sum(layers))
-        self.top, self.layers = top, list(layers)
+        self.top, self.layers, self.hidden = top, list(layers), hidden
         # p(z_l | z_{l+1}): z_{l+1} -> gated hidden -> gated hidden -> [mean, pre-scale] of z_l
         self.conditionals = nn.ModuleList(
             _gated([layers[level + 1], hidden, hidden, 2 * layers[level]]) for level in range(len(layers) - 1))
@@ -256,7 +251,7 @@ class HierarchicalVAE(VAE):
         """q(z_L | x): a diagonal Gaussian over the top layer (what a VampPrior encodes its pseudo-inputs with)."""
         c = self.condition(y, x.shape[0])
         h = self.encoder(x, c) if mask is None else self.encoder(x * mask, c, mask)
-        return D.Independent(_normal(h), 1, validate_args=False)
+        return D.Independent(softplus_normal(h), 1, validate_args=False)
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None, mask: torch.Tensor | None = None
                ) -> HierarchicalPosterior:
@@ -264,32 +259,13 @@ class HierarchicalVAE(VAE):
         c = self.condition(y, x.shape[0])
         xin = x if mask is None else x * mask
         args = (xin, c) if mask is None else (xin, c, mask)
-        top = _normal(self.encoder(*args))  # (B, D_L)
+        top = softplus_normal(self.encoder(*args))  # (B, D_L)
         features = [net(*args) for net in self.feature_encoders]  # (B, 2 D_l) each, l < L
         return HierarchicalPosterior(top, features, self.combiners, self.layers)
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None, n_samples: int = 1,
-                mask: torch.Tensor | None = None, noise: torch.Tensor | None = None) -> VAEOutput:
-        """Encode, draw `n_samples` reparameterised codes layer by layer from the top, decode; `noise`
-        (S, B, D) gives the standard normal draws."""
-        from ..distributions import Masked
-
-        qz = self.encode(x, y, mask)
-        if noise is not None:
-            expected = (n_samples, x.shape[0], self.latent_dim)
-            if tuple(noise.shape) != expected:
-                raise ConfigError(f"noise must have shape {expected} (samples, batch, latent), got {tuple(noise.shape)}")
-        z = qz.rsample((n_samples,), noise=noise)  # (S, B, D)
-        px = self.decode(z, y)
-        if mask is not None:
-            px = Masked(px, mask)
-        return VAEOutput(qz=qz, z=z, px=px, pz=self.prior_for(y, x.shape[0]))
-
     def _prior_sample_bytes(self) -> int:
         """Bytes per prior draw beyond z: the top prior's components and the layers' hidden activations."""
-        hidden = max((m.out_features for m in self.prior.conditionals.modules() if isinstance(m, nn.Linear)),
-                     default=0)
-        return (self.prior.n_components * self.layers[-1] + 4 * hidden * len(self.layers)) * 4
+        return (self.prior.n_components * self.layers[-1] + 4 * self.prior.hidden * len(self.layers)) * 4
 
 
 class _TopLayer:
@@ -303,7 +279,7 @@ class _TopLayer:
 
 def layer_slices(layers: Sequence[int]) -> list[slice]:
     """The index range of each layer in the joint code, bottom first."""
-    bounds = [0, *torch.tensor(list(layers)).cumsum(0).tolist()]
+    bounds = [0, *itertools.accumulate(layers)]
     return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
 
 

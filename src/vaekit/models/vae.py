@@ -21,7 +21,7 @@ from .. import limits
 from ..distributions import Masked
 from ..errors import ConfigError
 from ..likelihoods import Likelihood
-from ..posteriors import MIN_POSTERIOR_SCALE, GaussianPosterior, reparameterise
+from ..posteriors import MIN_POSTERIOR_SCALE, GaussianPosterior, reparameterise  # noqa: F401 (MIN_POSTERIOR_SCALE: re-exported)
 from ..priors import Prior
 
 # `sample` draws z from the prior in blocks of this many (fixed, so that a seed gives the same samples whatever
@@ -146,7 +146,7 @@ class VAE(nn.Module):
             return self.prior(self.condition(y, batch_size))
         return self.prior()
 
-    def _prior_codes(self, n: int, labels: torch.Tensor | None) -> torch.Tensor:
+    def prior_codes(self, n: int, labels: torch.Tensor | None) -> torch.Tensor:
         """n codes z ~ p(z) (n, D), or z ~ p(z|y) of the given labels (n,) for a label-conditional prior."""
         if labels is not None and getattr(self.prior, "label_conditional", False):
             return self.prior_for(labels, n).sample()
@@ -186,12 +186,12 @@ class VAE(nn.Module):
         if labels is not None and labels.numel() != n:
             raise ConfigError(f"got {labels.numel()} labels for {n} samples")
         if n <= PRIOR_BLOCK:
-            return self.generate(self._prior_codes(n, labels), labels, mean=mean, check=False)
+            return self.generate(self.prior_codes(n, labels), labels, mean=mean, check=False)
         out = None
         for start in range(0, n, PRIOR_BLOCK):
             stop = min(n, start + PRIOR_BLOCK)
             part = None if labels is None else labels[start:stop]
-            x = self.generate(self._prior_codes(stop - start, part), part, mean=mean, check=False)
+            x = self.generate(self.prior_codes(stop - start, part), part, mean=mean, check=False)
             if out is None:
                 out = torch.empty((n, *x.shape[1:]), dtype=x.dtype)
             out[start:stop] = x.cpu()

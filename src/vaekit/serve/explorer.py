@@ -272,7 +272,7 @@ class Explorer:
         with self.lock, torch.no_grad(), torch.random.fork_rng():
             torch.manual_seed(seed)  # the page's seed, without touching the process's random state
             # z ~ p(z), or p(z|y) of the requested class where the prior depends on the label
-            codes = self.model._prior_codes(n, labels).reshape(n, self.latent_dim)
+            codes = self.model.prior_codes(n, labels).reshape(n, self.latent_dim)
         return self._strip(codes, label)
 
     def arithmetic(self, point, target, strength=1.0, steps=5, label=None):
