@@ -311,7 +311,7 @@ def test_training_on_streamed_data_equals_training_in_memory(tmp_path):
             overrides.append(f"data.memory_limit={limit}")
         result = vaekit.fit(vaekit.build_run_config(None, overrides))
         histories.append([(r["train_loss"], r["valid_loss"]) for r in result.history])
-    assert histories[0] == pytest.approx(histories[1], rel=1e-6)
+    np.testing.assert_allclose(np.array(histories[0]), np.array(histories[1]), rtol=1e-6)
     with pytest.raises(vaekit.errors.ResourceError, match="over the memory limit"):
         vaekit.fit(vaekit.build_run_config(None, [f"data.name={tmp_path / 'grey.npy'}", "data.memory_limit=4K",
                                                   "train.progress=false"]))
