@@ -24,7 +24,7 @@ SMALL = {"mlp": {"hidden": [16]}, "conv": {"channels": [4, 8], "dense": 16}}
 def _model(prior="normal", likelihood="bernoulli", network="mlp", layers=(3, 2), shape=(1, 8, 8), num_classes=0,
            prior_options=None) -> HierarchicalVAE:
     config = ModelConfig(network=Plugin("network", network, SMALL[network]), latent_dim=sum(layers),
-                         latent_layers=list(layers), layer_hidden=16,
+                         kind=Plugin("model kind", "hierarchical", {"layers": list(layers), "hidden": 16}),
                          likelihood=Plugin("likelihood", likelihood), event_shape=list(shape),
                          num_classes=num_classes, prior=Plugin("prior", prior, prior_options or {}))
     model = build_model(config)
@@ -193,7 +193,8 @@ def test_cli_trains_and_evaluates_a_hierarchical_run_with_per_layer_diagnostics(
 
     run = tmp_path / "run"
     code = main(["train", "--set", "data.name=digits", "--set", "model.latent_dim=6", "--set",
-                 "model.latent_layers=[4, 2]", "--set", "model.layer_hidden=32", "--set", "model.prior.name=vamp",
+                 "model.kind.name=hierarchical", "--set", "model.kind.layers=[4, 2]", "--set", "model.kind.hidden=32",
+                 "--set", "model.prior.name=vamp",
                  "--set", "model.prior.components=20", "--set", "model.network.hidden=[64]",
                  "--set", "train.epochs=2", "--out", str(run), "--no-progress"])
     assert code == 0
@@ -214,9 +215,46 @@ def test_cli_trains_and_evaluates_a_hierarchical_run_with_per_layer_diagnostics(
 def test_cli_refuses_layers_that_do_not_add_up(tmp_path, capsys):
     from vaekit.cli import main
 
-    code = main(["train", "--set", "data.name=digits", "--set", "model.latent_layers=[4, 2]",
+    code = main(["train", "--set", "data.name=digits", "--set", "model.kind.name=hierarchical",
+                 "--set", "model.kind.layers=[4, 2]",
                  "--out", str(tmp_path / "bad"), "--no-progress"])
     assert code != 0
     err = capsys.readouterr().err
-    assert "model.latent_layers [4, 2] sum to 6" in err and "Traceback" not in err
+    assert "model.kind.layers [4, 2] sum to 6" in err and "Traceback" not in err and err.count("\n") == 1
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_run_saved_with_the_old_latent_layers_keys_loads_as_the_hierarchical_kind(tmp_path):
+    import json
+
+    from vaekit.cli import main
+
+    run = tmp_path / "run"
+    assert main(["train", "--set", "data.name=digits", "--set", "model.latent_dim=6", "--set",
+                 "model.kind=hierarchical", "--set", "model.kind.layers=[4, 2]", "--set", "model.kind.hidden=24",
+                 "--set", "model.network.hidden=[32]", "--set", "train.epochs=1", "--out", str(run),
+                 "--no-progress"]) == 0
+    new = vaekit.load_run(run).model
+    # The config.json of a run saved before model kinds were plug-ins: flat keys in the model section.
+    config = json.loads((run / "config.json").read_text())
+    kind = config["model"].pop("kind")
+    config["model"].update(latent_layers=kind["layers"], layer_hidden=kind["hidden"])
+    (run / "config.json").write_text(json.dumps(config))
+    old = vaekit.load_run(run).model
+    assert isinstance(old, HierarchicalVAE) and old.latent_layers == [4, 2] and old.prior.hidden == 24
+    x = torch.rand(3, 1, 8, 8)
+    assert torch.equal(new.embed(x), old.embed(x))
+    assert old.capabilities.layers == (4, 2) and not old.capabilities.entropy_coding
+
+
+def test_model_kinds_are_listed_with_their_options_and_default_to_two_halves(capsys):
+    from vaekit.cli import main
+
+    assert main(["ls"]) == 0
+    out = capsys.readouterr().out
+    kinds = out[out.index("model kinds:"):]
+    assert "hierarchical" in kinds and "layers: a list of int or null = None" in kinds and "vae " in kinds
+    model = build_model(ModelConfig(kind="hierarchical", latent_dim=7, event_shape=[1, 8, 8],
+                                    network=Plugin("network", "mlp", {"hidden": [16]})))
+    assert model.latent_layers == [3, 4]
+    assert build_model(ModelConfig(latent_dim=3, event_shape=[4])).capabilities.layers is None

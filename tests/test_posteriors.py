@@ -124,7 +124,7 @@ def test_cli_trains_a_flow_posterior_and_reloads_it(tmp_path, capsys):
     assert "NLL" in capsys.readouterr().out
     # Refused with one line: a flow with the VampPrior, a flow on a hierarchical model.
     for extra in (["--set", "model.prior.name=vamp"], ["--set", "model.latent_dim=6", "--set",
-                                                       "model.latent_layers=[4, 2]"]):
+                                                       "model.kind=hierarchical"]):
         assert main(["train", "--set", "data.name=digits", "--set", "model.posterior.name=iaf", *extra,
                      "--out", str(tmp_path / "bad"), "--no-progress"]) != 0
         err = capsys.readouterr().err

@@ -75,17 +75,13 @@ any_value = st.one_of(
 
 def _valid(section: str, key: str, value) -> bool:
     """The oracle: is `value` in the range the brief gives for this key (independent of the config code)?"""
-    nullable = key in ("limit", "epochs", "patience", "time_limit", "grad_clip", "threads", "event_shape",
-                       "latent_layers")
+    nullable = key in ("limit", "epochs", "patience", "time_limit", "grad_clip", "threads", "event_shape")
     if value is None:
         return nullable
     if isinstance(value, bool):
         return False
     if key == "event_shape":
         return isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 2**63 - 1
-                                               for v in value)
-    if key == "latent_layers":  # stochastic layer sizes (their count and sum are checked when the model is built)
-        return isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 65536
                                                for v in value)
     floats = {"lr", "weight_decay", "valid_fraction", "test_fraction", "time_limit", "grad_clip"}
     if key in floats:
@@ -110,8 +106,7 @@ def _valid(section: str, key: str, value) -> bool:
         return False
     lo, hi = {"limit": (1, None), "seed": (0, MAX_SEED), "latent_dim": (1, 65536), "num_classes": (0, 10**6),
               "epochs": (1, None), "batch_size": (1, None), "patience": (1, None), "threads": (1, 1024),
-              "max_len": (1, 10_000), "vocab_size": (5 if section == "data" else 0, 10**6), "workers": (0, 256),
-              "layer_hidden": (1, 65536)}[key]
+              "max_len": (1, 10_000), "vocab_size": (5 if section == "data" else 0, 10**6), "workers": (0, 256)}[key]
     return lo <= value and (hi is None or value <= hi) and value <= 2**63 - 1
 
 

@@ -11,7 +11,7 @@ from .config import ModelConfig, parse_plugin
 from .data.base import DataBundle
 from .errors import ConfigError, ResourceError, VaekitError
 from .likelihoods import LIKELIHOODS
-from .models.hierarchical import HierarchicalVAE, check_layers
+from .models import MODEL_KINDS, ModelParts
 from .models.vae import VAE
 from .nets import NETWORKS
 from .posteriors import POSTERIORS
@@ -23,7 +23,8 @@ DEFAULT_NETWORK = {"tokens": "rnn"}  # else "mlp"
 # Priors defined in data space, which sentences of token ids are not (pseudo-inputs).
 DATA_SPACE_PRIORS = ("vamp",)
 # The plug-in sections of a model config and their registries.
-PLUGINS = {"network": NETWORKS, "likelihood": LIKELIHOODS, "prior": PRIORS, "posterior": POSTERIORS}
+PLUGINS = {"kind": MODEL_KINDS, "network": NETWORKS, "likelihood": LIKELIHOODS, "prior": PRIORS,
+           "posterior": POSTERIORS}
 # Bytes per parameter value while training: the float32 weights, their gradients and Adam's two moments.
 TRAINING_BYTES_PER_PARAMETER = 4 * limits.FLOAT_BYTES
 # Bytes per parameter value of a model used for inference: the weights and the checkpoint copy they load from.
@@ -54,13 +55,6 @@ def resolve_model_config(config: ModelConfig, data: DataBundle) -> ModelConfig:
     if sections["network"].name is None:
         sections["network"].name = data.default_network or DEFAULT_NETWORK.get(data.value_kind, "mlp")
     _check_data_kind(sections, data, text)
-    if config.latent_layers is not None:
-        if text:
-            raise ConfigError("model.latent_layers (a hierarchical VAE) applies to images and tables, not to text")
-        check_layers(config.latent_layers, config.latent_dim)
-        if sections["posterior"].name != "gaussian":
-            raise ConfigError(f"model.posterior {sections['posterior'].name!r} applies to one stochastic layer; a "
-                              "hierarchical model (model.latent_layers) has Gaussian layers")
     if sections["posterior"].name != "gaussian" and sections["prior"].name in DATA_SPACE_PRIORS:
         raise ConfigError(f"model.prior {sections['prior'].name!r} mixes the encoder's Gaussians at its pseudo-inputs "
                           f"and needs model.posterior 'gaussian' (got {sections['posterior'].name!r})")
@@ -76,7 +70,7 @@ def reads_text(kind: str, name: str) -> bool:
 
 def _check_data_kind(sections: dict, data: DataBundle, text: bool) -> None:
     """A ConfigError when a network or likelihood for text meets other data, or the other way round."""
-    for kind in ("network", "likelihood"):
+    for kind in ("network", "likelihood"):  # (the model kind checks its own parts when it is built)
         name = sections[kind].name
         if reads_text(kind, name) and not text:
             raise ConfigError(f"model.{kind} {name!r} reads sentences, and data set {data.name!r} is not text")
@@ -91,8 +85,8 @@ def _check_data_kind(sections: dict, data: DataBundle, text: bool) -> None:
 
 def _section(config: ModelConfig, kind: str):
     """The model's `kind` section as a checked Plugin (a Python caller may have set a plain name)."""
-    default = ModelConfig.__dataclass_fields__[kind].default_factory().name
-    return parse_plugin(kind, getattr(config, kind), default, f"model.{kind}")
+    field = ModelConfig.__dataclass_fields__[kind]
+    return parse_plugin(field.metadata["plugin"], getattr(config, kind), field.default_factory().name, f"model.{kind}")
 
 
 def count_parameters(config: ModelConfig) -> int | None:
@@ -138,43 +132,34 @@ def build_model(config: ModelConfig, *, training: bool = True) -> VAE:
 
 
 def _build(config: ModelConfig) -> VAE:
+    """The model of `config`'s kind, built by its registered factory from the configured plug-ins."""
     event_shape = tuple(config.event_shape)
-    net, lik, prior, post = (_section(config, kind) for kind in ("network", "likelihood", "prior", "posterior"))
+    kind, net, lik, prior, post = (_section(config, k) for k in ("kind", "network", "likelihood", "prior", "posterior"))
     if lik.name is None:  # not resolved against a data set: the likelihood of [0, 1] data
         lik = parse_plugin("likelihood", {**lik.options, "name": "bernoulli"}, None, "model.likelihood")
     if net.name is None:
         net = parse_plugin("network", {**net.options, "name": "mlp"}, None, "model.network")
     likelihood = LIKELIHOODS.build(lik.name, lik.options, where="model.likelihood", event_shape=event_shape,
                                    latent_dim=config.latent_dim, vocab_size=config.vocab_size)
-    nets = NETWORKS.build(net.name, net.options, where="model.network", event_shape=event_shape,
-                          latent_dim=config.latent_dim, params_per_entry=likelihood.params_per_entry,
-                          cond_dim=config.num_classes, vocab_size=config.vocab_size)
-    if config.latent_layers is not None:
-        return _build_hierarchical(config, event_shape, net, likelihood, prior)
-    p_z = PRIORS.build(prior.name, prior.options, where="model.prior", latent_dim=config.latent_dim,
-                       event_shape=event_shape)
-    q_z = POSTERIORS.build(post.name, post.options, where="model.posterior", latent_dim=config.latent_dim)
-    return VAE(nets.encoder, nets.decoder, likelihood, p_z, config.latent_dim, event_shape, config.num_classes,
-               posterior=q_z)
 
-
-def _build_hierarchical(config: ModelConfig, event_shape: tuple[int, ...], net, likelihood, prior) -> HierarchicalVAE:
-    """A HierarchicalVAE: the network registry's encoder for q(z_L|x) and for the features of each lower layer,
-    its decoder over the whole code, and the prior registry's entry for p(z_L)."""
-    layers = check_layers(config.latent_layers, config.latent_dim)
-
-    def pair(latent_dim: int):
+    def networks(latent_dim: int):
         return NETWORKS.build(net.name, net.options, where="model.network", event_shape=event_shape,
                               latent_dim=latent_dim, params_per_entry=likelihood.params_per_entry,
                               cond_dim=config.num_classes, vocab_size=config.vocab_size)
 
-    top_encoder = pair(layers[-1]).encoder
-    feature_encoders = [pair(size).encoder for size in layers[:-1]]
-    decoder = pair(config.latent_dim).decoder
-    top_prior = PRIORS.build(prior.name, prior.options, where="model.prior", latent_dim=layers[-1],
-                             event_shape=event_shape)
-    return HierarchicalVAE(top_encoder, feature_encoders, decoder, likelihood, top_prior, layers, event_shape,
-                           config.num_classes, hidden=config.layer_hidden)
+    def make_prior(latent_dim: int):
+        return PRIORS.build(prior.name, prior.options, where="model.prior", latent_dim=latent_dim,
+                            event_shape=event_shape)
+
+    def make_posterior(latent_dim: int):
+        return POSTERIORS.build(post.name, post.options, where="model.posterior", latent_dim=latent_dim)
+
+    parts = ModelParts(event_shape=event_shape, latent_dim=config.latent_dim, num_classes=config.num_classes,
+                       vocab_size=config.vocab_size, likelihood=likelihood, networks=networks, prior=make_prior,
+                       posterior=make_posterior, network_name=net.name, prior_name=prior.name,
+                       posterior_name=post.name,
+                       sequence_data=reads_text("network", net.name) or reads_text("likelihood", lik.name))
+    return MODEL_KINDS.build(kind.name, kind.options, where="model.kind", parts=parts)
 
 
 __all__ = ["build_model", "check_model_size", "count_parameters", "resolve_model_config", "LIKELIHOODS"]

@@ -187,7 +187,7 @@ class Section:
             hint = ""
             if isinstance(self, ModelConfig) and key in LEGACY_MODEL_KEYS:
                 section, option = LEGACY_MODEL_KEYS[key]
-                hint = f"; it is now model.{section}.{option} (config.model.{section}.{option} = ...)"
+                hint = f"; it is now model.{section}.{option} (config.model.{section}.{option} = ...){_kind_hint(key)}"
             raise ConfigError(f"{type(self).__name__} has no key {key!r}{hint or '; its keys: ' + ', '.join(self.__dataclass_fields__)}")
         kind = self.__dataclass_fields__[key].metadata.get("plugin")
         if kind is not None and not isinstance(value, Plugin):  # a name or a table, as in a config file
@@ -285,7 +285,7 @@ class Plugin:
 
 def _registry(kind: str):
     """The registry of a plug-in kind, with every built-in entry registered."""
-    from . import likelihoods, nets, objectives, posteriors, priors  # noqa: F401  (importing registers the entries)
+    from . import likelihoods, models, nets, objectives, posteriors, priors  # noqa: F401  (importing registers the entries)
     from .registry import REGISTRIES
 
     return REGISTRIES[kind]
@@ -305,6 +305,9 @@ class ModelConfig(Section):
     _section: ClassVar[str] = "model"
 
     latent_dim: int = ranged(16, 1, MAX_LATENT_DIM)
+    # The model kind (vaekit.models): 'vae' (one stochastic layer) or 'hierarchical' (several; its options are
+    # the layer sizes and the width of the networks between them), with that kind's own options.
+    kind: Plugin = plugin("model kind", "vae")
     network: Plugin = plugin("network", None)
     likelihood: Plugin = plugin("likelihood", None)
     prior: Plugin = plugin("prior", "normal")
@@ -313,10 +316,6 @@ class ModelConfig(Section):
     event_shape: list[int] | None = ranged(None, 1)  # each size >= 1
     num_classes: int = ranged(0, 0, MAX_CLASSES)
     vocab_size: int = ranged(0, 0, MAX_VOCAB)  # text: the vocabulary's size, from the data (0 for other data)
-    # Several stochastic layers (a hierarchical VAE, vaekit.models.hierarchical): their sizes, bottom first,
-    # summing to latent_dim; `layer_hidden` is the width of the networks between the layers.
-    latent_layers: list[int] | None = ranged(None, 1, MAX_LATENT_DIM)
-    layer_hidden: int = ranged(300, 1, MAX_LATENT_DIM)
 
 
 # The default training length (train.epochs unset): enough epochs for this many optimiser steps, and no fewer
@@ -377,7 +376,15 @@ def to_dict(config: Any) -> dict:
 LEGACY_MODEL_KEYS = {"hidden": ("network", "hidden"), "channels": ("network", "channels"),
                      "conv_hidden": ("network", "dense"), "activation": ("network", "activation"),
                      "sigma": ("likelihood", "sigma"), "n_mix": ("likelihood", "n_mix"),
-                     "prior_components": ("prior", "components"), "prior_init": ("prior", "init")}
+                     "prior_components": ("prior", "components"), "prior_init": ("prior", "init"),
+                     "latent_layers": ("kind", "layers"), "layer_hidden": ("kind", "hidden")}
+# The keys of the hierarchical VAE before model kinds were plug-ins -> the option of model.kind 'hierarchical'.
+LEGACY_LAYER_KEYS = {"latent_layers": "layers", "layer_hidden": "hidden"}
+
+
+def _kind_hint(key: str) -> str:
+    """For an old key of the hierarchical VAE: the model kind it now belongs to."""
+    return ", with model.kind.name = 'hierarchical'" if key in LEGACY_LAYER_KEYS else ""
 
 
 def from_dict(cls: type, values: dict, where: str = "") -> Any:
@@ -402,7 +409,7 @@ def _from_dict(cls: type, values: dict, where: str) -> Any:
             hint = ""
             if cls is ModelConfig and key in LEGACY_MODEL_KEYS:
                 section, option = LEGACY_MODEL_KEYS[key]
-                hint = f"; it is now model.{section}.{option}"
+                hint = f"; it is now model.{section}.{option}{_kind_hint(key)}"
             raise ConfigError(f"unknown config key {path!r}{hint or '; known keys here: ' + ', '.join(fields)}")
         kind = fields[key].metadata.get("plugin")
         if kind is not None:
@@ -445,6 +452,12 @@ def upgrade_legacy(values: dict) -> dict:
     """
     values = json.loads(json.dumps(values))
     model = values.get("model")
+    if isinstance(model, dict) and set(model) & set(LEGACY_LAYER_KEYS) and "kind" not in model:
+        # model.latent_layers = [40, 40] (and model.layer_hidden) -> [model.kind] name = "hierarchical", layers = ...
+        old = {key: model.pop(key) for key in LEGACY_LAYER_KEYS if key in model}
+        if old.get("latent_layers") is not None:
+            model["kind"] = {"name": "hierarchical", "layers": old["latent_layers"],
+                             **({"hidden": old["layer_hidden"]} if "layer_hidden" in old else {})}
     if isinstance(model, dict) and (set(model) & set(LEGACY_MODEL_KEYS) or isinstance(model.get("network"), str)):
         sections = {kind: {"name": model.pop(kind, None)} for kind in ("network", "likelihood", "prior")}
         sections["network"]["name"] = sections["network"]["name"] or "mlp"

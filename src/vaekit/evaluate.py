@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from .distributions import log_mean_exp
-from .models.hierarchical import split_per_layer
+from .models.base import split_per_layer
 from .models.vae import VAE, Batch
 from .objectives import ELBO
 from .priors import DIAGNOSTIC_SEED
@@ -92,7 +92,7 @@ def importance_sampled_nll(model: VAE, x: torch.Tensor, y: torch.Tensor | None =
 def posterior_means(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None, batch_size: int = 1024) -> torch.Tensor:
     """E_q[z|x] for every example, (N, D)."""
     return torch.cat([
-        model.encode(x[i : i + batch_size], None if y is None else y[i : i + batch_size]).mean
+        model.embed(x[i : i + batch_size], None if y is None else y[i : i + batch_size])
         for i in range(0, x.shape[0], batch_size)
     ])
 
@@ -145,7 +145,7 @@ def per_layer(model: VAE, kl_per_dim: list[float], variances: list[float],
               threshold: float = ACTIVE_UNIT_THRESHOLD) -> tuple[list[float] | None, list[int] | None]:
     """A hierarchical model's KL (nats) and active units of each stochastic layer, bottom first; (None, None) for
     a model with one stochastic layer."""
-    layers = getattr(model, "latent_layers", None)
+    layers = model.capabilities.layers
     if not layers:
         return None, None
     kl = [sum(part) for part in split_per_layer(kl_per_dim, layers)]
@@ -276,7 +276,7 @@ def evaluate(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None, iw_samp
         active_units=diagnostics.active_units,
         latent_dim=model.latent_dim,
         kl_per_dim=diagnostics.kl_per_dim,
-        latent_layers=getattr(model, "latent_layers", None),
+        latent_layers=None if model.capabilities.layers is None else list(model.capabilities.layers),
         kl_per_layer=diagnostics.kl_per_layer,
         active_units_per_layer=diagnostics.active_units_per_layer,
         mutual_information=diagnostics.mutual_information,

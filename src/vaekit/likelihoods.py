@@ -42,6 +42,10 @@ class Likelihood(nn.Module):
     # Discrete data: the support is the `levels` values k / (levels - 1), k = 0 .. levels - 1 (None: continuous).
     # A likelihood with levels can losslessly code data (vaekit.apps.compress).
     levels: int | None = None
+    # What the likelihood models, which callers ask instead of recognising it by name: "binary" (0/1 values, or
+    # grey levels in [0, 1] as soft targets), "levels" (the `levels` discrete values), "continuous" (a density
+    # over real values: its NLL can be negative and is no code length) or "tokens" (sentences of token ids).
+    support: str = "continuous"
 
     def __init__(self, event_shape: tuple[int, ...]) -> None:
         super().__init__()
@@ -81,6 +85,7 @@ class BernoulliLikelihood(Likelihood):
     """Bernoulli per entry (binary cross-entropy); accepts grey levels in [0, 1] as soft targets."""
 
     levels = 2
+    support = "binary"
 
     def level_probs(self, px: D.Independent) -> torch.Tensor:
         p1 = torch.sigmoid(px.base_dist.logits.double())
@@ -228,6 +233,7 @@ class DiscretizedLogisticLikelihood(Likelihood):
     """Mixture of discretized logistics for 8-bit data in [0, 1] (n_mix=1: one discretized logistic)."""
 
     levels = N_BINS
+    support = "levels"
 
     def level_probs(self, px: D.Independent) -> torch.Tensor:
         return px.base_dist.level_probs()

@@ -91,7 +91,7 @@ def apply_vector(model: VAE, x: torch.Tensor, vector: np.ndarray | torch.Tensor,
     rows = int(x.shape[0]) * strengths_t.numel()
     model.check_generate(rows, f"{x.shape[0]:,} examples moved by {strengths_t.numel():,} strengths",
                          extra_per_row=model.latent_dim * 4)
-    mu = model.encode(x, y).mean  # (N, D)
+    mu = model.embed(x, y)  # (N, D)
     z = mu[:, None, :] + strengths_t[None, :, None] * vector  # (N, S, D)
     n, s = z.shape[:2]
     labels = None if y is None else y.reshape(-1, 1).expand(n, s).reshape(-1)
@@ -110,7 +110,7 @@ def analogy(model: VAE, x_a: torch.Tensor, x_b: torch.Tensor, x_c: torch.Tensor,
     if any(x.shape[0] != n for x in xs):
         raise ConfigError("the three analogy inputs must have the same number of examples")
     labels = None if label is None else torch.full((n,), int(label), dtype=torch.long)
-    mu_a, mu_b, mu_c = (model.encode(x, labels).mean for x in xs)
+    mu_a, mu_b, mu_c = (model.embed(x, labels) for x in xs)
     z = mu_a - mu_b + mu_c  # (N, D)
     return model.decode(z, labels).mean.cpu(), z.cpu()
 

@@ -87,7 +87,7 @@ def interpolate(model: VAE, x_a: torch.Tensor, x_b: torch.Tensor, steps: int = 1
     x = torch.stack([x_a.reshape(model.event_shape), x_b.reshape(model.event_shape)])  # (2, *event)
     y_a, y_b = (label if v is None else v for v in (y_a, y_b))  # files have no label: use `label`
     y = None if y_a is None or y_b is None else torch.tensor([int(y_a), int(y_b)])
-    z = model.encode(x, y).mean  # (2, D); a conditional model without both labels raises
+    z = model.embed(x, y)  # (2, D); a conditional model without both labels raises
     return interpolate_codes(model, z[0], z[1], steps, method, y_a if label is None else label)
 
 

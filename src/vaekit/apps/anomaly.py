@@ -86,9 +86,7 @@ def anomaly_scores(model: VAE, x: torch.Tensor, score: str = "nll", k: int = 100
     if k < 1:
         raise ConfigError(f"the number of samples k must be >= 1, got {k}")
     if score == "nll-entropy":
-        from ..likelihoods import BernoulliLikelihood
-
-        if not isinstance(model.likelihood, BernoulliLikelihood):
+        if getattr(model.likelihood, "support", None) != "binary":
             raise ConfigError(f"score 'nll-entropy' subtracts the entropy of Bernoulli targets: it needs the "
                               f"'bernoulli' likelihood, the model has {type(model.likelihood).__name__}")
     was_training = model.training

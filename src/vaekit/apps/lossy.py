@@ -67,7 +67,7 @@ def _from_unit_values(values: np.ndarray, model: VAE, dtype: np.dtype,
 def posterior_means(model: VAE, x: np.ndarray) -> np.ndarray:
     """mu(x) for every image, (N, D) float64, encoded in chunks that fit the memory budget."""
     rows = limits.chunk_rows(len(x), 64 * math.prod(model.event_shape) * limits.FLOAT_BYTES)
-    parts = [model.encode(torch.as_tensor(x[i : i + rows])).mean.double().numpy() for i in range(0, len(x), rows)]
+    parts = [model.embed(torch.as_tensor(x[i : i + rows])).double().numpy() for i in range(0, len(x), rows)]
     return np.concatenate(parts)
 
 

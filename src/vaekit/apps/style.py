@@ -51,7 +51,7 @@ def transfer_style(model: VAE, style_x: torch.Tensor, style_y: torch.Tensor,
         raise ConfigError(f"got {style_x.shape[0]} style images, {style_y.numel()} style labels and "
                           f"{content.numel()} content labels; give one label each (or one content label)")
     model.check_generate(style_x.shape[0], f"rendering {style_x.shape[0]:,} style transfers")
-    z = model.encode(style_x, style_y).mean  # (B, D)
+    z = model.embed(style_x, style_y)  # (B, D)
     images = model.generate(z, content, check=False)  # (B, *event), decoded in chunks
     return StyleTransfer(z=z, style_labels=style_y, content_labels=content.clone(), images=images)
 

@@ -20,7 +20,6 @@ import torch
 
 from ..errors import VaekitError
 from ..models.vae import VAE
-from ..posteriors import GaussianPosterior
 from ..priors import StandardNormalPrior
 
 MAGIC = b"VKZ\x00"
@@ -48,9 +47,9 @@ def check_codable(model: VAE, what: str) -> None:
         raise CompressionError(f"{what} needs a model with the normal prior (this one: {type(model.prior).__name__})")
     if model.conditional:
         raise CompressionError(f"{what} of a conditional model is not supported")
-    if not isinstance(getattr(model, "posterior", None), GaussianPosterior) or getattr(model, "latent_layers", None):
+    if not model.capabilities.entropy_coding:
         raise CompressionError(f"{what} needs a model whose q(z|x) is one diagonal Gaussian (this one has "
-                               f"{'several stochastic layers' if getattr(model, 'latent_layers', None) else 'a flow posterior'})")
+                               f"{'several stochastic layers' if model.capabilities.layers else 'a flow posterior'})")
 
 
 def as_batch(model: VAE, array: np.ndarray) -> np.ndarray:

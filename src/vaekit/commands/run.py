@@ -142,7 +142,7 @@ def cmd_eval(args) -> int:
             x, y = x[: args.limit], None if y is None else y[: args.limit]
         result = evaluate(run.model, x, y, iw_samples=args.iw_samples, progress=True)
         report.update(result.to_dict())
-        rows += _likelihood_rows(result, continuous=run.config.model.likelihood.name.startswith("gaussian"))
+        rows += _likelihood_rows(result, continuous=getattr(run.model.likelihood, "support", "") == "continuous")
         if run.model.is_text:
             from ..text.quality import reconstruction_report
 

@@ -1,5 +1,9 @@
-"""Generative models; `VAE` covers the unconditional and the conditional (Sohn et al. 2015) cases."""
+"""Generative models, one file per model kind, each registered in `MODEL_KINDS` (`vaekit.models.base`):
+`vae` (one stochastic layer; conditioning on a label is an option of the same model, Sohn et al. 2015) and
+`hierarchical` (several stochastic layers)."""
 
+from . import hierarchical  # noqa: F401  (importing registers the kind)
+from .base import MODEL_KINDS, Capabilities, ModelParts
 from .vae import VAE, Batch, VAEOutput
 
-__all__ = ["VAE", "Batch", "VAEOutput"]
+__all__ = ["VAE", "Batch", "VAEOutput", "MODEL_KINDS", "Capabilities", "ModelParts"]

@@ -22,7 +22,6 @@ Shapes: x (B, *event); z (S, B, D) or (B, D); log_prob returns (S, B) or (B,).
 
 from __future__ import annotations
 
-import itertools
 from typing import Sequence
 
 import torch
@@ -33,22 +32,30 @@ from ..errors import ConfigError
 from ..nets.mlp import mlp
 from ..posteriors import softplus_normal
 from ..priors import Prior
+from .base import MODEL_KINDS, Capabilities, ModelParts, layer_slices, split_per_layer  # noqa: F401 (re-exported)
 from .vae import VAE
 
-# Most stochastic layers a model may have (each adds three networks).
+# Most stochastic layers a model may have (each adds three networks), and the widest networks between them.
 MAX_LAYERS = 8
+MAX_HIDDEN = 65536
 
 
-def check_layers(layers: Sequence[int], latent_dim: int) -> list[int]:
-    """The layer sizes as a list, or a ConfigError: two or more layers, each >= 1, summing to `latent_dim`."""
+def check_layers(layers: Sequence[int] | None, latent_dim: int) -> list[int]:
+    """The layer sizes as a list, or a ConfigError: two or more layers, each >= 1, summing to `latent_dim`.
+    None: two layers splitting `latent_dim` (the top one takes the larger half when it is odd)."""
+    if layers is None:
+        if latent_dim < 2:
+            raise ConfigError(f"model.kind 'hierarchical' needs model.latent_dim >= 2 (one unit per layer at least), "
+                              f"got {latent_dim}")
+        return [latent_dim // 2, latent_dim - latent_dim // 2]
     layers = [int(size) for size in layers]
     if not 2 <= len(layers) <= MAX_LAYERS:
-        raise ConfigError(f"model.latent_layers needs 2 to {MAX_LAYERS} layer sizes (bottom first), got {layers}; "
-                          "for one stochastic layer leave it unset")
+        raise ConfigError(f"model.kind.layers needs 2 to {MAX_LAYERS} layer sizes (bottom first), got {layers}; "
+                          "for one stochastic layer use model.kind = 'vae'")
     if any(size < 1 for size in layers):
-        raise ConfigError(f"model.latent_layers must hold sizes >= 1, got {layers}")
+        raise ConfigError(f"model.kind.layers must hold sizes >= 1, got {layers}")
     if sum(layers) != latent_dim:
-        raise ConfigError(f"model.latent_layers {layers} sum to {sum(layers)}, but model.latent_dim is {latent_dim}: "
+        raise ConfigError(f"model.kind.layers {layers} sum to {sum(layers)}, but model.latent_dim is {latent_dim}: "
                           f"set model.latent_dim = {sum(layers)} (the size of the whole code)")
     return layers
 
@@ -246,6 +253,12 @@ class HierarchicalVAE(VAE):
         """The size of each stochastic layer, bottom first."""
         return list(self.layers)
 
+    @property
+    def capabilities(self) -> Capabilities:
+        """Several layers: a Monte Carlo KL (no closed form per dimension across layers, but its per-dimension
+        estimate, `HierarchicalPrior.marginal_kl_per_dim`), and no bits-back coding of the joint code."""
+        return Capabilities(layers=tuple(self.layers), entropy_coding=False)
+
     def encode_top(self, x: torch.Tensor, y: torch.Tensor | None = None, mask: torch.Tensor | None = None
                    ) -> D.Independent:
         """q(z_L | x): a diagonal Gaussian over the top layer (what a VampPrior encodes its pseudo-inputs with)."""
@@ -277,18 +290,27 @@ class _TopLayer:
         self.encode = model.encode_top
 
 
-def layer_slices(layers: Sequence[int]) -> list[slice]:
-    """The index range of each layer in the joint code, bottom first."""
-    bounds = [0, *itertools.accumulate(layers)]
-    return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+@MODEL_KINDS.register("hierarchical")
+def hierarchical(parts: ModelParts, layers: list[int] | None = None, hidden: int = 300) -> HierarchicalVAE:
+    """Several stochastic layers z_1..z_L, each conditioned on the one above (Tomczak & Welling 2018).
 
-
-def split_per_layer(values: Sequence[float], layers: Sequence[int] | None) -> list[list[float]] | None:
-    """Per-dimension values (D,) cut into one list per layer (bottom first); None for a one-layer model."""
-    if not layers:
-        return None
-    values = list(values)
-    return [values[s] for s in layer_slices(layers)]
+    `layers`: their sizes, bottom first, summing to model.latent_dim (None: two halves); `hidden`: the width of
+    the networks between the layers."""
+    layers = check_layers(layers, parts.latent_dim)
+    if not 1 <= hidden <= MAX_HIDDEN:
+        raise ConfigError(f"model.kind.hidden must be in [1, {MAX_HIDDEN}], got {hidden}")
+    if parts.sequence_data:
+        raise ConfigError("model.kind 'hierarchical' applies to fixed-size data (images, tables), not to sentences")
+    if parts.posterior_name != "gaussian":
+        raise ConfigError(f"model.posterior {parts.posterior_name!r} applies to one stochastic layer; "
+                          "model.kind 'hierarchical' has Gaussian layers")
+    # The network registry's encoder gives q(z_L|x) and the x-features of each lower layer; its decoder reads the
+    # whole code. The prior registry's entry is p(z_L).
+    top_encoder = parts.networks(layers[-1]).encoder
+    feature_encoders = [parts.networks(size).encoder for size in layers[:-1]]
+    decoder = parts.networks(parts.latent_dim).decoder
+    return HierarchicalVAE(top_encoder, feature_encoders, decoder, parts.likelihood, parts.prior(layers[-1]),
+                           layers, parts.event_shape, parts.num_classes, hidden=hidden)
 
 
 __all__ = ["HierarchicalVAE", "HierarchicalPosterior", "HierarchicalPrior", "HierarchicalPriorDistribution",

@@ -23,6 +23,7 @@ from ..errors import ConfigError
 from ..likelihoods import Likelihood
 from ..posteriors import MIN_POSTERIOR_SCALE, GaussianPosterior, reparameterise  # noqa: F401 (MIN_POSTERIOR_SCALE: re-exported)
 from ..priors import Prior
+from .base import MODEL_KINDS, Capabilities, ModelParts
 
 # `sample` draws z from the prior in blocks of this many (fixed, so that a seed gives the same samples whatever
 # the memory budget; n up to this size draws z in one call, as it always did).
@@ -77,6 +78,17 @@ class VAE(nn.Module):
         self.num_classes = num_classes
         self.vocab = None  # text models: the vaekit.text.Vocabulary of the token ids (set by fit and load)
         prior.attach(self)  # a prior defined through the encoder (VampPrior) keeps a reference to it
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What this model can be asked (`vaekit.models.base.Capabilities`): one Gaussian layer can be
+        entropy-coded; a flow posterior cannot (its density is not a product of per-dimension Gaussians)."""
+        return Capabilities(entropy_coding=isinstance(self.posterior, GaussianPosterior))
+
+    def embed(self, x: torch.Tensor, y: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The point in latent space that stands for each input (B, D): the mean of q(z|x) (for several layers,
+        the code along the layers' means)."""
+        return self.encode(x, y, mask).mean
 
     @property
     def conditional(self) -> bool:
@@ -291,12 +303,20 @@ class VAE(nn.Module):
             from ..text.generate import decode_codes, reconstruct_sentences
 
             if torch.is_tensor(x):
-                return decode_codes(self, self.encode(x).mean)
+                return decode_codes(self, self.embed(x))
             return reconstruct_sentences(self, x)
-        return self.decode(self.encode(x, y).mean, y).mean
+        return self.decode(self.embed(x, y), y).mean
 
     def _device(self) -> torch.device:
         return next(self.parameters()).device
 
     def _dtype(self) -> torch.dtype:
         return next(self.parameters()).dtype
+
+
+@MODEL_KINDS.register("vae")
+def vae(parts: ModelParts) -> VAE:
+    """One stochastic layer: q(z|x) from the encoder (a diagonal Gaussian, or a flow on it), p(z) any prior."""
+    nets = parts.networks(parts.latent_dim)
+    return VAE(nets.encoder, nets.decoder, parts.likelihood, parts.prior(parts.latent_dim), parts.latent_dim,
+               parts.event_shape, parts.num_classes, posterior=parts.posterior(parts.latent_dim))

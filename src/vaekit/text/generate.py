@@ -157,7 +157,7 @@ def encode_sentences(model, sentences: Sequence[str] | Sequence[Sequence[str]]) 
     was_training = model.training
     model.eval()
     try:
-        return model.encode(to_ids(model, sentences)).mean
+        return model.embed(to_ids(model, sentences))
     finally:
         model.train(was_training)
 

@@ -218,6 +218,7 @@ class SentenceLikelihood(nn.Module):
     VAE's decode(z) gives this distribution and the objectives score it by log_prob, as for images."""
 
     reads_text = True
+    support = "tokens"  # what it models (vaekit.likelihoods.Likelihood.support)
     params_per_entry = 1
 
     def __init__(self, vocab_size: int, latent_dim: int, max_len: int = 100, **options) -> None:
