@@ -10,9 +10,10 @@ from conftest import shared_data_root
 from hypothesis import given
 from hypothesis import strategies as st
 
+from vaekit.data.text import ptb_files, ptb_splits
 from vaekit.errors import ConfigError, DataError
 from vaekit.text import (BOS_ID, EOS_ID, PAD_ID, SPECIALS, TOY_MAX_LEN, TOY_MIN_LEN, TOY_VOCAB_SIZE, UNK, UNK_ID,
-                         Vocabulary, ptb_files, ptb_splits, read_sentences, teacher_forcing, tokenize, toy_corpus)
+                         Vocabulary, read_sentences, teacher_forcing, tokenize, toy_corpus)
 
 SENTENCES = [tokenize("the cat sat on the mat ."), tokenize("the dog sat ."), tokenize("a <unk> ran .")]
 

@@ -16,6 +16,7 @@ from .models.vae import VAE
 from .nets import NETWORKS
 from .posteriors import POSTERIORS
 from .priors import PRIORS
+from .text.model import SentenceVAE
 
 # Default likelihood for each kind of data value.
 DEFAULT_LIKELIHOOD = {"binary": "bernoulli", "unit": "bernoulli", "real": "gaussian-learned", "tokens": "sentence"}
@@ -154,11 +155,12 @@ def _build(config: ModelConfig) -> VAE:
     def make_posterior(latent_dim: int):
         return POSTERIORS.build(post.name, post.options, where="model.posterior", latent_dim=latent_dim)
 
+    sequence_data = reads_text("network", net.name) or reads_text("likelihood", lik.name)
     parts = ModelParts(event_shape=event_shape, latent_dim=config.latent_dim, num_classes=config.num_classes,
                        vocab_size=config.vocab_size, likelihood=likelihood, networks=networks, prior=make_prior,
                        posterior=make_posterior, network_name=net.name, prior_name=prior.name,
                        posterior_name=post.name,
-                       sequence_data=reads_text("network", net.name) or reads_text("likelihood", lik.name))
+                       sequence_data=sequence_data, model_class=SentenceVAE if sequence_data else None)
     return MODEL_KINDS.build(kind.name, kind.options, where="model.kind", parts=parts)
 
 

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from ..errors import DataError
 from .base import DATASETS, DataBundle
-from .common import DEFAULT_TEST_FRACTION, DEFAULT_VALID_FRACTION, check_fractions
+from ..text.corpus import PTB_FILES, read_sentences
+from .common import DEFAULT_TEST_FRACTION, DEFAULT_VALID_FRACTION, check_fractions, dataset_folder, find_file
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,18 @@ def text_bundle(name: str, splits: dict[str, list[list[str]]], max_len: int, voc
                 meta: dict | None = None) -> DataBundle:
     """A text DataBundle of tokenised sentence splits (`DataBundle.from_token_splits`)."""
     return DataBundle.from_token_splits(name, splits, max_len, vocab_size, meta)
+
+
+def ptb_files(root: str | Path | None = None) -> dict[str, Path]:
+    """The paths of PTB's train/valid/test files in `root` (or `root/ptb`, or `$VAEKIT_DATA/ptb`); a DataError
+    saying which file is expected where when one is missing."""
+    folder = dataset_folder("ptb", root, markers=tuple(PTB_FILES.values()))
+    return {split: find_file(folder, "ptb", [name]) for split, name in PTB_FILES.items()}
+
+
+def ptb_splits(root: str | Path | None = None) -> dict[str, list[list[str]]]:
+    """PTB's "train", "valid" and "test" sentences, whole (call `read_sentences` on `ptb_files()` to cut them)."""
+    return {split: read_sentences(path)[0] for split, path in ptb_files(root).items()}
 
 
 def _read(path: Path, max_len: int) -> list[list[str]]:
@@ -61,8 +74,6 @@ def _split_sentences(sentences: list[list[str]], valid_fraction: float, test_fra
 def ptb(*, root: str | Path | None = None, max_len: int = DEFAULT_MAX_LEN,
         vocab_size: int = DEFAULT_VOCAB_SIZE) -> DataBundle:
     """Penn Treebank sentences (Mikolov's preprocessing, 10,000 words): 42,068 / 3,370 / 3,761 in its own splits."""
-    from ..text.corpus import ptb_files
-
     files = ptb_files(root)
     splits = {split: _read(path, max_len) for split, path in files.items()}
     return text_bundle("ptb", splits, max_len, vocab_size, {"source": str(files["train"].parent)})

@@ -66,6 +66,9 @@ class ModelParts:
     # True when the configured network and likelihood read sequences of token ids (the builder knows it from
     # their registry entries); a kind that needs fixed-size data refuses them.
     sequence_data: bool = False
+    # The class of a one-layer model: VAE, or a subclass that turns outputs into the data's own values
+    # (vaekit.text.model.SentenceVAE: sentences); None: VAE.
+    model_class: type | None = None
 
 
 def layer_slices(layers: Sequence[int]) -> list[slice]:

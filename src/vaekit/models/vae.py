@@ -76,7 +76,6 @@ class VAE(nn.Module):
         self.latent_dim = latent_dim
         self.event_shape = tuple(event_shape)
         self.num_classes = num_classes
-        self.vocab = None  # text models: the vaekit.text.Vocabulary of the token ids (set by fit and load)
         prior.attach(self)  # a prior defined through the encoder (VampPrior) keeps a reference to it
 
     @property
@@ -164,18 +163,13 @@ class VAE(nn.Module):
             return self.prior_for(labels, n).sample()
         return self.prior().sample((n,))
 
-    @property
-    def is_text(self) -> bool:
-        """True for a sentence VAE: its likelihood generates text."""
-        return bool(getattr(self.likelihood, "reads_text", False))
+    # True for a model whose values are sentences (vaekit.text.model.SentenceVAE overrides it)
+    is_text = False
 
     @torch.no_grad()
-    def sample(self, n: int, y: torch.Tensor | int | None = None, mean: bool = True, **text_options):
+    def sample(self, n: int, y: torch.Tensor | int | None = None, mean: bool = True):
         """n new data points (n, *event) from z ~ p(z): the likelihood's mean, or a draw when `mean=False`.
-
-        A text model returns n sentences (strings): decoded greedily (`mean=True`) or by sampling words
-        (`mean=False`); `text_options` (strategy, temperature, top_p, beam_size, seed) go to
-        `vaekit.text.generate.sample_sentences` and override `mean`.
+        (A model of another kind of value, such as sentences, returns those: vaekit.text.model.SentenceVAE.)
 
         The memory it needs is checked first (a ResourceError beyond the budget of `vaekit.limits`); z is drawn
         in blocks of PRIOR_BLOCK and decoded in chunks that fit the budget, so that a large n has no activation
@@ -183,12 +177,6 @@ class VAE(nn.Module):
         if y is not None and not self.conditional:
             raise ConfigError("this model is not conditional, so it cannot sample a given class; train one with "
                               "model.conditional=true")
-        if self.is_text:
-            from ..text.generate import sample_sentences
-
-            return sample_sentences(self, n, **{"strategy": "greedy" if mean else "sample", **text_options})
-        if text_options:
-            raise ConfigError(f"{', '.join(sorted(text_options))} apply to text models only")
         n = int(n)
         self.check_generate(n, f"sampling {n:,} examples of {limits.describe_shape(self.event_shape)}",
                             extra_per_row=self._prior_sample_bytes())
@@ -269,10 +257,6 @@ class VAE(nn.Module):
         """Decodes codes z (N, D) to (N, *event), the likelihood's mean (or a draw when `mean=False`), in chunks
         that fit the memory budget; labels `y` (N,) or one label for conditional models. The result of one chunk
         stays on the model's device; more are gathered on the CPU."""
-        if self.is_text:
-            from ..text.sequence import TEXT_DECODING
-
-            raise ConfigError(TEXT_DECODING)
         z = z.reshape(-1, self.latent_dim)
         n = z.shape[0]
         if check:
@@ -297,14 +281,7 @@ class VAE(nn.Module):
 
     @torch.no_grad()
     def reconstruct(self, x, y: torch.Tensor | None = None):
-        """Decode the posterior mean of each x: the likelihood's mean, (B, *event). A text model takes and
-        returns sentences (a list of strings, or token ids (B, L)), decoded greedily."""
-        if self.is_text:
-            from ..text.generate import decode_codes, reconstruct_sentences
-
-            if torch.is_tensor(x):
-                return decode_codes(self, self.embed(x))
-            return reconstruct_sentences(self, x)
+        """Decode the posterior mean of each x: the likelihood's mean, (B, *event)."""
         return self.decode(self.embed(x, y), y).mean
 
     def _device(self) -> torch.device:
@@ -318,5 +295,5 @@ class VAE(nn.Module):
 def vae(parts: ModelParts) -> VAE:
     """One stochastic layer: q(z|x) from the encoder (a diagonal Gaussian, or a flow on it), p(z) any prior."""
     nets = parts.networks(parts.latent_dim)
-    return VAE(nets.encoder, nets.decoder, parts.likelihood, parts.prior(parts.latent_dim), parts.latent_dim,
+    return (parts.model_class or VAE)(nets.encoder, nets.decoder, parts.likelihood, parts.prior(parts.latent_dim), parts.latent_dim,
                parts.event_shape, parts.num_classes, posterior=parts.posterior(parts.latent_dim))

@@ -6,10 +6,10 @@
     inputs, targets, steps = teacher_forcing(ids, lengths)         # see vaekit.text.vocab for the convention
 """
 
-from .corpus import (PTB_FILES, TOY_MAX_LEN, TOY_MIN_LEN, TOY_VOCAB_SIZE, ReadReport, ptb_files, ptb_splits,
+from .corpus import (PTB_FILES, TOY_MAX_LEN, TOY_MIN_LEN, TOY_VOCAB_SIZE, ReadReport,
                      read_sentences, tokenize, toy_corpus)
 from .vocab import (BOS, BOS_ID, EOS, EOS_ID, PAD, PAD_ID, SPECIALS, UNK, UNK_ID, Vocabulary, teacher_forcing)
 
 __all__ = ["Vocabulary", "teacher_forcing", "SPECIALS", "PAD", "BOS", "EOS", "UNK", "PAD_ID", "BOS_ID", "EOS_ID",
-           "UNK_ID", "tokenize", "read_sentences", "ReadReport", "ptb_files", "ptb_splits", "PTB_FILES", "toy_corpus",
+           "UNK_ID", "tokenize", "read_sentences", "ReadReport", "PTB_FILES", "toy_corpus",
            "TOY_VOCAB_SIZE", "TOY_MIN_LEN", "TOY_MAX_LEN"]

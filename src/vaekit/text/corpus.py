@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import limits
-from ..data.common import dataset_folder, find_file
 from ..errors import ConfigError, DataError
 
 PTB_FILES = {"train": "ptb.train.txt", "valid": "ptb.valid.txt", "test": "ptb.test.txt"}
@@ -82,18 +81,6 @@ def read_sentences(path: str | Path, max_len: int | None = None) -> tuple[list[l
     if not sentences:
         raise DataError(f"text file {path} holds no sentences ({blank} blank line(s))")
     return sentences, ReadReport(str(path), lines, blank, truncated, longest, max_len)
-
-
-def ptb_files(root: str | Path | None = None) -> dict[str, Path]:
-    """The paths of PTB's train/valid/test files in `root` (or `root/ptb`, or `$VAEKIT_DATA/ptb`); a DataError
-    saying which file is expected where when one is missing."""
-    folder = dataset_folder("ptb", root, markers=tuple(PTB_FILES.values()))
-    return {split: find_file(folder, "ptb", [name]) for split, name in PTB_FILES.items()}
-
-
-def ptb_splits(root: str | Path | None = None) -> dict[str, list[list[str]]]:
-    """PTB's "train", "valid" and "test" sentences, whole (call `read_sentences` on `ptb_files()` to cut them)."""
-    return {split: read_sentences(path)[0] for split, path in ptb_files(root).items()}
 
 
 # --- a toy corpus: a small grammar with a sentence-level topic (animals or people) -------------------------------
