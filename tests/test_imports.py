@@ -140,3 +140,54 @@ def test_the_import_graph_has_no_cycle():
     graph = import_graph()
     loops = [" -> ".join(cycle_path(graph, component)) for component in cycles(graph)]
     assert not loops, "import cycles: " + "; ".join(loops)
+
+
+# The floors of the package, bottom first: a module imports only from its own floor and those below it, so that
+# each floor can be read, tested and replaced without the ones above. Each entry is a module or a package (all
+# its modules); the longest matching entry decides. A new module must be placed here (the test says so).
+FLOORS: list[tuple[str, list[str]]] = [
+    ("foundation", ["vaekit.errors", "vaekit.registry", "vaekit.typecheck", "vaekit.limits", "vaekit.atomic",
+                    "vaekit.rng", "vaekit.runlock", "vaekit.outputs", "vaekit.runtime", "vaekit.latent_paths",
+                    "vaekit.distributions"]),
+    ("plug-ins", ["vaekit.likelihoods", "vaekit.priors", "vaekit.posteriors", "vaekit.nets", "vaekit.data",
+                  "vaekit.text", "vaekit.text.corpus", "vaekit.text.vocab", "vaekit.text.sequence",
+                  "vaekit.text.encoder", "vaekit.text.batching"]),
+    ("models", ["vaekit.models", "vaekit.objectives", "vaekit.text.generate", "vaekit.text.model"]),
+    ("run assembly, training, evaluation", [
+        "vaekit.config", "vaekit.build", "vaekit.train", "vaekit.train_step", "vaekit.evaluate", "vaekit.io",
+        "vaekit.writer", "vaekit.resume", "vaekit.distributed", "vaekit.report", "vaekit.plots",
+        "vaekit.class_grid"]),
+    ("analysis, metrics, applications", ["vaekit.analysis", "vaekit.metrics", "vaekit.apps", "vaekit.text.quality"]),
+    ("serve, commands", ["vaekit.serve", "vaekit.commands", "vaekit.cli", "vaekit.__main__", "vaekit"]),
+]
+
+
+def floor_of(module: str, floors: list[tuple[str, list[str]]] = FLOORS) -> int | None:
+    """The index of the floor `module` belongs to (its longest matching entry), None when no entry matches."""
+    best: tuple[int, int] | None = None
+    for level, (_, entries) in enumerate(floors):
+        for entry in entries:
+            if (module == entry or module.startswith(entry + ".")) and (best is None or len(entry) > best[1]):
+                best = (level, len(entry))
+    return None if best is None else best[0]
+
+
+def upward_imports(graph: dict[str, set[str]], floors: list[tuple[str, list[str]]] = FLOORS) -> list[str]:
+    """'a (floor) -> b (higher floor)' for every import that climbs."""
+    return [f"{a} ({floors[floor_of(a, floors)][0]}) -> {b} ({floors[floor_of(b, floors)][0]})"
+            for a in sorted(graph) for b in sorted(graph[a]) if floor_of(b, floors) > floor_of(a, floors)]
+
+
+def test_every_module_has_a_floor_and_no_import_climbs_one():
+    graph = import_graph()
+    homeless = sorted(m for m in graph if floor_of(m) is None)
+    assert not homeless, f"modules without a floor (add them to FLOORS in {Path(__file__).name}): {homeless}"
+    climbing = upward_imports(graph)
+    assert not climbing, "imports that climb a floor: " + "; ".join(climbing)
+
+
+def test_an_upward_import_is_reported():
+    floors = [("low", ["p.low"]), ("high", ["p.high", "p.high.special"])]
+    graph = {"p.low.a": {"p.high.b"}, "p.high.b": {"p.low.a"}, "p.high.special.c": set()}
+    assert upward_imports(graph, floors) == ["p.low.a (low) -> p.high.b (high)"]
+    assert floor_of("p.high.special.c", floors) == 1 and floor_of("q", floors) is None

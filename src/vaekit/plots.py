@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .errors import DataError
-from .io import atomic_output
+from .atomic import atomic_output
 
 ARRAY_SUFFIXES = (".npy", ".csv")  # arrays: NumPy binary or comma-separated text
 
