@@ -16,6 +16,7 @@ from .models.vae import VAE
 from .outputs import check_output_suffix
 from .plots import save_array, to_nchw
 from .rng import seeded
+from .runtime import to_model
 
 OUTPUT_SUFFIXES = (".png", ".npy", ".csv")  # sample and reconstruction files: an image grid or an array
 
@@ -42,7 +43,7 @@ def save_reconstructions(model: VAE, x: torch.Tensor, y: torch.Tensor | None, pa
     """Originals and their reconstructions (from the posterior mean), as a grid PNG or an array file."""
     path = Path(path)
     check_output_suffix(path, OUTPUT_SUFFIXES)
-    recon = model.reconstruct(x, y if model.conditional else None)
+    recon = model.reconstruct(to_model(model, x), to_model(model, y) if model.conditional else None).cpu()
     if path.suffix.lower() in plots.ARRAY_SUFFIXES:
         return save_array(recon.flatten(1).cpu().numpy(), path)
     return plots.save_reconstruction_grid(to_nchw(x, model.event_shape), to_nchw(recon, model.event_shape), path)

@@ -120,5 +120,16 @@ class Runtime:
             raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {shown(self.precision)}")
 
 
+def device_of(model: torch.nn.Module) -> torch.device:
+    """The device of a model's parameters (the CPU for a model without any)."""
+    first = next(model.parameters(), None)
+    return torch.device("cpu") if first is None else first.device
+
+
+def to_model(model: torch.nn.Module, tensor: torch.Tensor | None) -> torch.Tensor | None:
+    """`tensor` on the device of `model` (None stays None): data read on the CPU meets a model on a GPU."""
+    return None if tensor is None else torch.as_tensor(tensor).to(device_of(model))
+
+
 __all__ = ["AUTO_DEVICE", "DEVICE_CHOICES", "DEVICE_TYPES", "PRECISIONS", "Runtime", "check_device",
-           "check_device_available", "parse_memory_limit", "resolve_device"]
+           "check_device_available", "device_of", "parse_memory_limit", "resolve_device", "to_model"]

@@ -19,6 +19,7 @@ import torch
 
 from ..errors import ConfigError
 from ..models.vae import VAE
+from ..runtime import to_model
 from .traversal import check_latent_dims, prior_moments
 
 METHODS = ("linear", "slerp")
@@ -71,10 +72,10 @@ def interpolate_codes(model: VAE, z_a: torch.Tensor, z_b: torch.Tensor, steps: i
         raise ConfigError(f"codes must have {model.latent_dim} values, got {z_a.numel()} and {z_b.numel()}")
     model.check_generate(steps, f"an interpolation of {steps:,} steps (decoded examples of "
                                 f"{'x'.join(map(str, model.event_shape))})", extra_per_row=3 * model.latent_dim * 4)
-    t = torch.linspace(0, 1, steps)
+    t = torch.linspace(0, 1, steps, device=z_a.device)
     path = (lerp if method == "linear" else slerp)(z_a, z_b, t)  # (T, D)
     images = model.generate(path, _labels(label, steps), check=False)
-    return Interpolation(t=t.numpy(), z=path, images=images.cpu(), method=method)
+    return Interpolation(t=t.cpu().numpy(), z=path.cpu(), images=images.cpu(), method=method)
 
 
 @torch.no_grad()
@@ -87,7 +88,7 @@ def interpolate(model: VAE, x_a: torch.Tensor, x_b: torch.Tensor, steps: int = 1
     x = torch.stack([x_a.reshape(model.event_shape), x_b.reshape(model.event_shape)])  # (2, *event)
     y_a, y_b = (label if v is None else v for v in (y_a, y_b))  # files have no label: use `label`
     y = None if y_a is None or y_b is None else torch.tensor([int(y_a), int(y_b)])
-    z = model.encode(x, y).mean  # (2, D); a conditional model without both labels raises
+    z = model.encode(to_model(model, x), to_model(model, y)).mean  # (2, D); a conditional model without both labels raises
     return interpolate_codes(model, z[0], z[1], steps, method, y_a if label is None else label)
 
 
@@ -133,4 +134,4 @@ def latent_grid(model: VAE, n: int = 15, dims: Sequence[int] | None = None, *, l
     z[:, :, dims[1]] = rows.reshape(n, 1)
     images = model.generate(z.reshape(-1, latent), _labels(label, n * n), check=False)
     return LatentGrid(images=images.reshape(n, n, *images.shape[1:]).cpu(),
-                      values=(cols.numpy(), rows.numpy()), dims=dims)
+                      values=(cols.cpu().numpy(), rows.cpu().numpy()), dims=dims)
