@@ -26,7 +26,8 @@ def draw_samples(model: VAE, n: int, label: int | None = None, seed: int = 0, me
     """n samples (n, *event) from the prior, with a fixed seed so that the same call gives the same grid (the
     caller's random state is left as it was)."""
     with seeded(seed):
-        return model.sample(n, y=label, mean=mean)
+        samples = model.sample(n, y=label, mean=mean)
+    return samples.cpu() if torch.is_tensor(samples) else samples  # a text model's are sentences
 
 
 def save_samples(samples: torch.Tensor, model: VAE, path: str | Path, title: str = "Samples") -> Path:
