@@ -27,7 +27,6 @@ from .typecheck import shown
 DEVICE_TYPES = ("cpu", "cuda", "mps")
 AUTO_DEVICE = "auto"  # cuda when this machine has it, else cpu
 PRECISIONS = ("float32", "bfloat16", "float16")
-DEVICE_CHOICES = "auto, cpu, cuda, cuda:N or mps"
 
 
 def parse_memory_limit(value: str | None, path: str = "data.memory_limit") -> int:
@@ -131,5 +130,5 @@ def to_model(model: torch.nn.Module, tensor: torch.Tensor | None) -> torch.Tenso
     return None if tensor is None else torch.as_tensor(tensor).to(device_of(model))
 
 
-__all__ = ["AUTO_DEVICE", "DEVICE_CHOICES", "DEVICE_TYPES", "PRECISIONS", "Runtime", "check_device",
+__all__ = ["AUTO_DEVICE", "DEVICE_TYPES", "PRECISIONS", "Runtime", "check_device",
            "check_device_available", "device_of", "parse_memory_limit", "resolve_device", "to_model"]
