@@ -49,7 +49,7 @@ def samples_per_class(model: VAE, per_class: int, seed: int = 0, mean: bool = Tr
         z = model.prior().sample((per_class,))  # (M, D)
         # batch (K*M,), class-major, decoded in chunks that fit the memory budget
         x = model.generate(z.repeat(k, 1), classes.repeat_interleave(per_class), mean=mean, check=False)
-    return x.view(k, per_class, *model.event_shape)
+    return x.view(k, per_class, *model.event_shape).cpu()
 
 
 def names_of(classes: torch.Tensor, class_names: Sequence[str] | None, wrap: bool = False) -> list[str]:

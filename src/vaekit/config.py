@@ -35,7 +35,10 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 from .errors import ConfigError
+from . import runtime
 from .registry import REQUIRED
+# Device strings and memory limits are checked in vaekit.runtime; these names stay importable from here.
+from .runtime import AUTO_DEVICE, DEVICE_TYPES, check_device_available, parse_memory_limit, resolve_device  # noqa: F401
 from .typecheck import Range, check_type, shown
 
 # Seeds reach torch (which derives per-epoch seeds from them) and scikit-learn (random_state < 2**32).
@@ -108,70 +111,17 @@ def _allows_none(hint: Any) -> bool:
     return type(None) in typing.get_args(hint)
 
 
-DEVICE_TYPES = ("cpu", "cuda", "mps")
-AUTO_DEVICE = "auto"  # cuda when this machine has it, else cpu
-
-
-def resolve_device(value: str) -> str:
-    """The device `value` names on this machine: "auto" is cuda when available, else cpu."""
-    import torch
-
-    if value == AUTO_DEVICE:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return value
-
-
 def check_memory_limit(value: str | None, path: str = "data.memory_limit") -> str | None:
     """`value` if it reads as a size ("2G", "512M", "2.5GiB", "1000000" bytes); a ConfigError naming `path`."""
-    from .limits import parse_size
-
-    if value is None:
-        return None
-    try:
-        parse_size(value)
-    except ConfigError:
-        raise ConfigError(f"{path} must be a size such as 2G, 512M or 1000000 (bytes), got {shown(value)}") from None
+    if value is not None:
+        parse_memory_limit(value, path)  # the one parser of memory limits (vaekit.runtime)
     return value
 
 
 def check_device(value: str, path: str = "train.device") -> str:
     """`value` if torch reads it as a device of a type vaekit trains on, or "auto" (and, unless a saved config is
     being read, one this machine has); a one-line ConfigError otherwise."""
-    import torch
-
-    if value == AUTO_DEVICE:
-        return value
-    try:
-        device = torch.device(value)
-    except (RuntimeError, ValueError, TypeError):
-        device = None
-    if device is None or device.type not in DEVICE_TYPES:
-        raise ConfigError(f"{path} must be auto or a torch device: cpu, cuda, cuda:N or mps, got {shown(value)}")
-    if _CHECK_AVAILABLE.get():
-        check_device_available(value, path)
-    return value
-
-
-def check_device_available(value: str, path: str = "train.device") -> None:
-    """A ConfigError unless this machine has device `value` (cuda needs torch.cuda.is_available(), mps likewise;
-    "auto" is always available)."""
-    import torch
-
-    if value == AUTO_DEVICE:
-        return
-    device = torch.device(value)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"{path} {value!r} is not available on this machine (torch.cuda.is_available() is False)")
-        count = torch.cuda.device_count()
-        if device.index is not None and device.index >= count:
-            raise ConfigError(f"{path} {value!r} is not available on this machine: it has {count} CUDA device(s), "
-                              f"cuda:0..cuda:{count - 1}")
-    elif device.type == "mps":
-        mps = getattr(torch.backends, "mps", None)
-        if mps is None or not mps.is_available():
-            raise ConfigError(f"{path} {value!r} is not available on this machine "
-                              "(torch.backends.mps.is_available() is False)")
+    return runtime.check_device(value, path, available=_CHECK_AVAILABLE.get())
 
 
 class Section:

@@ -28,6 +28,7 @@ from .models.base import split_per_layer
 from .models.vae import VAE, Batch
 from .objectives import ELBO
 from .priors import DIAGNOSTIC_SEED
+from .runtime import to_model
 
 ACTIVE_UNIT_THRESHOLD = 0.01
 # Examples of a split the mutual-information estimate uses (the first ones), and its z draws' seed.
@@ -187,7 +188,8 @@ def posterior_diagnostics(model: VAE, x: torch.Tensor, y: torch.Tensor | None = 
     means, scales = [], []
     for start in range(0, x.shape[0], batch_size):
         rows = slice(start, start + batch_size)
-        qz = model.encode(x[rows], None if y is None else y[rows], None if mask is None else mask[rows])
+        qz = model.encode(to_model(model, x[rows]), None if y is None else to_model(model, y[rows]),
+                          None if mask is None else to_model(model, mask[rows]))
         kl.add(qz)
         means.append(qz.mean)
         scales.append(qz.base_dist.scale[: max(0, MI_EXAMPLES - start)])
@@ -246,8 +248,8 @@ def evaluate(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None, iw_samp
     image = is_image_shape(model.event_shape)
     sharp = {"data": 0.0, "recon": 0.0}
     for start in tqdm(range(0, x.shape[0], batch_size), disable=not progress, desc="evaluating", unit="batch"):
-        xb = x[start : start + batch_size]
-        yb = None if y is None else y[start : start + batch_size]
+        xb = to_model(model, x[start : start + batch_size])  # the data stay on the CPU, a batch at a time
+        yb = None if y is None else to_model(model, y[start : start + batch_size])
         terms = elbo(model, Batch(xb, yb)).terms
         for key in ("loss", "recon", "kl"):
             sums[key] += float(terms[key].sum())

@@ -16,6 +16,7 @@ from .models.vae import VAE
 from .outputs import check_output_suffix
 from .plots import save_array, to_nchw
 from .rng import seeded
+from .runtime import to_model
 
 OUTPUT_SUFFIXES = (".png", ".npy", ".csv")  # sample and reconstruction files: an image grid or an array
 
@@ -25,7 +26,8 @@ def draw_samples(model: VAE, n: int, label: int | None = None, seed: int = 0, me
     """n samples (n, *event) from the prior, with a fixed seed so that the same call gives the same grid (the
     caller's random state is left as it was)."""
     with seeded(seed):
-        return model.sample(n, y=label, mean=mean)
+        samples = model.sample(n, y=label, mean=mean)
+    return samples.cpu() if torch.is_tensor(samples) else samples  # a text model's are sentences
 
 
 def save_samples(samples: torch.Tensor, model: VAE, path: str | Path, title: str = "Samples") -> Path:
@@ -42,7 +44,7 @@ def save_reconstructions(model: VAE, x: torch.Tensor, y: torch.Tensor | None, pa
     """Originals and their reconstructions (from the posterior mean), as a grid PNG or an array file."""
     path = Path(path)
     check_output_suffix(path, OUTPUT_SUFFIXES)
-    recon = model.reconstruct(x, y if model.conditional else None)
+    recon = model.reconstruct(to_model(model, x), to_model(model, y) if model.conditional else None).cpu()
     if path.suffix.lower() in plots.ARRAY_SUFFIXES:
         return save_array(recon.flatten(1).cpu().numpy(), path)
     return plots.save_reconstruction_grid(to_nchw(x, model.event_shape), to_nchw(recon, model.event_shape), path)

@@ -27,18 +27,18 @@ from typing import Iterator
 
 import torch
 
-from . import io, limits
+from . import io
 from .build import build_model, resolve_model_config
-from .config import RunConfig, check_device_available, default_epochs, resolve_device
+from .config import RunConfig, default_epochs, resolve_device
 from .data import DataBundle, Split, load_data
 from .data.streaming import batch_loader, check_batch_fits, is_streamed
-from .limits import parse_size
 from .distributed import Cluster, check_shareable, shard_rows
 from .errors import TrainingError
 from .evaluate import posterior_diagnostics
 from .models.vae import VAE, Batch
 from .objectives import Objective, build_objective
 from .resume import check_resume
+from .runtime import Runtime
 from .train_step import StepNoise, TrainingStep, autocast, grad_scaler, samples_of, wrap_step
 from .writer import RunWriter
 
@@ -174,12 +174,6 @@ def _batch(split: Split, index, conditional: bool) -> Batch:
                  None if split.mask is None else split.mask[index])
 
 
-def _check_train_config(config: RunConfig) -> None:
-    # Every train.* value was range-checked where it entered the config; the device is checked here too, because
-    # a saved run (resumed) may name one this machine does not have.
-    check_device_available(config.train.device)
-
-
 def setup(config: RunConfig, data: DataBundle | None = None, validate: bool = True,
           writer: RunWriter | None = None, resume: bool = False, cluster: Cluster | None = None,
           checkpoint: Path | None = None) -> Training:
@@ -201,12 +195,14 @@ def _prepare(config: RunConfig, data: DataBundle | None, validate: bool, writer:
              cluster: Cluster, checkpoint: Path | None) -> Training:
     """`setup` up to the training step: the parts that every process does alone."""
     config = copy.deepcopy(config)  # resolved below; the caller's config stays as it was
-    _check_train_config(config)
+    # Every train.* value was range-checked where it entered the config; the device is checked here too (by the
+    # runtime), because a saved run (resumed) may name one this machine does not have.
+    runtime = Runtime.from_config(config)
     t = config.train
     torch.manual_seed(t.seed)  # the same on every process: the same initial weights
     bundle = data if data is not None else load_bundle(config)
     config.model = resolve_model_config(config.model, bundle)
-    device = cluster.device(resolve_device(t.device))
+    device = cluster.device(str(runtime.device))
     model = build_model(config.model).to(device)
     if bundle.vocab is not None:
         model.vocab = bundle.vocab  # text in and out (vaekit.text.generate)
@@ -229,8 +225,7 @@ def _prepare(config: RunConfig, data: DataBundle | None, validate: bool, writer:
     model.prior.init_from_data(train.x, torch.Generator().manual_seed(t.seed), train.y if model.conditional else None)
     check_shareable(len(train), t.batch_size, cluster)
     if is_streamed(train.x):  # read from disk batch by batch: the batches in flight must fit the limit
-        limit = parse_size(config.data.memory_limit) if config.data.memory_limit else limits.memory_budget()
-        check_batch_fits(train, t.batch_size, limit, workers=config.data.workers)
+        check_batch_fits(train, t.batch_size, runtime.memory_limit_bytes, workers=config.data.workers)
         log.info("the training split (%d examples) is streamed from disk by %d worker(s)", len(train),
                  config.data.workers)
     run = Training(config, bundle, model, objective, make_optimizer(model, config), train, valid, cluster=cluster)

@@ -23,6 +23,7 @@ import torch
 from ..data.standardize import Standardizer
 from ..errors import ConfigError, DataError
 from ..models.vae import VAE
+from ..runtime import device_of, to_model
 
 TRUE_WORDS, FALSE_WORDS = {"1", "true", "yes", "t", "y"}, {"0", "false", "no", "f", "n", "-1"}
 
@@ -91,8 +92,9 @@ def apply_vector(model: VAE, x: torch.Tensor, vector: np.ndarray | torch.Tensor,
     rows = int(x.shape[0]) * strengths_t.numel()
     model.check_generate(rows, f"{x.shape[0]:,} examples moved by {strengths_t.numel():,} strengths",
                          extra_per_row=model.latent_dim * 4)
+    x, y = to_model(model, x), to_model(model, y)
     mu = model.embed(x, y)  # (N, D)
-    z = mu[:, None, :] + strengths_t[None, :, None] * vector  # (N, S, D)
+    z = mu[:, None, :] + strengths_t.to(mu)[None, :, None] * vector.to(mu)  # (N, S, D)
     n, s = z.shape[:2]
     labels = None if y is None else y.reshape(-1, 1).expand(n, s).reshape(-1)
     images = model.generate(z.reshape(-1, model.latent_dim), labels, check=False)
@@ -109,8 +111,8 @@ def analogy(model: VAE, x_a: torch.Tensor, x_b: torch.Tensor, x_c: torch.Tensor,
     n = xs[0].shape[0]
     if any(x.shape[0] != n for x in xs):
         raise ConfigError("the three analogy inputs must have the same number of examples")
-    labels = None if label is None else torch.full((n,), int(label), dtype=torch.long)
-    mu_a, mu_b, mu_c = (model.embed(x, labels) for x in xs)
+    labels = None if label is None else torch.full((n,), int(label), dtype=torch.long, device=device_of(model))
+    mu_a, mu_b, mu_c = (model.embed(to_model(model, x), labels) for x in xs)
     z = mu_a - mu_b + mu_c  # (N, D)
     return model.decode(z, labels).mean.cpu(), z.cpu()
 

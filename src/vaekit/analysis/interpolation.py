@@ -20,6 +20,7 @@ import torch
 from ..errors import ConfigError
 from ..latent_paths import METHODS, SLERP_EPS, lerp, slerp  # noqa: F401 (re-exported)
 from ..models.vae import VAE
+from ..runtime import to_model
 from .traversal import check_latent_dims, prior_moments
 
 @dataclass(frozen=True)
@@ -50,10 +51,10 @@ def interpolate_codes(model: VAE, z_a: torch.Tensor, z_b: torch.Tensor, steps: i
         raise ConfigError(f"codes must have {model.latent_dim} values, got {z_a.numel()} and {z_b.numel()}")
     model.check_generate(steps, f"an interpolation of {steps:,} steps (decoded examples of "
                                 f"{'x'.join(map(str, model.event_shape))})", extra_per_row=3 * model.latent_dim * 4)
-    t = torch.linspace(0, 1, steps)
+    t = torch.linspace(0, 1, steps, device=z_a.device)
     path = (lerp if method == "linear" else slerp)(z_a, z_b, t)  # (T, D)
     images = model.generate(path, _labels(label, steps), check=False)
-    return Interpolation(t=t.numpy(), z=path, images=images.cpu(), method=method)
+    return Interpolation(t=t.cpu().numpy(), z=path.cpu(), images=images.cpu(), method=method)
 
 
 @torch.no_grad()
@@ -66,7 +67,7 @@ def interpolate(model: VAE, x_a: torch.Tensor, x_b: torch.Tensor, steps: int = 1
     x = torch.stack([x_a.reshape(model.event_shape), x_b.reshape(model.event_shape)])  # (2, *event)
     y_a, y_b = (label if v is None else v for v in (y_a, y_b))  # files have no label: use `label`
     y = None if y_a is None or y_b is None else torch.tensor([int(y_a), int(y_b)])
-    z = model.embed(x, y)  # (2, D); a conditional model without both labels raises
+    z = model.embed(to_model(model, x), to_model(model, y))  # (2, D); a conditional model without both labels raises
     return interpolate_codes(model, z[0], z[1], steps, method, y_a if label is None else label)
 
 
@@ -112,4 +113,4 @@ def latent_grid(model: VAE, n: int = 15, dims: Sequence[int] | None = None, *, l
     z[:, :, dims[1]] = rows.reshape(n, 1)
     images = model.generate(z.reshape(-1, latent), _labels(label, n * n), check=False)
     return LatentGrid(images=images.reshape(n, n, *images.shape[1:]).cpu(),
-                      values=(cols.numpy(), rows.numpy()), dims=dims)
+                      values=(cols.cpu().numpy(), rows.cpu().numpy()), dims=dims)

@@ -47,6 +47,7 @@ from ..evaluate import importance_sampled_nll
 from ..models.vae import VAE, Batch
 from ..objectives import ELBO
 from ..rng import seeded
+from ..runtime import to_model
 from ..train import fit, torch_threads
 from ..writer import STANDARDIZER_FILE
 from .budget import ESTIMATOR_THREADS, auto_epochs
@@ -94,7 +95,7 @@ def anomaly_scores(model: VAE, x: torch.Tensor, score: str = "nll", k: int = 100
     out = []
     with seeded(seed):
         for start in tqdm(range(0, x.shape[0], batch_size), disable=not progress, desc="scoring", unit="batch"):
-            xb = x[start : start + batch_size]
+            xb = to_model(model, x[start : start + batch_size])  # a batch at a time on the model's device
             if score in ("nll", "nll-entropy"):
                 s = importance_sampled_nll(model, xb, None, k)  # (B,)
                 if score == "nll-entropy":
@@ -137,7 +138,8 @@ class VAEAnomalyDetector(BaseEstimator):
     (None: "gaussian-learned", a learned scale per entry, for both kinds; "bernoulli" for binary images, with
     score "nll-entropy" when they have grey levels); `network` ("mlp" or "conv" for images);
     `scaling` of table columns ("robust": median and IQR / 1.349, the default; "standard": mean and std);
-    `random_state`; `verbose` (progress bars).
+    `random_state`; `verbose` (progress bars); `device` the model trains and scores on ("cpu", "cuda", "cuda:N",
+    "mps" or "auto").
 
     Fitted attributes: `model_`, `config_` (the run config it trained with), `decision_scores_` (training
     scores), `threshold_`, `labels_` (0/1 on the training data), `n_features_in_`, `feature_names_in_`,
@@ -149,7 +151,7 @@ class VAEAnomalyDetector(BaseEstimator):
                  batch_size: int = 64, lr: float = 1e-3, beta: float = 0.25, score: str | None = None, k: int = 100,
                  contamination: float = 0.1, likelihood: str | None = None, sigma: float | None = None,
                  network: str = "mlp", scaling: str = "robust", random_state: int | None = None,
-                 verbose: bool = False) -> None:
+                 verbose: bool = False, device: str = "cpu") -> None:
         self.latent_dim = latent_dim
         self.hidden = hidden
         self.epochs = epochs
@@ -165,6 +167,7 @@ class VAEAnomalyDetector(BaseEstimator):
         self.scaling = scaling
         self.random_state = random_state
         self.verbose = verbose
+        self.device = device
 
     # --- fitting -----------------------------------------------------------------------------------------
 
@@ -229,7 +232,7 @@ class VAEAnomalyDetector(BaseEstimator):
                               prior=Plugin("prior", "normal")),
             objective=Plugin("objective", "elbo", {"beta": self.beta}),
             train=TrainConfig(epochs=epochs, batch_size=self.batch_size, lr=self.lr, seed=seed,
-                              threads=ESTIMATOR_THREADS, progress=bool(self.verbose)),
+                              threads=ESTIMATOR_THREADS, progress=bool(self.verbose), device=self.device),
         )
 
     # --- input handling -----------------------------------------------------------------------------------
@@ -355,17 +358,18 @@ class VAEAnomalyDetector(BaseEstimator):
         return run_dir
 
     @classmethod
-    def load(cls, run_dir: str | Path) -> "VAEAnomalyDetector":
-        """The detector saved by `save` (or by `vaekit anomaly fit`)."""
+    def load(cls, run_dir: str | Path, device: str | torch.device = "cpu") -> "VAEAnomalyDetector":
+        """The detector saved by `save` (or by `vaekit anomaly fit`), its model on `device`."""
         run_dir = Path(run_dir)
         path = run_dir / DETECTOR_FILE
         if run_dir.is_dir() and not path.is_file():
             raise CheckpointError(f"{str(run_dir)!r} is not an anomaly run (no {DETECTOR_FILE}); "
                                   "make one with `vaekit anomaly fit`")
-        run = io.load_run(run_dir)
+        run = io.load_run(run_dir, device=device)
         try:
             state = json.loads(path.read_text())
             detector = cls(**state["params"])
+            detector.device = str(device)  # where it runs now, not where it was fitted
             detector.input_kind_ = state["input_kind"]
             detector.event_shape_ = tuple(state["event_shape"])
             detector.standardizer_ = _load_standardizer(run_dir, state)

@@ -34,6 +34,7 @@ import torch
 
 from ..errors import DataError
 from ..models.vae import VAE
+from ..runtime import to_model
 from . import vkz
 from .vkz import CompressionError, model_fingerprint
 
@@ -112,9 +113,9 @@ def _posterior_buckets(model: VAE, symbols: np.ndarray, levels: int, edges: np.n
     from scipy.special import ndtr
 
     x = torch.as_tensor(symbols, dtype=torch.float32) / (levels - 1)
-    qz = model.encode(x)
-    mu = qz.base_dist.loc.double().numpy().reshape(-1, 1)  # (B * D, 1)
-    sigma = qz.base_dist.scale.double().numpy().reshape(-1, 1)
+    qz = model.encode(to_model(model, x))
+    mu = qz.base_dist.loc.double().cpu().numpy().reshape(-1, 1)  # (B * D, 1)
+    sigma = qz.base_dist.scale.double().cpu().numpy().reshape(-1, 1)
     cdf = ndtr((edges[None, :] - mu) / sigma)  # (B * D, bins + 1)
     probs = np.clip(np.diff(cdf, axis=1), MIN_PROBABILITY, None)
     return probs / probs.sum(axis=1, keepdims=True)
@@ -123,7 +124,7 @@ def _posterior_buckets(model: VAE, symbols: np.ndarray, levels: int, edges: np.n
 def _value_probabilities(model: VAE, z_buckets: np.ndarray, centres: np.ndarray, batch: int) -> np.ndarray:
     """p(x_i = k | z) for every value of the batch: (B * F, levels) float64 (for 2 levels: (B * F,), P(x_i = 1))."""
     z = torch.as_tensor(centres[z_buckets].reshape(batch, model.latent_dim), dtype=torch.float32)
-    probs = model.likelihood.level_probs(model.decode(z)).numpy()  # (B, *event, levels)
+    probs = model.likelihood.level_probs(model.decode(to_model(model, z))).cpu().numpy()  # (B, *event, levels)
     probs = np.clip(probs.reshape(-1, probs.shape[-1]), MIN_PROBABILITY, 1.0)
     if probs.shape[-1] == 2:
         return np.clip(probs[:, 1] / probs.sum(axis=1), MIN_PROBABILITY, 1.0 - MIN_PROBABILITY)

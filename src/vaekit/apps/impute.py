@@ -26,6 +26,7 @@ from ..errors import ConfigError
 from .. import limits
 from ..models.vae import VAE
 from ..rng import seeded
+from ..runtime import to_model
 
 METHODS = ("importance", "pseudo-gibbs", "metropolis")
 ROWS_BUDGET = 4_000_000
@@ -57,7 +58,7 @@ def impute_importance(model: VAE, x: torch.Tensor, mask: torch.Tensor, k: int = 
     if draws <= 0:
         return filled, None
     pick = torch.multinomial(w.T, draws, replacement=True).T  # (draws, B): resampled index of z per example
-    chosen = z[pick, torch.arange(x.shape[0])]  # (draws, B, D)
+    chosen = z[pick, torch.arange(x.shape[0], device=z.device)]  # (draws, B, D)
     sampled = model.decode(chosen).sample()  # (draws, B, *event)
     return filled, torch.where(mask.bool(), x, sampled)
 
@@ -130,15 +131,16 @@ def impute(model: VAE, x: torch.Tensor, mask: torch.Tensor, method: str = "impor
     parts = []
     with seeded(seed):
         for start in tqdm(range(0, x.shape[0], batch_size), disable=not progress, desc="imputing", unit="batch"):
-            xb, mb = x[start : start + batch_size], mask[start : start + batch_size]
+            # a batch at a time on the model's device; the results come back to the CPU
+            xb, mb = to_model(model, x[start : start + batch_size]), to_model(model, mask[start : start + batch_size])
             if method == "importance":
                 filled = impute_importance(model, xb, mb, k=samples)[0]
             else:
                 filled = impute_gibbs(model, xb, mb, steps=samples, metropolis=method == "metropolis")[0]
             if out is None:
-                parts.append(filled)
+                parts.append(filled.cpu())
             else:  # written as it is made: memory stays one batch
-                out[start : start + filled.shape[0]] = filled.cpu().numpy() if isinstance(out, np.ndarray) else filled
+                out[start : start + filled.shape[0]] = filled.cpu().numpy() if isinstance(out, np.ndarray) else filled.cpu()
     return torch.cat(parts) if out is None else out
 
 

@@ -22,6 +22,7 @@ from ..data import DataBundle
 from ..data.standardize import Standardizer
 from ..errors import ConfigError, DataError
 from ..rng import seeded
+from ..runtime import to_model
 from ..train import fit, torch_threads
 from .budget import ESTIMATOR_THREADS, auto_epochs
 from .impute import METHODS, impute, impute_importance
@@ -67,7 +68,7 @@ class VAEImputer(TransformerMixin, BaseEstimator):
     4,000 optimiser steps); `batch_size`; `lr`; `k` importance samples of the training bound; `likelihood`
     ("gaussian-learned", "gaussian-hetero" or "gaussian"); `method` ("importance", "pseudo-gibbs",
     "metropolis"); `samples` (importance samples, or chain steps for the Gibbs samplers); `random_state`;
-    `verbose` (progress bars).
+    `verbose` (progress bars); `device` the model trains and imputes on ("cpu", "cuda", "cuda:N", "mps", "auto").
 
     Fitted attributes: `model_`, `config_` (the run config it trained with), `standardizer_` (per-column
     standardisation), `n_features_in_`, `history_` (training loss per epoch).
@@ -76,7 +77,7 @@ class VAEImputer(TransformerMixin, BaseEstimator):
     def __init__(self, latent_dim: int | None = None, hidden: Sequence[int] = (128, 128), epochs: int | None = None,
                  batch_size: int = 64, lr: float = 1e-3, k: int = 20, likelihood: str = "gaussian-learned",
                  method: str = "importance", samples: int = 1000, random_state: int | None = None,
-                 verbose: bool = False) -> None:
+                 verbose: bool = False, device: str = "cpu") -> None:
         self.latent_dim = latent_dim
         self.hidden = hidden
         self.epochs = epochs
@@ -88,6 +89,7 @@ class VAEImputer(TransformerMixin, BaseEstimator):
         self.samples = samples
         self.random_state = random_state
         self.verbose = verbose
+        self.device = device
 
     def fit(self, X: Any, y: Any = None) -> "VAEImputer":
         """Trains the model on the observed entries of X (NaN = missing)."""
@@ -127,7 +129,7 @@ class VAEImputer(TransformerMixin, BaseEstimator):
             objective=Plugin("objective", "iwae", {"k": self.k}),
             train=TrainConfig(epochs=self.epochs or auto_epochs(n, self.batch_size, AUTO_STEPS, AUTO_EPOCHS),
                               batch_size=self.batch_size, lr=self.lr, seed=self._seed(), threads=ESTIMATOR_THREADS,
-                              progress=bool(self.verbose)),
+                              progress=bool(self.verbose), device=self.device),
         )
 
     def _seed(self) -> int:
@@ -167,9 +169,9 @@ class VAEImputer(TransformerMixin, BaseEstimator):
         draws = []
         with seeded(0 if self.random_state is None else int(self.random_state)), torch_threads(ESTIMATOR_THREADS):
             for start in range(0, x.shape[0], 256):
-                _, d = impute_importance(self.model_, xt[start : start + 256], mt[start : start + 256],
-                                         k=self.samples, draws=n_draws)
-                draws.append(d)
+                _, d = impute_importance(self.model_, to_model(self.model_, xt[start : start + 256]),
+                                         to_model(self.model_, mt[start : start + 256]), k=self.samples, draws=n_draws)
+                draws.append(d.cpu())
         values = self.standardizer_.inverse(torch.cat(draws, dim=1).double().numpy())  # (n_draws, N, F)
         return np.where(mask[None], x[None], values)
 

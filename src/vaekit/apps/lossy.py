@@ -25,6 +25,7 @@ import torch
 
 from .. import limits
 from ..models.vae import VAE
+from ..runtime import to_model
 from . import vkz
 from .vkz import CompressionError, model_fingerprint
 
@@ -67,7 +68,7 @@ def _from_unit_values(values: np.ndarray, model: VAE, dtype: np.dtype,
 def posterior_means(model: VAE, x: np.ndarray) -> np.ndarray:
     """mu(x) for every image, (N, D) float64, encoded in chunks that fit the memory budget."""
     rows = limits.chunk_rows(len(x), 64 * math.prod(model.event_shape) * limits.FLOAT_BYTES)
-    parts = [model.embed(torch.as_tensor(x[i : i + rows])).double().numpy() for i in range(0, len(x), rows)]
+    parts = [model.embed(to_model(model, x[i : i + rows])).double().cpu().numpy() for i in range(0, len(x), rows)]
     return np.concatenate(parts)
 
 
@@ -214,7 +215,7 @@ def decode_latents(model: VAE, header: dict, payload: np.ndarray) -> np.ndarray:
         raise CompressionError(f"the .vkz payload does not decode ({error})") from None
     z = torch.as_tensor(symbols.reshape(n, d) * step, dtype=torch.float32)
     with vkz.in_eval_mode(model):
-        values = model.generate(z, what=f"decoding {n:,} images").numpy()
+        values = model.generate(to_model(model, z), what=f"decoding {n:,} images").cpu().numpy()
     try:
         return _from_unit_values(values, model, dtype, (low_value, high_value)).reshape(header["input_shape"])
     except (ValueError, TypeError):

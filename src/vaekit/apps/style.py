@@ -26,6 +26,7 @@ from ..class_grid import (NOT_CONDITIONAL, check_labels, names_of, require_condi
                           save_class_rows)
 from ..errors import ConfigError
 from ..models.vae import VAE
+from ..runtime import to_model
 
 
 @dataclass(frozen=True)
@@ -51,9 +52,9 @@ def transfer_style(model: VAE, style_x: torch.Tensor, style_y: torch.Tensor,
         raise ConfigError(f"got {style_x.shape[0]} style images, {style_y.numel()} style labels and "
                           f"{content.numel()} content labels; give one label each (or one content label)")
     model.check_generate(style_x.shape[0], f"rendering {style_x.shape[0]:,} style transfers")
-    z = model.embed(style_x, style_y)  # (B, D)
+    z = model.embed(to_model(model, style_x), style_y)  # (B, D)
     images = model.generate(z, content, check=False)  # (B, *event), decoded in chunks
-    return StyleTransfer(z=z, style_labels=style_y, content_labels=content.clone(), images=images)
+    return StyleTransfer(z=z.cpu(), style_labels=style_y, content_labels=content.clone(), images=images.cpu())
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ import torch
 
 from ..models.vae import VAE
 from ..rng import seeded
+from ..runtime import to_model
 
 DEFECTS = ("scratch", "spot", "dent")
 # A pixel belongs to the defect mask when the defect changed it by more than this (grey levels in [0, 1]).
@@ -112,7 +113,7 @@ def anomaly_maps(model: VAE, x: torch.Tensor, k: int = 1, batch_size: int = 256,
     out = []
     with seeded(seed):
         for start in range(0, x.shape[0], batch_size):
-            xb = x[start : start + batch_size]
+            xb = to_model(model, x[start : start + batch_size])  # a batch at a time on the model's device
             qz = model.encode(xb)
             z = qz.mean[None] if k == 1 else qz.sample((k,))  # (S, B, D)
             px = model.decode(z)
@@ -188,9 +189,10 @@ def surface_report(model: VAE, data: SurfaceSet, k: int = 100, seed: int = 0) ->
 
 
 def run_surface_demo(out: str | Path, n_train: int = 2000, n_test: int = 400, size: int = 32, epochs: int = 30,
-                     seed: int = 0, progress: bool = True) -> dict:
-    """The surface-inspection demo: train a detector on defect-free surfaces, score a test set that is half
-    defective, write the run folder, `surfaces.png` (heat maps) and `surfaces.json` (the metrics) into `out`."""
+                     seed: int = 0, progress: bool = True, device: str = "cpu") -> dict:
+    """The surface-inspection demo: train a detector on defect-free surfaces (on `device`), score a test set that
+    is half defective, write the run folder, `surfaces.png` (heat maps) and `surfaces.json` (the metrics) into
+    `out`."""
     import json
 
     from ..io import atomic_write_text
@@ -199,7 +201,7 @@ def run_surface_demo(out: str | Path, n_train: int = 2000, n_test: int = 400, si
     train = make_surfaces(n_train, size, defect_fraction=0.0, seed=seed)
     test = make_surfaces(n_test, size, defect_fraction=0.5, seed=seed + 1)
     detector = VAEAnomalyDetector(likelihood="gaussian-learned", latent_dim=16, hidden=(256, 128), epochs=epochs,
-                                  contamination=0.01, random_state=seed, verbose=progress)
+                                  contamination=0.01, random_state=seed, verbose=progress, device=device)
     detector.fit(train.x)
     out = Path(out)
     detector.save(out)

@@ -15,7 +15,8 @@ import numpy as np
 from ..apps.anomaly import SCORES
 from ..errors import DataError, VaekitError
 from ..outputs import check_output_suffix
-from .common import config_type, float_range, guard_output, int_range, positive_int, refuse_nonempty, seed_int
+from .common import (add_device_arg, config_type, float_range, guard_output, int_range, positive_int, refuse_nonempty,
+                     runtime_of, seed_int)
 
 
 def _data_args(p, default_split: str) -> None:
@@ -24,6 +25,7 @@ def _data_args(p, default_split: str) -> None:
     p.add_argument("--label-column", help="CSV column holding labels (excluded from the features)")
     p.add_argument("--data-root", help="folder holding the data files (default: $VAEKIT_DATA)")
     p.add_argument("--normal-class", help="label of the normal class: every other label is an anomaly")
+    add_device_arg(p)  # every command reading data here runs a model
 
 
 def register(sub) -> None:
@@ -77,6 +79,7 @@ def register(sub) -> None:
     p.add_argument("--size", type=int_range(8), default=32, help="image side in pixels (>= 8)")
     p.add_argument("--epochs", type=positive_int, default=30)
     p.add_argument("--seed", type=seed_int, default=0)
+    add_device_arg(p)
 
 
 def read_data(args) -> tuple[np.ndarray, np.ndarray | None, list[str] | None, tuple[str, ...] | None]:
@@ -141,7 +144,8 @@ def cmd_fit(args) -> int:
         x = x[keep]
     detector = VAEAnomalyDetector(latent_dim=args.latent_dim, epochs=args.epochs, score=args.score,
                                   contamination=args.contamination, likelihood=args.likelihood, network=args.network,
-                                  scaling=args.scaling, random_state=args.seed, verbose=True)
+                                  scaling=args.scaling, random_state=args.seed, verbose=True,
+                                  device=str(runtime_of(args).device))
     detector.fit(x, feature_names=names)
     detector.save(out, data=DataConfig(name=args.data, root=args.data_root))  # `vaekit reconstruct RUN` finds it
     share = detector.labels_.mean()
@@ -154,7 +158,7 @@ def cmd_fit(args) -> int:
 def _scores(args):
     from ..apps.anomaly import VAEAnomalyDetector
 
-    detector = VAEAnomalyDetector.load(args.run)
+    detector = VAEAnomalyDetector.load(args.run, device=runtime_of(args).device)
     detector.verbose = True
     x, y, names, class_names = read_data(args)
     return detector, detector.decision_function(x, feature_names=names), y, class_names
@@ -208,7 +212,7 @@ def cmd_map(args) -> int:
     guard_output(args.out, args.force)
     if args.out:  # before any work
         check_output_suffix(args.out, (".png",))
-    detector = VAEAnomalyDetector.load(args.run)
+    detector = VAEAnomalyDetector.load(args.run, device=runtime_of(args).device)
     if detector.input_kind_ != "image":
         raise VaekitError(f"{args.run} is a tabular detector: anomaly maps need an image detector")
     x, _, _, _ = read_data(args)
@@ -231,7 +235,7 @@ def cmd_surfaces(args) -> int:
     out = Path(args.out)
     refuse_nonempty(out)
     report = run_surface_demo(out, n_train=args.n_train, n_test=args.n_test, size=args.size, epochs=args.epochs,
-                              seed=args.seed)
+                              seed=args.seed, device=str(runtime_of(args).device))
     print(f"image-level ROC-AUC {report['image_roc_auc']:.3f}, pixel-level ROC-AUC {report['pixel_roc_auc']:.3f}")
     print(f"wrote {out}")
     return 0

@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Callable
 
 from ..config import MAX_SEED, MAX_THREADS, DataConfig, ModelConfig, TrainConfig
-from ..errors import VaekitError
+from ..errors import ConfigError, VaekitError
 from ..outputs import refuse_nonempty  # output folders: the library's rule, re-exported for the commands
 from ..typecheck import INT64_MAX, Range
 
-__all__ = ["class_names_of", "config_type", "finite_float", "float_list", "float_range", "guard_output", "int_list",
+__all__ = ["add_device_arg", "class_names_of", "config_type", "device_type", "finite_float", "float_list", "float_range", "guard_output", "int_list",
            "int_range", "load_with_data", "nonnegative_float", "nonnegative_int", "positive_float", "positive_int",
-           "refuse_nonempty", "run_args", "seed_int", "thread_count"]
+           "load_run_of", "refuse_nonempty", "run_args", "runtime_of", "seed_int", "thread_count"]
 
 
 def _quoted(text: str, limit: int = 40) -> str:
@@ -146,20 +146,54 @@ def guard_output(path: str | None, force: bool) -> None:
         raise VaekitError(f"{path} already exists; choose another --out or pass --force to overwrite it")
 
 
+def device_type(text: str) -> str:
+    """An argparse type: a device string (auto, cpu, cuda, cuda:N, mps) that this machine has, so that an
+    unavailable device ends with argparse's one-line error and exit status 2 before any work."""
+    from ..runtime import check_device
+
+    try:
+        return check_device(text, "device")
+    except ConfigError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+device_type.__name__ = "device"
+
+
+def add_device_arg(p) -> None:
+    """--device: where the model runs (default cpu)."""
+    p.add_argument("--device", type=device_type, default="cpu",
+                   help="where the model runs: auto (cuda when available), cpu (default), cuda, cuda:N or mps")
+
+
 def run_args(p, out_help: str) -> None:
-    """The RUN folder argument, --out (help text `out_help`) and --force."""
+    """The RUN folder argument, --out (help text `out_help`), --force and --device."""
     p.add_argument("run", help="run folder written by `vaekit train`")
     p.add_argument("--out", help=out_help)
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    add_device_arg(p)
+
+
+def runtime_of(args):
+    """The `vaekit.runtime.Runtime` of the command-line flags (--device, and --threads where a command has it)."""
+    from ..runtime import Runtime
+
+    return Runtime.from_flags(getattr(args, "device", "cpu"), threads=getattr(args, "threads", None))
+
+
+def load_run_of(args, path=None):
+    """The run folder `path` (default `args.run`) loaded onto the device of --device."""
+    from ..io import load_run
+
+    return load_run(args.run if path is None else path, device=runtime_of(args).device)
 
 
 def load_with_data(args, run=None):
-    """(run, data bundle) of `args.run` (or of the already loaded `run`), the data read from `args.data_root`
-    when given."""
-    from ..io import load_run
+    """(run, data bundle) of `args.run` (or of the already loaded `run`) with the model on --device, the data
+    read from `args.data_root` when given."""
     from ..train import load_bundle
 
-    run = run or load_run(args.run)
+    run = run or load_run_of(args)
     if getattr(args, "data_root", None):
         run.config.data.root = args.data_root
     return run, load_bundle(run.config)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ..errors import ConfigError, DataError
 from ..outputs import check_output_suffix
-from .common import float_range, guard_output, positive_float
+from .common import add_device_arg, float_range, guard_output, load_run_of, positive_float
 
 
 def _step(text: str) -> float:
@@ -56,6 +56,7 @@ def register(sub) -> None:
                    help="with --lossy: the quantisation step in prior standard deviations (default 0.1; smaller "
                         "keeps more detail and costs more bytes)")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    add_device_arg(p)
 
     p = sub.add_parser("decompress", help="restore the images of a .vkz file (bit-exact when it is lossless)")
     p.set_defaults(func=cmd_decompress)
@@ -66,6 +67,7 @@ def register(sub) -> None:
                         "to gzip), or a folder of PNGs (no suffix, or ending in '/'; named 00000.png, ...)")
     p.add_argument("--force", action="store_true",
                    help="overwrite --out if it exists (a folder only when it holds PNG files alone)")
+    add_device_arg(p)
 
 
 def _check_lossy_flags(args) -> None:
@@ -81,13 +83,13 @@ def cmd_compress(args) -> int:
     from ..apps import vkz
     from ..apps.compress import compress
     from ..apps.image_files import read_images
-    from ..io import atomic_write_bytes, load_run
+    from ..io import atomic_write_bytes
 
     _check_lossy_flags(args)
     check_output_suffix(args.out, (".vkz",))
     guard_output(args.out, args.force)
     x, _ = read_images(args.input)
-    run = load_run(args.run)
+    run = load_run_of(args)
     blob = compress(run.model, x, lossy=args.lossy, step=args.step, rate=args.rate)
     atomic_write_bytes(args.out, blob)
     header, _ = vkz.read(blob)
@@ -106,7 +108,6 @@ def cmd_decompress(args) -> int:
 
     from ..apps.compress import CompressionError, decompress, read_header
     from ..apps.image_files import check_target, check_writable, write_images
-    from ..io import load_run
 
     check_target(args.out, args.force)  # the form --out names, and whether it may be written
     if not Path(args.input).is_file():
@@ -118,7 +119,7 @@ def cmd_decompress(args) -> int:
     except (TypeError, ValueError):
         raise CompressionError("the .vkz header is damaged (its shape or dtype)") from None
     check_writable(args.out, shape, dtype)  # before decoding: an output form that cannot hold these images
-    run = load_run(args.run)
+    run = load_run_of(args)
     x = decompress(run.model, data)
     form = write_images(args.out, x, force=args.force)
     lossy = " (lossy: the decoder's reconstructions)" if header["codec"] == "latent" else ""

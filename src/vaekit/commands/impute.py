@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import DataError, VaekitError
-from .common import guard_output, positive_int, seed_int
+from .common import add_device_arg, guard_output, load_run_of, positive_int, runtime_of, seed_int
 
 
 def register(sub) -> None:
@@ -24,6 +24,7 @@ def register(sub) -> None:
     p.add_argument("--samples", type=positive_int, default=1000,
                    help="importance samples, or Gibbs steps (default 1000)")
     p.add_argument("--seed", type=seed_int, default=0)
+    add_device_arg(p)
     t = p.add_argument_group("tables")
     t.add_argument("--epochs", type=positive_int, help="training epochs (default: automatic)")
     t.add_argument("--no-header", action="store_true", help="the first row is data, not column names")
@@ -69,7 +70,7 @@ def _impute_table(args) -> int:
         print(f"no missing values in the {len(table.numeric)} numeric columns; wrote an unchanged copy to {out}")
         return 0
     imputer = VAEImputer(epochs=args.epochs, method=args.method, samples=args.samples, random_state=args.seed,
-                         verbose=True)
+                         verbose=True, device=str(runtime_of(args).device))
     try:
         filled = imputer.fit_transform(table.values)
     except DataError as error:  # name the table's columns rather than array positions
@@ -90,11 +91,10 @@ def _impute_images(args) -> int:
 
     from ..apps.impute import impute
     from ..apps.inpaint import as_images, hole_pattern, observation_mask, read_array_or_image, save_inpainting_figure
-    from ..io import load_run
 
     guard_output(args.out, args.force)
     guard_output(args.array, args.force)
-    run = load_run(args.source)
+    run = load_run_of(args, args.source)
     model = run.model
     if len(model.event_shape) != 3:
         raise VaekitError(f"{args.source} models tabular data; use `vaekit impute DATA.csv` for tables")
@@ -105,7 +105,7 @@ def _impute_images(args) -> int:
     else:
         from .common import load_with_data
 
-        _, data = load_with_data(argparse_namespace(run=args.source, data_root=args.data_root))
+        _, data = load_with_data(argparse_namespace(run=args.source, data_root=args.data_root), run)
         images = data.split("test").x[: args.n]
     if Path(args.mask).is_file() or Path(args.mask).suffix.lower() in (".png", ".jpg", ".jpeg", ".npy", ".npz"):
         hole = read_array_or_image(args.mask, "mask")

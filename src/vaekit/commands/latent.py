@@ -22,7 +22,7 @@ import torch
 
 from ..errors import ConfigError
 from .common import (float_list, guard_output, int_list, int_range, load_with_data, nonnegative_int, positive_float,
-                     positive_int, run_args, seed_int, thread_count)
+                     positive_int, run_args, runtime_of, seed_int, thread_count)
 
 OUT_DIR = "latent"
 
@@ -270,7 +270,7 @@ def cmd_traverse(args) -> int:
         if label is None and y is not None:
             label = int(y[0])  # decode in the example's own class (ignored by unconditional models)
         with torch.no_grad():
-            base = model.embed(split.x[i : i + 1], y)[0]
+            base = model.embed(split.x[i : i + 1].to(runtime_of(args).device), y)[0]
         where = f"example {i}"
     emb = _embed(run, split, _rows(args, len(split)), progress=False)  # KL per dimension, for the row order
     result = traverse(model, dims, base, span=args.span, steps=args.steps, embedding=emb, label=label)

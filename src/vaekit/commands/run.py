@@ -13,8 +13,8 @@ from pathlib import Path
 
 from ..errors import VaekitError
 from .text import add_decoding_args, reconstruct_text, refuse_text_options, sample_text
-from .common import (class_names_of, config_type, guard_output, int_range, load_with_data, nonnegative_float,
-                     positive_int, run_args, seed_int)
+from .common import (class_names_of, config_type, guard_output, int_range, load_run_of, load_with_data,
+                     nonnegative_float, positive_int, run_args, seed_int)
 
 
 def _train_parser(sub) -> None:
@@ -203,12 +203,11 @@ def _likelihood_rows(result, continuous: bool = False) -> list[tuple[str, str]]:
 
 
 def cmd_sample(args) -> int:
-    from ..io import load_run
     from ..report import OUTPUT_SUFFIXES, check_output_suffix, draw_samples, save_samples
 
     from ..plots import check_grid_size
 
-    run = load_run(args.run)
+    run = load_run_of(args)
     refuse_text_options(args, run.model)
     if run.model.is_text:
         return sample_text(args, run)
@@ -237,9 +236,7 @@ def cmd_sample(args) -> int:
 def cmd_reconstruct(args) -> int:
     from ..report import OUTPUT_SUFFIXES, check_output_suffix, save_reconstructions
 
-    from ..io import load_run
-
-    run = load_run(args.run)
+    run = load_run_of(args)
     refuse_text_options(args, run.model)
     if run.model.is_text and args.text:  # the sentences given: no data set needed
         return reconstruct_text(args, run)

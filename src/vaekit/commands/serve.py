@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import CheckpointError
-from .common import int_range
+from .common import add_device_arg, int_range, runtime_of
 
 MAX_POINTS = 20_000
 
@@ -21,6 +21,7 @@ def register(sub) -> None:
     p.add_argument("--data-root", help="folder holding the run's data files (default: as when it was trained)")
     p.add_argument("--max-points", type=int_range(1, MAX_POINTS), default=2000,
                    help=f"points on the map, a seeded subsample of the split (default 2000, at most {MAX_POINTS:,})")
+    add_device_arg(p)
 
 
 def cmd_serve(args) -> int:
@@ -29,5 +30,5 @@ def cmd_serve(args) -> int:
     if not Path(args.run).is_dir():
         raise CheckpointError(f"{args.run!r} is not a run folder")
     serve(args.run, host=args.host, port=args.port, split=args.split, max_points=args.max_points,
-          data_root=args.data_root, announce=lambda line: print(line, flush=True))
+          data_root=args.data_root, device=runtime_of(args).device, announce=lambda line: print(line, flush=True))
     return 0

@@ -16,7 +16,8 @@ from typing import Any
 
 import torch
 
-from ..errors import ConfigError, DataError, ResourceError
+from ..errors import DataError, ResourceError
+from ..runtime import parse_memory_limit
 from .base import DATASETS, DataBundle, Split
 from .common import (BINARIZE_MODES, DEFAULT_TEST_FRACTION, DEFAULT_VALID_FRACTION, check_fractions,
                      count_nonfinite, limit_bundle)
@@ -128,7 +129,7 @@ def load_data(
     such as "200M"; None: vaekit's memory budget, `vaekit.limits.memory_budget`) are streamed from disk when the
     format allows (.npy, uncompressed IDX, image folders: splits of `vaekit.data.streaming.Rows`); otherwise a
     ResourceError says what to do. Data that fit are loaded into memory as tensors."""
-    limit_bytes = _memory_limit_bytes(memory_limit)
+    limit_bytes = parse_memory_limit(memory_limit, "memory_limit")
     if binarize is not None and binarize not in BINARIZE_MODES:
         raise DataError(f"binarize must be one of {', '.join(BINARIZE_MODES)} (or unset), got {binarize!r}")
     check_fractions(valid_fraction, test_fraction)
@@ -201,19 +202,6 @@ def load_data(
     settings = {"limit": limit, "seed": seed, **options}
     bundle = dataclasses.replace(bundle, meta={**bundle.meta, "options": settings})
     return validate_bundle(bundle)
-
-
-def _memory_limit_bytes(memory_limit: str | None) -> int:
-    """`memory_limit` in bytes, or vaekit's memory budget when it is None."""
-    from .. import limits
-
-    if memory_limit is None:
-        return limits.memory_budget()
-    try:
-        return limits.parse_size(memory_limit)
-    except ConfigError:
-        raise ConfigError(f"memory_limit must be a size such as 2G, 512M or 1000000 (bytes), got {memory_limit!r}")\
-            from None
 
 
 def _should_stream(spec, root, limit_bytes: int, memory_limit: str | None) -> bool:

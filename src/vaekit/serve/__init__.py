@@ -48,14 +48,15 @@ def open_socket(host: str, port: int) -> socket.socket:
 
 
 def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 0, split: str = "test",
-          max_points: int = 2000, data_root: str | None = None, announce=print) -> None:
-    """Serves the explorer of `run_dir` until interrupted (Ctrl-C), announcing its address first."""
+          max_points: int = 2000, data_root: str | None = None, announce=print, device: str = "cpu") -> None:
+    """Serves the explorer of `run_dir` (its model on `device`) until interrupted (Ctrl-C), announcing its
+    address first."""
     require_web_stack()
     import uvicorn
 
     sock = open_socket(host, port)  # first: a busy port or a bad address fails before the run is loaded
     try:
-        explorer = Explorer(run_dir, split=split, max_points=max_points, data_root=data_root)
+        explorer = Explorer(run_dir, split=split, max_points=max_points, data_root=data_root, device=device)
         app = create_app(explorer)
     except BaseException:
         sock.close()

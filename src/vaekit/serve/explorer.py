@@ -25,6 +25,7 @@ from ..analysis.latents import COLLAPSED_KL, encode_dataset, subsample_indices
 from ..analysis.projection import METHODS as PROJECTION_METHODS
 from ..atomic import atomic_write_text
 from ..errors import VaekitError
+from ..runtime import to_model
 from .images import strip_png, to_png
 
 PROJECTIONS = tuple(m for m in PROJECTION_METHODS if m in ("pca", "tsne", "umap"))
@@ -81,12 +82,12 @@ class Explorer:
     """A run, its encoded points and the answers of the explorer page."""
 
     def __init__(self, run_dir: str | Path, split: str = "test", max_points: int = 2000, seed: int = 0,
-                 data_root: str | None = None) -> None:
+                 data_root: str | None = None, device: str | torch.device = "cpu") -> None:
         from ..io import load_run
         from ..train import load_bundle
 
         self.run_dir = Path(run_dir)
-        run = load_run(self.run_dir)
+        run = load_run(self.run_dir, device=device)
         self.model, self.config = run.model, run.config
         if data_root is not None:  # the run's data set, read from another folder than at training time
             self.config.data.root = data_root
@@ -196,8 +197,8 @@ class Explorer:
         self._images_only()
         i = self.check_point(value)
         with self.lock:
-            out = self.model.reconstruct(self.x[i : i + 1], self._labels(self.y[i : i + 1] if self.y is not None
-                                                                          else None))
+            out = self.model.reconstruct(to_model(self.model, self.x[i : i + 1]),
+                                         self._labels(self.y[i : i + 1] if self.y is not None else None)).cpu()
         return to_png(out[0], self.model.event_shape)
 
     def check_code(self, z) -> torch.Tensor:
@@ -226,7 +227,8 @@ class Explorer:
     def _decode(self, z: torch.Tensor, label: int | None) -> torch.Tensor:
         """Decoded means (N, *event) of codes (N, D), one batch."""
         with self.lock:
-            return self.model.generate(z, None if label is None else torch.full((z.shape[0],), label))
+            return self.model.generate(to_model(self.model, z),
+                                       None if label is None else torch.full((z.shape[0],), label)).cpu()
 
     def decode_png(self, z, label=None) -> bytes:
         """The decoded mean of one code, as PNG."""
@@ -350,7 +352,7 @@ class Explorer:
         n_nearest = check_int(n_nearest, "nearest", 0, MAX_SAMPLES)
         seed = check_int(seed, "seed", 0, 2**31 - 1)
         qz = self._encode_sentences([text])
-        mu, sigma = qz.base_dist.loc[0], qz.base_dist.scale[0]
+        mu, sigma = qz.base_dist.loc[0].cpu(), qz.base_dist.scale[0].cpu()  # beside the codes kept on the CPU
         train_codes, train_text = self._training_sentences()
         distance = (train_codes - mu[None]).pow(2).sum(1)
         nearest = torch.argsort(distance)[:n_nearest].tolist()
@@ -366,7 +368,7 @@ class Explorer:
         a, b = self.check_sentence(a), self.check_sentence(b)
         n = check_int(steps, "steps", 2, MAX_STEPS)
         way = {"linear": lerp, "slerp": slerp}[check_choice(method, "method", ("linear", "slerp"))]
-        means = self._encode_sentences([a, b]).base_dist.loc
+        means = self._encode_sentences([a, b]).base_dist.loc.cpu()
         return {"sentences": self._decode_sentences(way(means[0], means[1], torch.linspace(0, 1, n)))}
 
     def _training_sentences(self) -> tuple[torch.Tensor, list[str]]:

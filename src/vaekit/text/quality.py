@@ -61,7 +61,7 @@ def reconstruction_report(model, x: torch.Tensor, limit: int = 1000, seed: int =
     greedy decodes of as many z ~ p(z)."""
     x = x[:limit]
     references = to_text(model, x)
-    rebuilt = model.reconstruct(x)
+    rebuilt = model.reconstruct(x.to(next(model.parameters()).device))
     z = _prior_draws(model, x.shape[0], torch.Generator().manual_seed(seed))
     prior = decode_codes(model, z)
     return ReconstructionReport(n=len(references), bleu=bleu(rebuilt, references),
