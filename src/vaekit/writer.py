@@ -19,7 +19,9 @@ import copy
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 
 from . import io
@@ -121,10 +123,24 @@ class RunWriter:
             io.load_weights(model, tensors, str(self.run_dir / io.MODEL_FILE))
         if not self.figures:
             return []
-        from .report import write_run_figures
+        from .report import run_outputs
 
         model.eval()
-        return write_run_figures(model, bundle, history, self.run_dir)
+        return [write_output(content, self.run_dir / name) for name, content in run_outputs(model, bundle, history)]
+
+
+def write_output(content: Any, path: str | Path) -> Path:
+    """Writes what a report or analysis function returned, atomically: a matplotlib figure (closed after), an array
+    (.npy or .csv by the suffix) or text."""
+    from . import plots
+
+    path = Path(path)
+    if isinstance(content, str):
+        io.atomic_write_text(path, content)
+        return path
+    if isinstance(content, np.ndarray):
+        return plots.save_array(content, path)
+    return plots.save_figure(content, path, close=True)
 
 
 def _read_history(run_dir: Path) -> list[dict]:
