@@ -81,7 +81,7 @@ def writable_run(trained_run, tmp_path) -> Path:
 
 
 def read_scatter_html(path) -> dict:
-    """The JSON payload embedded in a page written by `vaekit.analysis.save_scatter_html`."""
+    """The JSON payload embedded in a page of `vaekit.analysis.scatter_html` written to `path`."""
     from vaekit.analysis.html import DATA_ELEMENT_ID
 
     text = Path(path).read_text()

@@ -19,7 +19,7 @@ import copy
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -27,10 +27,13 @@ import torch
 from . import io
 from .config import RunConfig
 from .data import DataBundle
-from .errors import CheckpointError
+from .errors import CheckpointError, DataError
 from .models.vae import VAE
 from .outputs import refuse_nonempty
 from .runlock import LOCK_FILE, RunLock
+
+if TYPE_CHECKING:
+    from .analysis.latents import Embedding
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +144,18 @@ def write_output(content: Any, path: str | Path) -> Path:
     if isinstance(content, np.ndarray):
         return plots.save_array(content, path)
     return plots.save_figure(content, path, close=True)
+
+
+def save_embedding(embedding: Embedding, path: str | Path) -> Path:
+    """Writes a `vaekit.analysis.Embedding` as a compressed `.npz` (`vaekit.analysis.load_embedding` reads it)."""
+    from .analysis.latents import embedding_arrays
+
+    path = Path(path)
+    if path.suffix.lower() != ".npz":
+        raise DataError(f"embeddings are saved as .npz; got {str(path)!r} (name the file e.g. z.npz)")
+    with io.atomic_output(path) as tmp, open(tmp, "wb") as handle:  # whole or absent; a file object: no suffix added
+        np.savez_compressed(handle, **embedding_arrays(embedding))
+    return path
 
 
 def _read_history(run_dir: Path) -> list[dict]:
