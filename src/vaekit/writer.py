@@ -88,7 +88,7 @@ class RunWriter:
         if bundle is not None and bundle.standardizer is not None:
             io.atomic_write_text(self.run_dir / STANDARDIZER_FILE, json.dumps(bundle.standardizer.to_dict()) + "\n")
         if bundle is not None and bundle.vocab is not None:  # text: the words of the token ids
-            bundle.vocab.save(self.run_dir / io.VOCAB_FILE)
+            io.atomic_write_text(self.run_dir / io.VOCAB_FILE, bundle.vocab.to_json() + "\n")
 
     def close(self) -> None:
         """Releases the run folder's lock."""
