@@ -34,6 +34,7 @@ from .runlock import LOCK_FILE, RunLock
 
 if TYPE_CHECKING:
     from .analysis.latents import Embedding
+    from .metrics.sample_quality import Classifier
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +156,15 @@ def save_embedding(embedding: Embedding, path: str | Path) -> Path:
         raise DataError(f"embeddings are saved as .npz; got {str(path)!r} (name the file e.g. z.npz)")
     with io.atomic_output(path) as tmp, open(tmp, "wb") as handle:  # whole or absent; a file object: no suffix added
         np.savez_compressed(handle, **embedding_arrays(embedding))
+    return path
+
+
+def save_classifier(classifier: Classifier, path: str | Path) -> Path:
+    """Writes a sample-quality classifier: `path` (.safetensors weights) and the same name with .json
+    (architecture and info), which `vaekit.metrics.sample_quality.load_classifier` reads."""
+    path = Path(path).with_suffix(".safetensors")
+    io.save_tensors(path, classifier.state_dict())
+    io.atomic_write_text(path.with_suffix(".json"), json.dumps(classifier.spec(), indent=2) + "\n")
     return path
 
 

@@ -157,8 +157,9 @@ def cmd_eval(args) -> int:
         rows += [(name.replace("_", " "), f"{value:.3f}") for name, value in scores.scores().items()]
     if args.samples:
         from ..metrics.sample_quality import sample_quality_report
+        from .quality import cached_classifier
 
-        quality = sample_quality_report(run, data, n=args.n_samples)
+        quality = sample_quality_report(run, data, n=args.n_samples, classifier=cached_classifier(run, data))
         report["samples"] = quality.to_dict()
         rows += quality.rows()
     out = Path(args.out or run.path / "eval.json")
