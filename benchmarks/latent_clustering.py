@@ -26,8 +26,9 @@ import torch
 
 import vaekit
 from vaekit.analysis import (compare_clusterings, encode_dataset, matched_confusion, project, save_confusion,
-                             save_scatter, save_scatter_html)
+                             save_scatter, scatter_html)
 from vaekit.train import load_bundle
+from vaekit.writer import write_output
 
 
 def train(out: Path, minutes: float, latent_dim: int, threads: int) -> Path:
@@ -110,8 +111,8 @@ def time_embeddings(emb, data, out: Path, seed: int, threads: int, results: dict
         print(f"{method} of {len(emb)} codes: {proj.seconds:.1f} s wall, {cpu:.1f} s CPU")
         title = f"MNIST test: {method.upper().replace('TSNE', 't-SNE')} of 10,000 VAE posterior means"
         save_scatter(proj.coords, out / f"{method}.png", emb.labels, data.class_names, proj.axis_names, title)
-        save_scatter_html(proj.coords, out / f"{method}.html", emb.labels, emb.index, data.class_names,
-                          proj.axis_names, title)
+        write_output(scatter_html(proj.coords, emb.labels, emb.index, data.class_names, proj.axis_names, title),
+                     out / f"{method}.html")
     results["embedding_seconds"] = timings
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -55,16 +56,32 @@ def digits() -> vaekit.DataBundle:
     return vaekit.load_data("digits")
 
 
+def _listing(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every file under `folder`: its size and modification time (what any write would change)."""
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory, digits) -> Path:
-    """A run folder trained for a few epochs on digits (shared by read-only tests)."""
+    """A run folder trained for a few epochs on digits, the one tiny run of the suite. Tests only read it; a
+    test that writes into a run folder takes `writable_run` instead. Checked unchanged at the end of the session,
+    since a test that wrote into it would change what every later test sees."""
     run_dir = tmp_path_factory.mktemp("runs") / "digits"
     vaekit.fit(tiny_config(epochs=3), run_dir, data=digits)
-    return run_dir
+    before = _listing(run_dir)
+    yield run_dir
+    assert _listing(run_dir) == before, "a test wrote into the shared trained_run: give it writable_run instead"
+
+
+@pytest.fixture
+def writable_run(trained_run, tmp_path) -> Path:
+    """A copy of `trained_run` of the test's own, to write into."""
+    return Path(shutil.copytree(trained_run, tmp_path / "run"))
 
 
 def read_scatter_html(path) -> dict:
-    """The JSON payload embedded in a page written by `vaekit.analysis.save_scatter_html`."""
+    """The JSON payload embedded in a page of `vaekit.analysis.scatter_html` written to `path`."""
     from vaekit.analysis.html import DATA_ELEMENT_ID
 
     text = Path(path).read_text()

@@ -17,8 +17,10 @@ from vaekit.analysis import (analogy, apply_vector, as_boolean, attribute_vector
                              compare_clusterings, dataset_attribute, encode_dataset, interpolate,
                              interpolate_codes, label_vector, latent_grid, load_embedding, matched_confusion,
                              project, read_attribute_file, save_confusion, save_decoded,
-                             save_embedding, save_scatter, save_scatter_html, score_clustering, slerp, traverse)
+                             save_scatter, scatter_html, score_clustering, slerp, traverse)
+from vaekit.commands.outputs import save_embedding
 from vaekit.errors import ConfigError, DataError
+from vaekit.writer import write_output
 
 from conftest import read_scatter_html, tiny_config
 
@@ -133,8 +135,8 @@ def test_scatter_png_and_html_hold_the_data(train_embedding, digits, tmp_path):
     png = save_scatter(coords, tmp_path / "z.png", emb.labels, digits.class_names, ("PC1", "PC2"), "test")
     with Image.open(png) as image:
         assert image.size[0] > 500 and image.size[1] > 400
-    page = save_scatter_html(coords, tmp_path / "z.html", emb.labels, emb.index, digits.class_names,
-                             ("PC1", "PC2"), "test <plot>")
+    page = write_output(scatter_html(coords, emb.labels, emb.index, digits.class_names, ("PC1", "PC2"),
+                                     "test <plot>"), tmp_path / "z.html")
     data = read_scatter_html(page)
     text = page.read_text()
     assert np.allclose(np.array(data["coords"]).T, coords, atol=1e-4)
@@ -143,7 +145,8 @@ def test_scatter_png_and_html_hold_the_data(train_embedding, digits, tmp_path):
     assert "<canvas" in text and "test &lt;plot&gt;" in text
     assert "http://" not in text and "https://" not in text and "src=" not in text  # nothing loaded from outside
     coords3 = project(emb.mean, 3, "pca").coords
-    data3 = read_scatter_html(save_scatter_html(coords3, tmp_path / "z3.html", None, None, None, ("a", "b", "c")))
+    data3 = read_scatter_html(write_output(scatter_html(coords3, None, None, None, ("a", "b", "c")),
+                                           tmp_path / "z3.html"))
     assert data3["dims"] == 3 and len(data3["coords"]) == 3 and set(data3["label"]) == {-1}
 
 

@@ -31,17 +31,17 @@ def assert_png(path, min_side: int = 150) -> None:
         assert min(image.size) >= min_side
 
 
-def test_defaults_write_into_the_run_folder(trained_run, digits, capsys):
-    code, out, _ = run_cli(capsys, "embed", str(trained_run))
+def test_defaults_write_into_the_run_folder(writable_run, digits, capsys):
+    code, out, _ = run_cli(capsys, "embed", str(writable_run))
     assert code == 0 and "wrote" in out
-    emb = load_embedding(trained_run / "latent" / "latents.npz")
+    emb = load_embedding(writable_run / "latent" / "latents.npz")
     test = digits.split("test")
     assert emb.mean.shape == (len(test), 4) and np.array_equal(emb.labels, test.y.numpy())
     for action, name in (("plot", "plot_pca_2d.png"), ("traverse", "traversal.png"),
                          ("interpolate", "interpolation.png")):
-        code, out, err = run_cli(capsys, action, str(trained_run), *FAST)
+        code, out, err = run_cli(capsys, action, str(writable_run), *FAST)
         assert code == 0, err
-        assert_png(trained_run / "latent" / name)
+        assert_png(writable_run / "latent" / name)
 
 
 def test_plot_html_3d_and_subsampling(trained_run, tmp_path, capsys):

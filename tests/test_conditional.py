@@ -11,8 +11,9 @@ import vaekit
 from vaekit.apps.style import analogy_grid, samples_per_class, transfer_style
 from vaekit.cli import main
 from vaekit.errors import ConfigError
-from vaekit.metrics.sample_quality import (classify, frechet_distance, histogram_kl, load_classifier,
-                                           sample_quality, sample_quality_report, save_classifier, train_classifier)
+from vaekit.metrics.sample_quality import (CLASSIFIER_FILE, classify, frechet_distance, histogram_kl, load_classifier,
+                                           run_classifier, sample_quality, sample_quality_report, train_classifier)
+from vaekit.writer import save_classifier
 
 from conftest import tiny_config
 
@@ -114,11 +115,17 @@ def test_histogram_kl():
     assert histogram_kl([0.5, 0.5], [0.9, 0.1]) > 0
 
 
-def test_quality_report_caches_the_classifier(cvae_run, digits):
+def test_quality_report_uses_the_cached_classifier(cvae_run, digits):
     run = vaekit.load_run(cvae_run)
-    first = sample_quality_report(run, digits, n=300, progress=False)
+    cached = (cvae_run / CLASSIFIER_FILE).is_file()  # the quality command may have cached it already
+    classifier, trained = run_classifier(run, digits, progress=False)
+    assert trained == (not cached) and (cvae_run / CLASSIFIER_FILE).is_file() == cached  # computing writes nothing
+    if trained:  # as the quality command caches it
+        save_classifier(classifier, cvae_run / CLASSIFIER_FILE)
     assert (cvae_run / "classifier.safetensors").is_file() and (cvae_run / "classifier.json").is_file()
     stamp = (cvae_run / "classifier.safetensors").stat().st_mtime_ns
+    assert run_classifier(run, digits, progress=False)[1] is False  # read, not trained again
+    first = sample_quality_report(run, digits, n=300, progress=False)
     second = sample_quality_report(run, digits, n=300, progress=False)
     assert (cvae_run / "classifier.safetensors").stat().st_mtime_ns == stamp  # loaded, not retrained
     assert first.to_dict() == second.to_dict()  # seeded

@@ -7,7 +7,6 @@ from __future__ import annotations
 import gzip
 import json
 import re
-import shutil
 import struct
 import zipfile
 import zlib
@@ -346,24 +345,17 @@ def test_crafted_npy_headers(tmp_path):
 # ---- the command line ----------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("limits") / "run"
-    assert main(["train", "--data", "digits", "--out", str(out), "--epochs", "1", "--no-progress",
-                 "--set", "model.network.hidden=[16]", "--latent-dim", "2"]) == 0
-    return out
-
-
 @pytest.mark.parametrize("argv", [
     ["sample", "{run}", "-n", "10000000", "--out", "{tmp}/s.png"],
     ["sample", "{run}", "-n", "10000000", "--out", "{tmp}/s.npy"],
     ["latent", "traverse", "{run}", "--steps", "100000000", "--out", "{tmp}/t.png"],
-    ["latent", "interpolate", "{run}", "--grid", "--grid-size", "100000", "--out", "{tmp}/g.png"],
+    ["latent", "interpolate", "{run}", "--grid", "--grid-dims", "0,1", "--grid-size", "100000", "--out",
+     "{tmp}/g.png"],
     ["latent", "interpolate", "{run}", "--steps", "100000000", "--out", "{tmp}/i.png"],
 ])
-def test_cli_refuses_huge_requests_in_one_line(tiny_run, tmp_path, capsys, monkeypatch, argv):
+def test_cli_refuses_huge_requests_in_one_line(trained_run, tmp_path, capsys, monkeypatch, argv):
     monkeypatch.setenv("VAEKIT_MAX_MEMORY", "256M")
-    code = main([a.format(run=tiny_run, tmp=tmp_path) for a in argv])
+    code = main([a.format(run=trained_run, tmp=tmp_path) for a in argv])
     err = capsys.readouterr().err
     assert code != 0
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
@@ -373,9 +365,8 @@ def test_cli_refuses_huge_requests_in_one_line(tiny_run, tmp_path, capsys, monke
 
 
 @pytest.mark.parametrize("change", [{"latent_dim": 10**12}, {"network": {"name": "mlp", "hidden": [10**9]}}])
-def test_cli_config_json_with_a_huge_model(tiny_run, tmp_path, capsys, change):
-    run = tmp_path / "run"
-    shutil.copytree(tiny_run, run)
+def test_cli_config_json_with_a_huge_model(writable_run, tmp_path, capsys, change):
+    run = writable_run
     config = json.loads((run / "config.json").read_text())
     config["model"].update(change)
     (run / "config.json").write_text(json.dumps(config))

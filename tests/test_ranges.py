@@ -223,7 +223,7 @@ def test_fractions_summing_to_one_are_refused():
 
 # --- (b) the command line -----------------------------------------------------------------------------------
 
-RUN = "RUN"  # replaced by the tiny run folder
+RUN = "RUN"  # replaced by the tiny run folder (trained_run)
 DATA = "digits"
 
 # (command words, flag, kind, lo, hi, lo_open, hi_open); kind: int, float, ints (list), floats (list)
@@ -323,27 +323,18 @@ def _argv(words, flag, value, run: Path, tmp: Path) -> list[str]:
     return argv + [joined]
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("ranges") / "run"
-    config = build_run_config(None, ["train.epochs=1", "train.progress=false", "model.network.hidden=[16]",
-                                     "model.latent_dim=2"])
-    vaekit.fit(config, out, figures=False)
-    return out
-
-
 def _flag_id(entry) -> str:
     return " ".join(w for w in entry[0] if w not in (RUN, "OUT", DATA, "--out", "table.csv")) + " " + entry[1]
 
 
 @pytest.mark.parametrize("entry", FLAGS, ids=[_flag_id(e) for e in FLAGS])
-def test_out_of_range_flags_get_one_line_errors(entry, tiny_run, tmp_path, capsys):
+def test_out_of_range_flags_get_one_line_errors(entry, trained_run, tmp_path, capsys):
     words, flag, kind, lo, hi, lo_open, hi_open = entry
 
     @settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
     @given(value=_bad_numbers(kind, lo, hi, lo_open, hi_open))
     def check(value):
-        argv = _argv(words, flag, value, tiny_run, tmp_path)
+        argv = _argv(words, flag, value, trained_run, tmp_path)
         code = main(argv)
         out, err = capsys.readouterr()
         assert code != 0, (argv, out, err)
@@ -371,13 +362,13 @@ CHEAP = [  # in-range values of cheap commands run to the end and use the value 
 
 
 @pytest.mark.parametrize("entry", CHEAP, ids=[f"{e[0][0]} {e[1]}" for e in CHEAP])
-def test_in_range_flags_run(entry, tiny_run, tmp_path, capsys):
+def test_in_range_flags_run(entry, trained_run, tmp_path, capsys):
     words, flag, values = entry
 
     @settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck))
     @given(value=values)
     def check(value):
-        argv = [str(tiny_run) if w == RUN else str(tmp_path / ("out" + w[3:])) if w.startswith("OUT") else w
+        argv = [str(trained_run) if w == RUN else str(tmp_path / ("out" + w[3:])) if w.startswith("OUT") else w
                 for w in words] + [flag, str(value), "--force"]
         code = main(argv)
         _, err = capsys.readouterr()

@@ -6,6 +6,7 @@ import io
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -37,8 +38,9 @@ def _train(path: Path, **model) -> Path:
 
 
 @pytest.fixture(scope="module")
-def image_run(tmp_path_factory) -> Path:
-    return _train(tmp_path_factory.mktemp("serve") / "digits")
+def image_run(trained_run, tmp_path_factory) -> Path:
+    """A copy of the shared tiny run: the explorer caches its projections in the run folder."""
+    return Path(shutil.copytree(trained_run, tmp_path_factory.mktemp("serve") / "digits"))
 
 
 @pytest.fixture(scope="module")

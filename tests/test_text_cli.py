@@ -28,14 +28,6 @@ def text_run(tmp_path_factory) -> Path:
     return out
 
 
-@pytest.fixture(scope="module")
-def image_run(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("image-cli") / "run"
-    assert main(["train", "--data", "digits", "--out", str(out), "--epochs", "1", "--no-progress", "--latent-dim",
-                 "2", "--set", "model.network.hidden=[16]"]) == 0
-    return out
-
-
 def test_train_writes_the_vocabulary_and_text_outputs(text_run):
     for name in ("config.json", "model.safetensors", "vocab.json", "samples.txt", "reconstructions.txt", "curves.png"):
         assert (text_run / name).is_file(), name
@@ -108,10 +100,10 @@ def test_latent_embed_plot_cluster_and_analogy_work_on_text(text_run, capsys, tm
     (["train", "--data", "{tmp}/empty.txt", "--out", "{tmp}/z"], "is empty"),
     (["train", "--data", "{tmp}/latin1.txt", "--out", "{tmp}/w"], "not UTF-8"),
 ])
-def test_bad_text_input_is_one_line(text_run, image_run, capsys, tmp_path, argv, message):
+def test_bad_text_input_is_one_line(text_run, trained_run, capsys, tmp_path, argv, message):
     (tmp_path / "empty.txt").write_bytes(b"")
     (tmp_path / "latin1.txt").write_bytes("caf\u00e9 ol\u00e9\n".encode("latin-1"))
-    argv = [a.format(text=text_run, image=image_run, tmp=tmp_path) for a in argv]
+    argv = [a.format(text=text_run, image=trained_run, tmp=tmp_path) for a in argv]
     code, stdout, stderr = run_cli(capsys, *argv)
     assert code != 0
     assert message in stderr and "Traceback" not in stderr, stderr

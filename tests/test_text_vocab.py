@@ -10,6 +10,7 @@ from conftest import shared_data_root
 from hypothesis import given
 from hypothesis import strategies as st
 
+from vaekit.atomic import atomic_write_text
 from vaekit.data.text import ptb_files, ptb_splits
 from vaekit.errors import ConfigError, DataError
 from vaekit.text import (BOS_ID, EOS_ID, PAD_ID, SPECIALS, TOY_MAX_LEN, TOY_MIN_LEN, TOY_VOCAB_SIZE, UNK, UNK_ID,
@@ -134,7 +135,7 @@ def test_decode_refuses_ids_outside(vocab):
 
 def test_save_load_round_trip(vocab, tmp_path):
     path = tmp_path / "sub" / "vocab.json"
-    vocab.save(path)
+    atomic_write_text(path, vocab.to_json() + "\n")  # as the run writer writes vocab.json
     loaded = Vocabulary.load(path)
     assert loaded == vocab and loaded.words == vocab.words
     assert loaded.encode(["the", "cat"]) == vocab.encode(["the", "cat"])

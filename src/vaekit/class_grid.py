@@ -61,14 +61,22 @@ def names_of(classes: torch.Tensor, class_names: Sequence[str] | None, wrap: boo
     return names
 
 
-def save_class_rows(images: torch.Tensor, path: str | Path, class_names: Sequence[str] | None = None,
-                    classes: Sequence[int] | None = None, title: str = "Samples, one row per class") -> Path:
-    """PNG grid of `samples_per_class` output (K, M, *event) with class names as row labels; .npy/.csv arrays."""
-    path = Path(path)
+def class_rows_output(images: torch.Tensor, suffix: str = ".png", class_names: Sequence[str] | None = None,
+                      classes: Sequence[int] | None = None, title: str = "Samples, one row per class"):
+    """`samples_per_class` output (K, M, *event) as what a file of this suffix holds: a grid figure with class
+    names as row labels (.png), or the (K*M, features) array (.npy / .csv)."""
     k, m = images.shape[:2]
     flat = images.reshape(k * m, *images.shape[2:])
-    if path.suffix.lower() in (".npy", ".csv"):
-        return plots.save_array(flat.flatten(1).cpu().numpy(), path)
+    if suffix.lower() in (".npy", ".csv"):
+        return flat.flatten(1).cpu().numpy()
     rows = names_of(torch.arange(k) if classes is None else torch.as_tensor(classes), class_names)
-    return plots.save_image_grid(plots.to_nchw(flat, tuple(images.shape[2:])).clamp(0, 1), path, ncol=m,
-                                 title=title, row_labels=rows)
+    return plots.image_grid_figure(plots.to_nchw(flat, tuple(images.shape[2:])).clamp(0, 1), ncol=m, title=title,
+                                   row_labels=rows)
+
+
+def save_class_rows(images: torch.Tensor, path: str | Path, class_names: Sequence[str] | None = None,
+                    classes: Sequence[int] | None = None, title: str = "Samples, one row per class") -> Path:
+    """Writes `class_rows_output` to `path`: a PNG grid, or a .npy / .csv array."""
+
+    path = Path(path)
+    return plots.write_output(class_rows_output(images, path.suffix, class_names, classes, title), path)

@@ -1,5 +1,6 @@
-"""Figures: image grids (samples, reconstructions) and training curves, as PNG files via matplotlib, and the
-.npy / .csv arrays written instead of a grid for data that are not images."""
+"""Figures: image grids (samples, reconstructions) and training curves as matplotlib figures, and the edge
+helpers that write them (`save_figure`) and the .npy / .csv arrays written instead of a grid for data that are
+not images (`save_array`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 import torch
 
 from .errors import DataError
-from .atomic import atomic_output
+from .atomic import atomic_output, atomic_write_text
 
 ARRAY_SUFFIXES = (".npy", ".csv")  # arrays: NumPy binary or comma-separated text
 
@@ -34,13 +35,31 @@ def to_nchw(x: torch.Tensor, event_shape: tuple[int, ...]) -> torch.Tensor:
     raise DataError(f"data of shape {tuple(event_shape)} are not images; write them as .csv or .npy instead")
 
 
-def save_figure(fig, path: str | Path, **kwargs) -> Path:
+# How a figure is written belongs to how it was drawn (an image grid is cropped to its tiles): the figure functions
+# keep their `savefig` options on the figure, so that whoever writes it gets the same file.
+_SAVE_OPTIONS = "_vaekit_savefig_options"
+
+
+def _saved_with(fig, **options):
+    """`fig`, remembering the `savefig` options it is to be written with."""
+    setattr(fig, _SAVE_OPTIONS, options)
+    return fig
+
+
+def save_figure(fig, path: str | Path, close: bool = False, **kwargs) -> Path:
     """`fig.savefig` through a temporary file renamed into place: `path` is whole or absent, never truncated.
-    The format is the suffix's (PNG when there is none); the figure stays open."""
+    The format is the suffix's (PNG when there is none), with the options the figure was drawn for unless
+    `kwargs` give others; the figure stays open unless `close`."""
     path = Path(path)
     kwargs.setdefault("format", path.suffix.lower().lstrip(".") or "png")
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, **kwargs)
+    for key, value in getattr(fig, _SAVE_OPTIONS, {}).items():
+        kwargs.setdefault(key, value)
+    try:
+        with atomic_output(path) as tmp:
+            fig.savefig(tmp, **kwargs)
+    finally:
+        if close:
+            _pyplot().close(fig)
     return path
 
 
@@ -91,16 +110,15 @@ def check_grid_size(n: int) -> None:
                             "write them as .npy or .csv instead")
 
 
-def save_image_grid(
+def image_grid_figure(
     images: torch.Tensor | np.ndarray,
-    path: str | Path,
     ncol: int | None = None,
     title: str | None = None,
     row_labels: Sequence[str] | None = None,
     col_labels: Sequence[str] | None = None,
-) -> Path:
-    """Writes (N, C, H, W) images in [0, 1] as a grid PNG with optional row/column labels; the figure is wide
-    enough for its labels and a long title wraps instead of being cut off."""
+):
+    """(N, C, H, W) images in [0, 1] as a grid figure with optional row/column labels; the figure is wide enough
+    for its labels and a long title wraps instead of being cut off. Write it with `save_figure`."""
     import textwrap
 
     n, _, h, w = images.shape
@@ -132,16 +150,23 @@ def save_image_grid(
     if wrapped:
         ax.set_title(wrapped, fontsize=10)
     fig.tight_layout()
-    path = Path(path)
-    try:
-        save_figure(fig, path, bbox_inches="tight")
-    finally:
-        plt.close(fig)
-    return path
+    return _saved_with(fig, bbox_inches="tight")
 
 
-def save_reconstruction_grid(originals: torch.Tensor, reconstructions: torch.Tensor, path: str | Path,
-                             title: str = "Reconstructions") -> Path:
+def save_image_grid(
+    images: torch.Tensor | np.ndarray,
+    path: str | Path,
+    ncol: int | None = None,
+    title: str | None = None,
+    row_labels: Sequence[str] | None = None,
+    col_labels: Sequence[str] | None = None,
+) -> Path:
+    """Writes `image_grid_figure(...)` to `path` as a PNG (the figure closed after)."""
+    return save_figure(image_grid_figure(images, ncol, title, row_labels, col_labels), path, close=True)
+
+
+def reconstruction_grid_figure(originals: torch.Tensor, reconstructions: torch.Tensor,
+                               title: str = "Reconstructions"):
     """Pairs of rows: originals above, their reconstructions below, up to 16 per row."""
     n = originals.shape[0]
     ncol = min(16, n)
@@ -151,7 +176,7 @@ def save_reconstruction_grid(originals: torch.Tensor, reconstructions: torch.Ten
         rows += [originals[start : start + ncol], reconstructions[start : start + ncol]]
         labels += ["data", "recon"]
     stacked = torch.cat([_pad_row(r, ncol) for r in rows])
-    return save_image_grid(stacked, path, ncol=ncol, title=title, row_labels=labels)
+    return image_grid_figure(stacked, ncol=ncol, title=title, row_labels=labels)
 
 
 def _pad_row(row: torch.Tensor, ncol: int) -> torch.Tensor:
@@ -161,7 +186,7 @@ def _pad_row(row: torch.Tensor, ncol: int) -> torch.Tensor:
     return torch.cat([row, filler])
 
 
-def save_training_curves(history: list[dict], path: str | Path) -> Path:
+def training_curves_figure(history: list[dict]):
     """Train and validation loss (negative ELBO) and KL per epoch, with the validation split's mutual information
     I(x; z) beside the KL when it was logged (how much of the KL the code really carries)."""
     plt = _pyplot()
@@ -182,19 +207,15 @@ def save_training_curves(history: list[dict], path: str | Path) -> Path:
         ax.legend()
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    try:
-        save_figure(fig, path)
-    finally:
-        plt.close(fig)
-    return Path(path)
+    return fig
 
 
 # Points drawn from the model for the 2-D scatter of a run on 2-D data.
 SCATTER_SAMPLES = 3000
 
 
-def save_2d_samples(data: np.ndarray, samples: np.ndarray, path: str | Path, title: str = "") -> Path:
-    """Training points and model samples of 2-D data, side by side on the same axes (a PNG)."""
+def samples_2d_figure(data: np.ndarray, samples: np.ndarray, title: str = ""):
+    """Training points and model samples of 2-D data, side by side on the same axes."""
     plt = _pyplot()
     both = np.concatenate([data, samples])
     lo, hi = np.percentile(both, 0.5, axis=0), np.percentile(both, 99.5, axis=0)
@@ -208,7 +229,16 @@ def save_2d_samples(data: np.ndarray, samples: np.ndarray, path: str | Path, tit
         ax.set_aspect("equal", adjustable="box")
     if title:
         fig.suptitle(title, fontsize=10)
-    try:
-        return save_figure(fig, path, dpi=100)
-    finally:
-        plt.close(fig)
+    return _saved_with(fig, dpi=100)
+
+
+def write_output(content: Any, path: str | Path) -> Path:
+    """Writes what a report or analysis function returned, atomically: a matplotlib figure (closed after), an array
+    (.npy or .csv by the suffix) or text."""
+    path = Path(path)
+    if isinstance(content, str):
+        atomic_write_text(path, content)
+        return path
+    if isinstance(content, np.ndarray):
+        return save_array(content, path)
+    return save_figure(content, path, close=True)

@@ -1,20 +1,21 @@
 """What a run shows a person: sample and reconstruction grids, training curves, and images vs. tables.
 
-Plain functions over a loaded model; the CLI calls these after training and for `sample` / `reconstruct`.
+Plain functions over a loaded model that return figures, arrays and text; the run writer (after training) and the
+`sample` / `reconstruct` commands write them (`vaekit.writer.write_output`).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any, Iterator
 
 import torch
 
 from . import plots
-from .class_grid import samples_per_class, save_class_rows
+from .class_grid import class_rows_output, samples_per_class
 from .data import DataBundle
 from .models.vae import VAE
 from .outputs import check_output_suffix
-from .plots import save_array, to_nchw
+from .plots import to_nchw
 from .rng import seeded
 from .runtime import to_model
 
@@ -30,72 +31,65 @@ def draw_samples(model: VAE, n: int, label: int | None = None, seed: int = 0, me
     return samples.cpu() if torch.is_tensor(samples) else samples  # a text model's are sentences
 
 
-def save_samples(samples: torch.Tensor, model: VAE, path: str | Path, title: str = "Samples") -> Path:
-    """Writes samples as an image grid (.png) or as an array (.npy / .csv) depending on the suffix."""
-    path = Path(path)
-    check_output_suffix(path, OUTPUT_SUFFIXES)
-    if path.suffix.lower() in plots.ARRAY_SUFFIXES:
-        return save_array(samples.flatten(1).cpu().numpy(), path)
-    return plots.save_image_grid(to_nchw(samples, model.event_shape), path, title=title)
+def sample_output(samples: torch.Tensor, model: VAE, suffix: str, title: str = "Samples"):
+    """Samples as what a file of this suffix holds: an image grid figure (.png) or an array (.npy / .csv)."""
+    check_output_suffix(f"samples{suffix}", OUTPUT_SUFFIXES)
+    if suffix.lower() in plots.ARRAY_SUFFIXES:
+        return samples.flatten(1).cpu().numpy()
+    return plots.image_grid_figure(to_nchw(samples, model.event_shape), title=title)
 
 
 @torch.no_grad()
-def save_reconstructions(model: VAE, x: torch.Tensor, y: torch.Tensor | None, path: str | Path) -> Path:
-    """Originals and their reconstructions (from the posterior mean), as a grid PNG or an array file."""
-    path = Path(path)
-    check_output_suffix(path, OUTPUT_SUFFIXES)
+def reconstruction_output(model: VAE, x: torch.Tensor, y: torch.Tensor | None, suffix: str):
+    """Originals and their reconstructions (from the posterior mean), as a grid figure (.png) or an array (.npy /
+    .csv)."""
+    check_output_suffix(f"reconstructions{suffix}", OUTPUT_SUFFIXES)
     recon = model.reconstruct(to_model(model, x), to_model(model, y) if model.conditional else None).cpu()
-    if path.suffix.lower() in plots.ARRAY_SUFFIXES:
-        return save_array(recon.flatten(1).cpu().numpy(), path)
-    return plots.save_reconstruction_grid(to_nchw(x, model.event_shape), to_nchw(recon, model.event_shape), path)
+    if suffix.lower() in plots.ARRAY_SUFFIXES:
+        return recon.flatten(1).cpu().numpy()
+    return plots.reconstruction_grid_figure(to_nchw(x, model.event_shape), to_nchw(recon, model.event_shape))
 
 
-def write_run_figures(model: VAE, data: DataBundle, history: list[dict], run_dir: str | Path, n: int = 64) -> list[Path]:
-    """samples.png, reconstructions.png (test split) and curves.png in the run folder; arrays for tabular data."""
-    run_dir = Path(run_dir)
+def run_outputs(model: VAE, data: DataBundle, history: list[dict], n: int = 64) -> Iterator[tuple[str, Any]]:
+    """(file name, content) of what a run folder shows, one at a time: samples.png, reconstructions.png (test
+    split) and curves.png; arrays for tabular data; text for text runs. The run writer writes each."""
     if model.is_text:
-        return write_text_outputs(model, data, history, run_dir)
-    written = []
+        yield from text_outputs(model, data, history)
+        return
     suffix = ".png" if len(model.event_shape) in (2, 3) else ".csv"
     if model.conditional:
         per_class = samples_per_class(model, max(1, n // model.num_classes))
-        written.append(save_class_rows(per_class, run_dir / f"samples{suffix}", data.class_names))
+        yield f"samples{suffix}", class_rows_output(per_class, suffix, data.class_names)
     else:
-        written.append(save_samples(draw_samples(model, n), model, run_dir / f"samples{suffix}"))
+        yield f"samples{suffix}", sample_output(draw_samples(model, n), model, suffix)
     test = data.split("test")
-    written.append(save_reconstructions(model, test.x[:32], None if test.y is None else test.y[:32],
-                                        run_dir / f"reconstructions{suffix}"))
+    yield f"reconstructions{suffix}", reconstruction_output(model, test.x[:32], None if test.y is None else test.y[:32],
+                                                            suffix)
     if model.event_shape == (2,) and not model.conditional:  # 2-D data: rather look at a scatter than read a table
         train = data.split("train").x[: plots.SCATTER_SAMPLES]
         samples = model.sample(plots.SCATTER_SAMPLES, mean=False)
-        written.append(plots.save_2d_samples(train.cpu().numpy(), samples.cpu().numpy(), run_dir / "samples_2d.png",
-                                             f"{data.name}: samples x ~ p(x | z), z ~ p(z)"))
+        yield "samples_2d.png", plots.samples_2d_figure(train.cpu().numpy(), samples.cpu().numpy(),
+                                                        f"{data.name}: samples x ~ p(x | z), z ~ p(z)")
     if history:
-        written.append(plots.save_training_curves(history, run_dir / "curves.png"))
-    return written
+        yield "curves.png", plots.training_curves_figure(history)
 
 
 # Sentences a text run writes at the end of training: samples of each kind and test reconstructions.
 TEXT_SAMPLES, TEXT_RECONSTRUCTIONS = 10, 20
 
 
-def write_text_outputs(model: VAE, data: DataBundle, history: list[dict], run_dir: Path, seed: int = 0) -> list[Path]:
-    """samples.txt (prior samples decoded greedily and by sampling), reconstructions.txt (the first test
-    sentences and their greedy reconstructions) and curves.png, in the run folder."""
-    from .io import atomic_write_text
+def text_outputs(model: VAE, data: DataBundle, history: list[dict], seed: int = 0) -> Iterator[tuple[str, Any]]:
+    """(file name, content) for a text run: samples.txt (prior samples decoded greedily and by sampling),
+    reconstructions.txt (the first test sentences and their greedy reconstructions) and the curves figure."""
     from .text.generate import reconstruct_sentences, sample_sentences, to_text
 
     lines = ["# z ~ p(z), decoded greedily", *sample_sentences(model, TEXT_SAMPLES, "greedy", seed=seed), "",
              "# z ~ p(z), words sampled (temperature 1)",
              *sample_sentences(model, TEXT_SAMPLES, "sample", seed=seed)]
-    samples = run_dir / "samples.txt"
-    atomic_write_text(samples, "\n".join(lines) + "\n")
+    yield "samples.txt", "\n".join(lines) + "\n"
     split = next(data.splits[name] for name in ("test", "valid", "train") if name in data.splits)
     originals = to_text(model, split.x[:TEXT_RECONSTRUCTIONS])
     rebuilt = reconstruct_sentences(model, originals)
-    recon = run_dir / "reconstructions.txt"
-    atomic_write_text(recon, "".join(f"  {a}\n→ {b}\n\n" for a, b in zip(originals, rebuilt)))
-    written = [samples, recon]
+    yield "reconstructions.txt", "".join(f"  {a}\n→ {b}\n\n" for a, b in zip(originals, rebuilt))
     if history:
-        written.append(plots.save_training_curves(history, run_dir / "curves.png"))
-    return written
+        yield "curves.png", plots.training_curves_figure(history)

@@ -19,16 +19,20 @@ import copy
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 
 from . import io
 from .config import RunConfig
 from .data import DataBundle
-from .errors import CheckpointError
+from .errors import CheckpointError, DataError
 from .models.vae import VAE
 from .outputs import refuse_nonempty
+from .plots import write_output  # noqa: F401 (re-exported: the writer of every figure and array)
 from .runlock import LOCK_FILE, RunLock
+
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +87,7 @@ class RunWriter:
         if bundle is not None and bundle.standardizer is not None:
             io.atomic_write_text(self.run_dir / STANDARDIZER_FILE, json.dumps(bundle.standardizer.to_dict()) + "\n")
         if bundle is not None and bundle.vocab is not None:  # text: the words of the token ids
-            bundle.vocab.save(self.run_dir / io.VOCAB_FILE)
+            io.atomic_write_text(self.run_dir / io.VOCAB_FILE, bundle.vocab.to_json() + "\n")
 
     def close(self) -> None:
         """Releases the run folder's lock."""
@@ -121,10 +125,10 @@ class RunWriter:
             io.load_weights(model, tensors, str(self.run_dir / io.MODEL_FILE))
         if not self.figures:
             return []
-        from .report import write_run_figures
+        from .report import run_outputs
 
         model.eval()
-        return write_run_figures(model, bundle, history, self.run_dir)
+        return [write_output(content, self.run_dir / name) for name, content in run_outputs(model, bundle, history)]
 
 
 def _read_history(run_dir: Path) -> list[dict]:

@@ -2,7 +2,7 @@
 
     emb = encode_dataset(model, x, y)                     # posterior means / variances (+ samples), KL per dim
     proj = project(emb.mean, dims=2, method="tsne")       # 2-D / 3-D coordinates (PCA, t-SNE, UMAP)
-    save_scatter(proj.coords, "z.png", emb.labels)        # or save_scatter_html(..., "z.html")
+    save_scatter(proj.coords, "z.png", emb.labels)        # or scatter_html(...): the page as text
     trav = traverse(model, embedding=emb)                 # one row per dimension, most informative first
     path = interpolate(model, x[0], x[1], method="slerp")
     results = compare_clusterings(emb.mean, x.numpy(), emb.labels, k=10)
@@ -14,17 +14,17 @@ from .arithmetic import (AttributeVector, Shifted, analogy, apply_vector, as_boo
 from .clustering import (ClusteringResult, ClusterScores, cluster, cluster_and_score, clustering_accuracy,
                          compare_clusterings, match_clusters, matched_confusion, score_clustering)
 from .figures import palette, save_confusion, save_decoded, save_scatter
-from .html import save_scatter_html
+from .html import scatter_html
 from .interpolation import Interpolation, LatentGrid, interpolate, interpolate_codes, latent_grid, lerp, slerp
-from .latents import (COLLAPSED_KL, Embedding, encode_dataset, load_embedding, read_example, save_embedding,
+from .latents import (COLLAPSED_KL, Embedding, embedding_arrays, encode_dataset, load_embedding, read_example,
                       subsample_indices)
 from .projection import Projection, project
 from .traversal import Traversal, prior_moments, traverse
 
 __all__ = [
-    "Embedding", "encode_dataset", "save_embedding", "load_embedding", "subsample_indices", "read_example",
+    "Embedding", "encode_dataset", "embedding_arrays", "load_embedding", "subsample_indices", "read_example",
     "COLLAPSED_KL",
-    "Projection", "project", "save_scatter", "save_scatter_html", "palette",
+    "Projection", "project", "save_scatter", "scatter_html", "palette",
     "Traversal", "traverse", "prior_moments",
     "Interpolation", "interpolate", "interpolate_codes", "lerp", "slerp", "LatentGrid", "latent_grid",
     "ClusterScores", "ClusteringResult", "cluster", "cluster_and_score", "score_clustering",

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import html
 import json
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from ..io import atomic_write_text
 from .figures import UNLABELLED_COLOUR, class_names_for, palette
 
 DATA_ELEMENT_ID = "vaekit-data"
@@ -38,19 +36,18 @@ def scatter_data(coords: np.ndarray, labels: np.ndarray | None, index: np.ndarra
     }
 
 
-def save_scatter_html(coords: np.ndarray, path: str | Path, labels: np.ndarray | None = None,
-                      index: np.ndarray | None = None, class_names: Sequence[str] | None = None,
-                      axis_names: Sequence[str] = ("x", "y", "z"), title: str = "Latent space") -> Path:
-    """Writes the interactive 2-D / 3-D scatter plot of `coords` (N, 2|3) as one self-contained HTML file."""
+def scatter_html(coords: np.ndarray, labels: np.ndarray | None = None, index: np.ndarray | None = None,
+                 class_names: Sequence[str] | None = None, axis_names: Sequence[str] = ("x", "y", "z"),
+                 title: str = "Latent space") -> str:
+    """The interactive 2-D / 3-D scatter plot of `coords` (N, 2|3): one self-contained HTML page, to be written to
+    a .html file."""
     data = scatter_data(coords, labels, index, class_names, axis_names, title)
     payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")  # cannot close the <script> early
     page = (PAGE.replace("__TITLE__", html.escape(title))
             .replace("__DATA_ID__", DATA_ELEMENT_ID)
             .replace("__DATA__", payload)
             .replace("__HELP__", HELP_3D if coords.shape[1] == 3 else HELP_2D))
-    path = Path(path)
-    atomic_write_text(path, page)
-    return path
+    return page
 
 
 HELP_2D = "Hover a point for its label and index; drag to pan, mouse wheel to zoom, double-click to reset."

@@ -7,7 +7,7 @@ says how much information each dimension carries, and dimensions with (almost) n
     KL_d = mean over x of KL(q(z_d|x) || p(z_d))   (nats; closed form for factorised priors such as the normal
                                                     prior, Monte Carlo for mixtures: `vaekit.evaluate.KLPerDim`)
 
-An `Embedding` can be saved to / read from `.npz` with the keys
+An `Embedding` is saved (`vaekit.commands.outputs.save_embedding`) to / read from `.npz` with the keys
     mean (N, D), var (N, D), index (N,), [labels (N,)], [samples (S, N, D)], [kl_per_dim (D,)]
 """
 
@@ -23,7 +23,6 @@ import torch
 
 from ..errors import DataError
 from ..evaluate import KLPerDim
-from ..io import atomic_output
 from ..models.vae import VAE
 
 log = logging.getLogger(__name__)
@@ -135,23 +134,19 @@ def encode_dataset(
     )
 
 
-def save_embedding(embedding: Embedding, path: str | Path) -> Path:
-    """Writes the embedding as a compressed `.npz` (keys in the module docstring)."""
-    path = Path(path)
-    if path.suffix.lower() != ".npz":
-        raise DataError(f"embeddings are saved as .npz; got {str(path)!r} (name the file e.g. z.npz)")
+def embedding_arrays(embedding: Embedding) -> dict[str, np.ndarray]:
+    """The arrays of an embedding file (keys in the module docstring), as `vaekit.commands.outputs.save_embedding` writes
+    them."""
     arrays = {"mean": embedding.mean, "var": embedding.var, "index": embedding.index}
     for key in ("labels", "samples", "kl_per_dim"):
         value = getattr(embedding, key)
         if value is not None:
             arrays[key] = value
-    with atomic_output(path) as tmp, open(tmp, "wb") as handle:  # whole or absent; a file object: no suffix added
-        np.savez_compressed(handle, **arrays)
-    return path
+    return arrays
 
 
 def load_embedding(path: str | Path) -> Embedding:
-    """Reads what `save_embedding` wrote."""
+    """Reads what `vaekit.commands.outputs.save_embedding` wrote."""
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as npz:

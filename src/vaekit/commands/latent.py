@@ -214,7 +214,7 @@ def _example(text: str, split, model, split_name: str) -> tuple[torch.Tensor, in
 
 
 def cmd_embed(args) -> int:
-    from ..analysis import save_embedding
+    from .outputs import save_embedding
 
     run, data, split = _load(args)
     out = _out(args, run, "latents.npz", (".npz",))
@@ -229,8 +229,9 @@ def cmd_embed(args) -> int:
 
 
 def cmd_plot(args) -> int:
-    from ..analysis import load_embedding, project, save_scatter, save_scatter_html
+    from ..analysis import load_embedding, project, save_scatter, scatter_html
     from ..analysis.projection import check_dims, require_backend, resolve_method
+    from ..io import atomic_write_text
 
     run, data, split = _load(args)
     check_dims(run.model.latent_dim, args.dims)
@@ -248,7 +249,8 @@ def cmd_plot(args) -> int:
     name = {"none": "latent codes", "pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}[proj.method]
     title = f"{data.name} {args.split} split: {name} of {len(emb)} posterior means ({run.model.latent_dim}-D latent)"
     if out.suffix.lower() == ".html":
-        save_scatter_html(proj.coords, out, emb.labels, emb.index, data.class_names, proj.axis_names, title)
+        atomic_write_text(out, scatter_html(proj.coords, emb.labels, emb.index, data.class_names, proj.axis_names,
+                                            title))
     else:
         save_scatter(proj.coords, out, emb.labels, data.class_names, proj.axis_names, title)
     print(f"{name} of {len(emb)} codes to {args.dims}D took {proj.seconds:.1f} s")

@@ -7,11 +7,18 @@ The classifier is trained on the run's data set on first use and cached as RUN/c
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from .common import guard_output, int_range, load_with_data, run_args, seed_int, thread_count
+
+if TYPE_CHECKING:
+    from ..data import DataBundle
+    from ..io import Run
+    from ..metrics.sample_quality import Classifier
 
 
 def register(sub) -> None:
@@ -36,7 +43,8 @@ def cmd_quality(args) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     run, data = load_with_data(args)
-    result = sample_quality_report(run, data, n=args.n, seed=args.seed, retrain=args.retrain_classifier)
+    classifier = cached_classifier(run, data, retrain=args.retrain_classifier)
+    result = sample_quality_report(run, data, n=args.n, seed=args.seed, classifier=classifier)
     out = Path(args.out or run.path / "quality.json")
     atomic_write_text(out, json.dumps(result.to_dict(), indent=2) + "\n")
     rows = result.rows()
@@ -46,3 +54,16 @@ def cmd_quality(args) -> int:
         print(f"  {name:<{width}}  {value}")
     print(f"wrote {out}")
     return 0
+
+
+def cached_classifier(run: Run, data: DataBundle, retrain: bool = False) -> Classifier:
+    """The run's sample-quality classifier (`run_classifier`), written into the run folder when it was trained
+    now, so that the next call reads it instead of training again."""
+    from ..metrics.sample_quality import CLASSIFIER_FILE, run_classifier
+    from .outputs import save_classifier
+
+    classifier, trained = run_classifier(run, data, retrain=retrain)
+    if trained:
+        path = save_classifier(classifier, run.path / CLASSIFIER_FILE)
+        logging.getLogger("vaekit.metrics.sample_quality").info("saved the classifier to %s", path)
+    return classifier

@@ -157,8 +157,9 @@ def cmd_eval(args) -> int:
         rows += [(name.replace("_", " "), f"{value:.3f}") for name, value in scores.scores().items()]
     if args.samples:
         from ..metrics.sample_quality import sample_quality_report
+        from .quality import cached_classifier
 
-        quality = sample_quality_report(run, data, n=args.n_samples)
+        quality = sample_quality_report(run, data, n=args.n_samples, classifier=cached_classifier(run, data))
         report["samples"] = quality.to_dict()
         rows += quality.rows()
     out = Path(args.out or run.path / "eval.json")
@@ -203,7 +204,8 @@ def _likelihood_rows(result, continuous: bool = False) -> list[tuple[str, str]]:
 
 
 def cmd_sample(args) -> int:
-    from ..report import OUTPUT_SUFFIXES, check_output_suffix, draw_samples, save_samples
+    from ..report import OUTPUT_SUFFIXES, check_output_suffix, draw_samples, sample_output
+    from ..writer import write_output
 
     from ..plots import check_grid_size
 
@@ -219,22 +221,25 @@ def cmd_sample(args) -> int:
     if args.label is not None and not run.model.conditional:
         raise VaekitError("--label needs a conditional model; train one with --set model.conditional=true")
     if run.model.conditional and args.label is None:  # one row per class, the same z down each column
-        from ..class_grid import samples_per_class, save_class_rows
+        from ..class_grid import class_rows_output, samples_per_class
 
         per_class = -(-args.n // run.model.num_classes) if args.per_class is None else args.per_class
         images = samples_per_class(run.model, per_class, args.seed, mean=not args.draw)
-        out = save_class_rows(images, args.out or run.path / "samples.png", class_names_of(run))
+        out = Path(args.out or run.path / "samples.png")
+        write_output(class_rows_output(images, out.suffix, class_names_of(run)), out)
         print(f"wrote {out}")
         return 0
     samples = draw_samples(run.model, args.n, args.label, args.seed, mean=not args.draw)
     title = "Samples" if args.label is None else f"Samples of class {args.label}"
-    out = save_samples(samples, run.model, args.out or run.path / "samples.png", title=title)
+    out = Path(args.out or run.path / "samples.png")
+    write_output(sample_output(samples, run.model, out.suffix, title=title), out)
     print(f"wrote {out}")
     return 0
 
 
 def cmd_reconstruct(args) -> int:
-    from ..report import OUTPUT_SUFFIXES, check_output_suffix, save_reconstructions
+    from ..report import OUTPUT_SUFFIXES, check_output_suffix, reconstruction_output
+    from ..writer import write_output
 
     run = load_run_of(args)
     refuse_text_options(args, run.model)
@@ -250,8 +255,9 @@ def cmd_reconstruct(args) -> int:
     n = min(args.n, len(split))
     if n < args.n:  # said, not silently changed
         print(f"the {args.split} split has {len(split)} examples: showing {n} (-n {args.n})", file=sys.stderr)
-    out = save_reconstructions(run.model, split.x[:n], None if split.y is None else split.y[:n],
-                               args.out or run.path / "reconstructions.png")
+    out = Path(args.out or run.path / "reconstructions.png")
+    write_output(reconstruction_output(run.model, split.x[:n], None if split.y is None else split.y[:n], out.suffix),
+                 out)
     print(f"wrote {out}")
     return 0
 

@@ -31,7 +31,7 @@ from torch.nn import functional as F
 from .. import limits
 from ..data.base import DataBundle
 from ..errors import CheckpointError, DataError
-from ..io import atomic_write_text, load_tensors, save_tensors
+from ..io import load_tensors
 from ..models.vae import VAE
 from ..rng import seeded
 
@@ -146,16 +146,9 @@ def train_classifier(bundle: DataBundle, epochs: int | None = None, batch_size: 
     return net
 
 
-def save_classifier(classifier: Classifier, path: str | Path) -> Path:
-    """Writes `path` (.safetensors weights) and the same name with .json (architecture and info)."""
-    path = Path(path).with_suffix(".safetensors")
-    save_tensors(path, classifier.state_dict())
-    atomic_write_text(path.with_suffix(".json"), json.dumps(classifier.spec(), indent=2) + "\n")
-    return path
-
-
 def load_classifier(path: str | Path) -> Classifier:
-    """Reads a classifier written by `save_classifier` (give either the .safetensors or the .json path)."""
+    """Reads a classifier written by `vaekit.commands.outputs.save_classifier` (give either the .safetensors or the .json
+    path)."""
     path = Path(path).with_suffix(".safetensors")
     spec_path = path.with_suffix(".json")
     if not spec_path.is_file():
@@ -311,31 +304,33 @@ def sample_quality(model: VAE, bundle: DataBundle, classifier: Classifier, n: in
     )
 
 
-def run_classifier(run, bundle: DataBundle, retrain: bool = False, progress: bool = True) -> Classifier:
-    """The classifier cached in the run folder (RUN/classifier.safetensors + .json), trained on first use.
+def run_classifier(run, bundle: DataBundle, retrain: bool = False,
+                   progress: bool = True) -> tuple[Classifier, bool]:
+    """The classifier cached in the run folder (RUN/classifier.safetensors + .json), or one trained now, and
+    whether it was trained now: the command then caches it there (`vaekit.commands.outputs.save_classifier`) for later
+    calls to read.
 
-    A cached classifier made for another data set (name, shape or classes differ) is retrained and replaced.
+    A cached classifier made for another data set (name, shape or classes differ) is replaced by a new one.
     """
     path = Path(run.path) / CLASSIFIER_FILE
     if path.is_file() and not retrain:
         classifier = load_classifier(path)
         if (classifier.info.get("data") == bundle.name and classifier.num_classes == bundle.num_classes
                 and classifier.event_shape == tuple(bundle.event_shape)):
-            return classifier
+            return classifier, False
         log.warning("%s was trained on other data (%s); training a new one", path, classifier.info.get("data"))
-    classifier = train_classifier(bundle, progress=progress)
-    save_classifier(classifier, path)
-    log.info("saved the classifier to %s", path)
-    return classifier
+    return train_classifier(bundle, progress=progress), True
 
 
 def sample_quality_report(run, bundle: DataBundle, n: int = 10_000, seed: int = 0, retrain: bool = False,
-                          progress: bool = True) -> SampleQuality:
-    """`sample_quality` of a loaded run (`vaekit.load_run`) with its cached classifier (trained on first use)."""
-    classifier = run_classifier(run, bundle, retrain=retrain, progress=progress)
+                          progress: bool = True, classifier: Classifier | None = None) -> SampleQuality:
+    """`sample_quality` of a loaded run (`vaekit.load_run`) with `classifier`, else the run's cached classifier
+    (`run_classifier`: one trained now when the run has none)."""
+    if classifier is None:
+        classifier, _ = run_classifier(run, bundle, retrain=retrain, progress=progress)
     return sample_quality(run.model, bundle, classifier, n=n, seed=seed, progress=progress)
 
 
 __all__ = ["Classifier", "SampleQuality", "classify", "frechet_distance", "generate", "histogram_kl",
-           "load_classifier", "run_classifier", "sample_quality", "sample_quality_report", "save_classifier",
+           "load_classifier", "run_classifier", "sample_quality", "sample_quality_report",
            "train_classifier"]

@@ -187,15 +187,10 @@ class Vocabulary:
             raise DataError("\"words\" must be a list of strings")
         return cls(tuple(values["words"]))
 
-    def save(self, path: str | Path) -> None:
-        """Writes `to_json()` to `path` atomically (a temporary file and a rename)."""
-        from ..atomic import atomic_write_text
-
-        atomic_write_text(path, self.to_json() + "\n")
-
     @classmethod
     def load(cls, path: str | Path) -> "Vocabulary":
-        """Reads and checks a file written by `save`; a DataError naming the file otherwise."""
+        """Reads and checks a file holding `to_json()` (the run writer's vocab.json); a DataError naming the
+        file otherwise."""
         path = Path(path)
         if not path.is_file():
             raise DataError(f"vocabulary file {str(path)!r} does not exist")
