@@ -24,7 +24,7 @@ import torch
 import vaekit
 from vaekit.apps.style import analogy_grid, samples_per_class, save_analogy_figure, save_class_rows
 from vaekit.metrics.sample_quality import load_classifier, sample_quality, train_classifier
-from vaekit.writer import save_classifier
+from vaekit.commands.outputs import save_classifier
 
 
 def config(data: str, conditional: bool, epochs: int, latent_dim: int, prior: str = "normal") -> vaekit.RunConfig:

@@ -10,10 +10,10 @@ import torch
 import vaekit
 from vaekit.apps.style import analogy_grid, samples_per_class, transfer_style
 from vaekit.cli import main
+from vaekit.commands.outputs import save_classifier
 from vaekit.errors import ConfigError
 from vaekit.metrics.sample_quality import (CLASSIFIER_FILE, classify, frechet_distance, histogram_kl, load_classifier,
                                            run_classifier, sample_quality, sample_quality_report, train_classifier)
-from vaekit.writer import save_classifier
 
 from conftest import tiny_config
 

@@ -18,10 +18,10 @@ from vaekit.priors import PRIORS, build_prior
 
 EVENT_SHAPES = [(6,), (1, 8, 8), (3, 7, 5)]
 # Entries for sentences of token ids have contracts of their own (the end of this file).
-from vaekit.build import reads_text  # noqa: E402
+from vaekit.build import reads  # noqa: E402
 
-ARRAY_LIKELIHOODS = [n for n in LIKELIHOODS.names() if not reads_text("likelihood", n)]
-ARRAY_NETWORKS = [n for n in NETWORKS.names() if not reads_text("network", n)]
+ARRAY_LIKELIHOODS = [n for n in LIKELIHOODS.names() if reads("likelihood", n) is None]
+ARRAY_NETWORKS = [n for n in NETWORKS.names() if reads("network", n) is None]
 
 
 def _data_for(name: str, shape) -> torch.Tensor:

@@ -9,7 +9,7 @@ import torch
 from torch import distributions as D
 
 import vaekit
-from vaekit.build import build_model, reads_text
+from vaekit.build import build_model, reads
 from vaekit.config import ModelConfig, Plugin
 from vaekit.evaluate import importance_sampled_nll, posterior_diagnostics
 from vaekit.likelihoods import LIKELIHOODS
@@ -17,7 +17,7 @@ from vaekit.models.hierarchical import HierarchicalVAE, check_layers
 from vaekit.objectives import OBJECTIVES, build_objective
 from vaekit.priors import PRIORS
 
-ARRAY_LIKELIHOODS = [n for n in LIKELIHOODS.names() if not reads_text("likelihood", n)]
+ARRAY_LIKELIHOODS = [n for n in LIKELIHOODS.names() if reads("likelihood", n) is None]
 SMALL = {"mlp": {"hidden": [16]}, "conv": {"channels": [4, 8], "dense": 16}}
 
 

@@ -156,7 +156,7 @@ FLOORS: list[tuple[str, list[str]]] = [
     ("run assembly, training, evaluation", [
         "vaekit.config", "vaekit.build", "vaekit.train", "vaekit.train_step", "vaekit.evaluate", "vaekit.io",
         "vaekit.writer", "vaekit.resume", "vaekit.distributed", "vaekit.report", "vaekit.plots",
-        "vaekit.class_grid"]),
+        "vaekit.class_grid", "vaekit.modalities", "vaekit.text.modality"]),
     ("analysis, metrics, applications", ["vaekit.analysis", "vaekit.metrics", "vaekit.apps", "vaekit.text.quality"]),
     ("serve, commands", ["vaekit.serve", "vaekit.commands", "vaekit.cli", "vaekit.__main__", "vaekit"]),
 ]

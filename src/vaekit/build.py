@@ -15,13 +15,10 @@ from .models import MODEL_KINDS, ModelParts
 from .models.vae import VAE
 from .nets import NETWORKS
 from .posteriors import POSTERIORS
+from .modalities import MODALITIES, Modality, modality_for_shape
 from .priors import PRIORS
-from .text.model import SentenceVAE
 
-# Default likelihood for each kind of data value.
-DEFAULT_LIKELIHOOD = {"binary": "bernoulli", "unit": "bernoulli", "real": "gaussian-learned", "tokens": "sentence"}
-DEFAULT_NETWORK = {"tokens": "rnn"}  # else "mlp"
-# Priors defined in data space, which sentences of token ids are not (pseudo-inputs).
+# Priors defined in data space (pseudo-inputs): a modality without `data_space_priors` refuses them.
 DATA_SPACE_PRIORS = ("vamp",)
 # The plug-in sections of a model config and their registries.
 PLUGINS = {"kind": MODEL_KINDS, "network": NETWORKS, "likelihood": LIKELIHOODS, "prior": PRIORS,
@@ -33,16 +30,19 @@ INFERENCE_BYTES_PER_PARAMETER = 2 * limits.FLOAT_BYTES
 
 
 def resolve_model_config(config: ModelConfig, data: DataBundle) -> ModelConfig:
-    """A copy of `config` with the data shape, class count and default likelihood (the data set's own, else the
-    one of its kind of values) filled in from `data`, and
-    every plug-in section's options checked and completed with their defaults (as config.json records them)."""
+    """A copy of `config` with the data's modality, shape, class count and vocabulary size filled in from `data`,
+    the network and likelihood that its modality picks when none is named (the data set's own, else the one of
+    its kind of values), and every plug-in section's options checked and completed with their defaults (as
+    config.json records them)."""
     event_shape = list(data.event_shape)
     if config.event_shape is not None and list(config.event_shape) != event_shape:
         raise ConfigError(f"model expects data of shape {tuple(config.event_shape)}, data set {data.name!r} has "
                           f"{tuple(event_shape)}")
+    modality = MODALITIES.get(data.modality)()
+    if config.modality is not None and config.modality != modality.name:
+        raise ConfigError(f"model expects {config.modality} data, data set {data.name!r} is {modality.name}")
     num_classes = 0
-    text = data.value_kind == "tokens"
-    vocab_size = len(data.vocab) if text else 0
+    vocab_size = modality.vocab_size(data)
     if config.vocab_size not in (0, vocab_size):
         raise ConfigError(f"model expects a vocabulary of {config.vocab_size} tokens, data set {data.name!r} has "
                           f"{vocab_size}")
@@ -52,36 +52,39 @@ def resolve_model_config(config: ModelConfig, data: DataBundle) -> ModelConfig:
         num_classes = data.num_classes
     sections = {kind: _section(config, kind) for kind in PLUGINS}
     if sections["likelihood"].name is None:
-        sections["likelihood"].name = data.default_likelihood or DEFAULT_LIKELIHOOD[data.value_kind]
+        sections["likelihood"].name = modality.default_likelihood(data)
     if sections["network"].name is None:
-        sections["network"].name = data.default_network or DEFAULT_NETWORK.get(data.value_kind, "mlp")
-    _check_data_kind(sections, data, text)
+        sections["network"].name = modality.default_network(data)
+    _check_modality(sections, data.name, modality)
     if sections["posterior"].name != "gaussian" and sections["prior"].name in DATA_SPACE_PRIORS:
         raise ConfigError(f"model.prior {sections['prior'].name!r} mixes the encoder's Gaussians at its pseudo-inputs "
                           f"and needs model.posterior 'gaussian' (got {sections['posterior'].name!r})")
     resolved = {kind: section.resolved(f"model.{kind}") for kind, section in sections.items()}
-    return dataclasses.replace(config, event_shape=event_shape, num_classes=num_classes, vocab_size=vocab_size,
-                               **resolved)
+    return dataclasses.replace(config, modality=modality.name, event_shape=event_shape, num_classes=num_classes,
+                               vocab_size=vocab_size, **resolved)
 
 
-def reads_text(kind: str, name: str) -> bool:
-    """True when the registered `kind` entry `name` works on sentences of token ids (and only on them)."""
-    return bool(getattr(PLUGINS[kind].get(name), "reads_text", False))
+def reads(kind: str, name: str) -> str | None:
+    """The modality whose values the registered `kind` entry `name` reads only (its `modality` attribute, e.g.
+    "text"), or None for an entry that reads arrays."""
+    return getattr(PLUGINS[kind].get(name), "modality", None)
 
 
-def _check_data_kind(sections: dict, data: DataBundle, text: bool) -> None:
-    """A ConfigError when a network or likelihood for text meets other data, or the other way round."""
+def _check_modality(sections: dict, data_name: str, modality: Modality) -> None:
+    """A ConfigError when a network or likelihood for one modality meets data of another."""
     for kind in ("network", "likelihood"):  # (the model kind checks its own parts when it is built)
         name = sections[kind].name
-        if reads_text(kind, name) and not text:
-            raise ConfigError(f"model.{kind} {name!r} reads sentences, and data set {data.name!r} is not text")
-        if text and not reads_text(kind, name):
-            choices = [n for n in PLUGINS[kind] if reads_text(kind, n)]
-            raise ConfigError(f"data set {data.name!r} is text: model.{kind} {name!r} does not read sentences "
-                              f"(choose {', '.join(map(repr, choices))}, or leave it unset)")
-    if text and sections["prior"].name in DATA_SPACE_PRIORS:
+        entry = reads(kind, name)
+        if entry is not None and entry != modality.reads:
+            described = MODALITIES.get(entry).values
+            raise ConfigError(f"model.{kind} {name!r} reads {described}, and data set {data_name!r} is not {entry}")
+        if modality.reads is not None and entry != modality.reads:
+            choices = [n for n in PLUGINS[kind] if reads(kind, n) == modality.reads]
+            raise ConfigError(f"data set {data_name!r} is {modality.name}: model.{kind} {name!r} does not read "
+                              f"{modality.values} (choose {', '.join(map(repr, choices))}, or leave it unset)")
+    if not modality.data_space_priors and sections["prior"].name in DATA_SPACE_PRIORS:
         raise ConfigError(f"model.prior {sections['prior'].name!r} lives in data space (pseudo-inputs), which "
-                          f"sentences of token ids are not; choose 'normal' or 'mog'")
+                          f"{modality.values} are not; choose 'normal' or 'mog'")
 
 
 def _section(config: ModelConfig, kind: str):
@@ -155,13 +158,22 @@ def _build(config: ModelConfig) -> VAE:
     def make_posterior(latent_dim: int):
         return POSTERIORS.build(post.name, post.options, where="model.posterior", latent_dim=latent_dim)
 
-    sequence_data = reads_text("network", net.name) or reads_text("likelihood", lik.name)
+    modality = model_modality(config)
     parts = ModelParts(event_shape=event_shape, latent_dim=config.latent_dim, num_classes=config.num_classes,
                        vocab_size=config.vocab_size, likelihood=likelihood, networks=networks, prior=make_prior,
                        posterior=make_posterior, network_name=net.name, prior_name=prior.name,
                        posterior_name=post.name,
-                       sequence_data=sequence_data, model_class=SentenceVAE if sequence_data else None)
-    return MODEL_KINDS.build(kind.name, kind.options, where="model.kind", parts=parts)
+                       sequence_data=modality.variable_length, model_class=modality.model_class)
+    model = MODEL_KINDS.build(kind.name, kind.options, where="model.kind", parts=parts)
+    model.modality = modality  # what its values are (vaekit.modalities.modality_of)
+    return model
+
+
+def model_modality(config: ModelConfig) -> Modality:
+    """The modality of a model config: the one it records, or for a config saved before modalities were
+    recorded (or not yet resolved), the one its shape and vocabulary say."""
+    name = config.modality or modality_for_shape(tuple(config.event_shape or ()), config.vocab_size)
+    return MODALITIES.get(name)()
 
 
 __all__ = ["build_model", "check_model_size", "count_parameters", "resolve_model_config", "LIKELIHOODS"]

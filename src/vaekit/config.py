@@ -233,6 +233,17 @@ class Plugin:
         return {"name": self.name, **self.options}
 
 
+def check_modality(value: str | None, path: str = "model.modality") -> str | None:
+    """`value` if it names a registered modality (vaekit.modalities), or None (filled in from the data)."""
+    if value is None:
+        return None
+    from .modalities import MODALITIES
+
+    if value not in MODALITIES:
+        raise ConfigError(f"{path} must be one of {', '.join(MODALITIES.names())} (or null), got {value!r}")
+    return value
+
+
 def _registry(kind: str):
     """The registry of a plug-in kind, with every built-in entry registered."""
     from . import likelihoods, models, nets, objectives, posteriors, priors  # noqa: F401  (importing registers the entries)
@@ -263,6 +274,8 @@ class ModelConfig(Section):
     prior: Plugin = plugin("prior", "normal")
     posterior: Plugin = plugin("posterior", "gaussian")  # q(z|x): a diagonal Gaussian, or 'iaf' (a flow on it)
     conditional: bool = False  # condition encoder and decoder on the class label (CVAE)
+    # What the data's values are (vaekit.modalities: image, table, points, text), filled in from the data
+    modality: str | None = checked_field(None, check_modality)
     event_shape: list[int] | None = ranged(None, 1)  # each size >= 1
     num_classes: int = ranged(0, 0, MAX_CLASSES)
     vocab_size: int = ranged(0, 0, MAX_VOCAB)  # text: the vocabulary's size, from the data (0 for other data)

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from .distributions import log_mean_exp
+from .modalities import modality_of
 from .models.base import split_per_layer
 from .models.vae import VAE, Batch
 from .objectives import ELBO
@@ -33,10 +34,9 @@ from .runtime import to_model
 ACTIVE_UNIT_THRESHOLD = 0.01
 # Examples of a split the mutual-information estimate uses (the first ones), and its z draws' seed.
 MI_EXAMPLES = 2000
-# Rows (samples x examples) decoded at once by the importance-sampled estimate: bounds memory. A sentence row
-# holds every step's recurrent state, so text decodes TEXT_CHUNK_DIVISOR times fewer rows at once.
+# Rows (samples x examples) decoded at once by the importance-sampled estimate: bounds memory. A modality whose
+# rows cost more (a sentence row holds every step's recurrent state) divides it (`Modality.decode_rows_divisor`).
 IW_ROWS_PER_CHUNK = 16384
-TEXT_CHUNK_DIVISOR = 8
 
 
 @dataclass(frozen=True)
@@ -233,16 +233,12 @@ def evaluate(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None, iw_samp
 
     model.eval()
     y = y if model.conditional else None
-    text = model.is_text
+    modality = modality_of(model)
     diagnostics = posterior_diagnostics(model, x, y)  # in the given order (the MI estimate takes the first ones)
-    chunk_rows = IW_ROWS_PER_CHUNK
-    if text:  # sentences of similar length together: little padding to compute (the means do not depend on order)
-        from .text.batching import sentence_lengths
-
-        lengths = sentence_lengths(x)
-        order = lengths.argsort(stable=True)
+    order = modality.evaluation_order(x)
+    if order is not None:  # e.g. sentences of similar length together (the means do not depend on order)
         x, y = x[order], None if y is None else y[order]
-        chunk_rows = IW_ROWS_PER_CHUNK // TEXT_CHUNK_DIVISOR
+    chunk_rows = IW_ROWS_PER_CHUNK // modality.decode_rows_divisor
     elbo = ELBO()
     sums = {"loss": 0.0, "recon": 0.0, "kl": 0.0, "nll": 0.0}
     image = is_image_shape(model.event_shape)
@@ -260,12 +256,7 @@ def evaluate(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None, iw_samp
     n = x.shape[0]
     nll = sums["nll"] / n
     sharp = {key: value / n for key, value in sharp.items()}
-    counts = {}
-    if text:
-        tokens = int(lengths.sum()) - n  # every real token but <bos> is predicted: the words and <eos>
-        words = tokens - n
-        counts = dict(words=words, tokens=tokens, perplexity_word=math.exp(sums["nll"] / max(1, words)),
-                      perplexity_token=math.exp(sums["nll"] / tokens))
+    counts = modality.evaluation_counts(x, sums["nll"])  # e.g. words, tokens and perplexities of sentences
     return EvalResult(
         n=n,
         neg_elbo=sums["loss"] / n,
@@ -273,8 +264,8 @@ def evaluate(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None, iw_samp
         kl=sums["kl"] / n,
         nll=nll,
         iw_samples=iw_samples,
-        # text: bits per predicted token (the padding of the fixed width is no data)
-        bits_per_dim=nll / ((counts["tokens"] / n if text else math.prod(model.event_shape)) * math.log(2)),
+        # per value of an example: a pixel, a column, a predicted token of a sentence (not the padding)
+        bits_per_dim=nll / (modality.units(x, model.event_shape) * math.log(2)),
         active_units=diagnostics.active_units,
         latent_dim=model.latent_dim,
         kl_per_dim=diagnostics.kl_per_dim,

@@ -6,7 +6,7 @@ A run folder holds
     checkpoints/last.safetensors  last weights + optimiser state + RNG state, with the trainer state as JSON
                                   in the safetensors metadata, so one atomic file is one consistent checkpoint
     metrics.jsonl               one JSON line per epoch
-    vocab.json                  text runs: the vocabulary, words in id order
+    ...                         what the data's modality keeps (vocab.json: a text run's vocabulary)
 Every file is written to a temporary name in the same folder and renamed into place (atomic on POSIX), so a
 crash mid-save leaves the previous file intact (`atomic_output` does this for any writer that takes a path).
 
@@ -36,13 +36,13 @@ from .atomic import (atomic_append_text, atomic_output, atomic_write_bytes, atom
 from .build import build_model
 from .config import RunConfig, from_dict, to_dict, upgrade_legacy
 from .errors import CheckpointError, ConfigError, VaekitError
+from .modalities import modality_of
 from .models.vae import VAE
 
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.safetensors"
 LAST_CHECKPOINT = "checkpoints/last.safetensors"
 METRICS_FILE = "metrics.jsonl"
-VOCAB_FILE = "vocab.json"  # text runs: the vocabulary (vaekit.text.Vocabulary)
 CHECKSUM_KEY = "vaekit.sha256"  # in the safetensors `__metadata__`: see `tensor_checksum`
 # The only metadata keys of files written before checksums existed (training checkpoints; weights had none). A file
 # without a checksum but with another key is not an old file but a damaged one (e.g. a flipped bit in the key name).
@@ -203,25 +203,8 @@ def load_run(run_dir: str | Path, weights: str = MODEL_FILE, device: str | torch
     model_tensors = {k.removeprefix("model."): v for k, v in tensors.items() if not k.startswith(("optim.", "rng."))}
     load_weights(model, model_tensors, str(run_dir / weights))
     model.to(device).eval()
-    if config.model.vocab_size:  # a text run: the words of its token ids
-        model.vocab = load_vocabulary(run_dir, config.model.vocab_size)
+    modality_of(model).load_state(model, run_dir, config)  # e.g. the vocabulary of a text run
     return Run(path=run_dir, config=config, model=model)
-
-
-def load_vocabulary(run_dir: Path, size: int):
-    """The vocabulary of a text run (RUN/vocab.json), checked against the model's vocabulary size."""
-    from .text.vocab import Vocabulary
-
-    path = run_dir / VOCAB_FILE
-    if not path.is_file():
-        raise CheckpointError(f"{str(run_dir)!r} is a text run but has no {VOCAB_FILE}")
-    try:
-        vocab = Vocabulary.load(path)
-    except VaekitError as error:
-        raise CheckpointError(str(error)) from None
-    if len(vocab) != size:
-        raise CheckpointError(f"{path} holds {len(vocab)} tokens, the model {size}")
-    return vocab
 
 
 def load(run_dir: str | Path, device: str | torch.device = "cpu") -> VAE:

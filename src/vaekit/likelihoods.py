@@ -290,4 +290,4 @@ def sentence(
                               cutoffs=cutoffs, use_z=use_z, dropout=dropout)
 
 
-sentence.reads_text = True  # the builder refuses it for other data, and other likelihoods for text
+sentence.modality = "text"  # it scores sentences only: the builder refuses it for other data, and other likelihoods for text

@@ -50,12 +50,19 @@ def reconstruction_output(model: VAE, x: torch.Tensor, y: torch.Tensor | None, s
     return plots.reconstruction_grid_figure(to_nchw(x, model.event_shape), to_nchw(recon, model.event_shape))
 
 
-def run_outputs(model: VAE, data: DataBundle, history: list[dict], n: int = 64) -> Iterator[tuple[str, Any]]:
-    """(file name, content) of what a run folder shows, one at a time: samples.png, reconstructions.png (test
-    split) and curves.png; arrays for tabular data; text for text runs. The run writer writes each."""
-    if model.is_text:
-        yield from text_outputs(model, data, history)
-        return
+def samples_2d_output(model: VAE, data: DataBundle):
+    """2-D data: a scatter of samples x ~ p(x|z), z ~ p(z), beside the training points (rather looked at than read
+    as a table)."""
+    train = data.split("train").x[: plots.SCATTER_SAMPLES]
+    samples = model.sample(plots.SCATTER_SAMPLES, mean=False)
+    return plots.samples_2d_figure(train.cpu().numpy(), samples.cpu().numpy(),
+                                   f"{data.name}: samples x ~ p(x | z), z ~ p(z)")
+
+
+def array_run_outputs(model: VAE, data: DataBundle, history: list[dict], n: int = 64) -> Iterator[tuple[str, Any]]:
+    """(file name, content) of what a run of array data shows, one at a time: samples and reconstructions (test
+    split) as grids (samples.png, reconstructions.png) for images or as CSV rows for tables, and curves.png.
+    The run writer writes each; each modality picks what it shows (`vaekit.modalities`)."""
     suffix = ".png" if len(model.event_shape) in (2, 3) else ".csv"
     if model.conditional:
         per_class = samples_per_class(model, max(1, n // model.num_classes))
@@ -65,31 +72,5 @@ def run_outputs(model: VAE, data: DataBundle, history: list[dict], n: int = 64) 
     test = data.split("test")
     yield f"reconstructions{suffix}", reconstruction_output(model, test.x[:32], None if test.y is None else test.y[:32],
                                                             suffix)
-    if model.event_shape == (2,) and not model.conditional:  # 2-D data: rather look at a scatter than read a table
-        train = data.split("train").x[: plots.SCATTER_SAMPLES]
-        samples = model.sample(plots.SCATTER_SAMPLES, mean=False)
-        yield "samples_2d.png", plots.samples_2d_figure(train.cpu().numpy(), samples.cpu().numpy(),
-                                                        f"{data.name}: samples x ~ p(x | z), z ~ p(z)")
-    if history:
-        yield "curves.png", plots.training_curves_figure(history)
-
-
-# Sentences a text run writes at the end of training: samples of each kind and test reconstructions.
-TEXT_SAMPLES, TEXT_RECONSTRUCTIONS = 10, 20
-
-
-def text_outputs(model: VAE, data: DataBundle, history: list[dict], seed: int = 0) -> Iterator[tuple[str, Any]]:
-    """(file name, content) for a text run: samples.txt (prior samples decoded greedily and by sampling),
-    reconstructions.txt (the first test sentences and their greedy reconstructions) and the curves figure."""
-    from .text.generate import reconstruct_sentences, sample_sentences, to_text
-
-    lines = ["# z ~ p(z), decoded greedily", *sample_sentences(model, TEXT_SAMPLES, "greedy", seed=seed), "",
-             "# z ~ p(z), words sampled (temperature 1)",
-             *sample_sentences(model, TEXT_SAMPLES, "sample", seed=seed)]
-    yield "samples.txt", "\n".join(lines) + "\n"
-    split = next(data.splits[name] for name in ("test", "valid", "train") if name in data.splits)
-    originals = to_text(model, split.x[:TEXT_RECONSTRUCTIONS])
-    rebuilt = reconstruct_sentences(model, originals)
-    yield "reconstructions.txt", "".join(f"  {a}\n→ {b}\n\n" for a, b in zip(originals, rebuilt))
     if history:
         yield "curves.png", plots.training_curves_figure(history)

@@ -56,14 +56,18 @@ def check_resume(saved: RunConfig, requested: RunConfig) -> RunConfig:
 
 
 def _filled_from(requested: RunConfig, saved: RunConfig) -> RunConfig:
-    """`requested` with what it leaves to be resolved (data shape, class count, an unnamed likelihood, the
-    default length, options left at their defaults) taken as resolved in `saved`, so that only real
-    differences remain."""
+    """`requested` with what it leaves to be resolved (modality, data shape, class count, vocabulary size, an
+    unnamed likelihood, the default length, options left at their defaults) taken as resolved in `saved`, so
+    that only real differences remain."""
     requested = copy.deepcopy(requested)
     model = requested.model
     if model.event_shape is None:
         model.event_shape, model.num_classes = saved.model.event_shape, saved.model.num_classes
-    for kind in ("network", "likelihood", "prior"):
+    if model.modality is None:
+        model.modality = saved.model.modality
+    if model.vocab_size == 0:
+        model.vocab_size = saved.model.vocab_size
+    for kind in ("kind", "network", "likelihood", "prior", "posterior"):
         section = getattr(model, kind)
         if section.name is None:
             section.name = getattr(saved.model, kind).name

@@ -35,6 +35,7 @@ from .data.streaming import batch_loader, check_batch_fits, is_streamed
 from .distributed import Cluster, check_shareable, shard_rows
 from .errors import TrainingError
 from .evaluate import posterior_diagnostics
+from .modalities import modality_of
 from .models.vae import VAE, Batch
 from .objectives import Objective, build_objective
 from .resume import check_resume
@@ -186,7 +187,8 @@ def setup(config: RunConfig, data: DataBundle | None = None, validate: bool = Tr
     step = TrainingStep(run.model, run.objective)
     run.noise = StepNoise(t.seed, run.device)
     probe = _step_batch(run, torch.arange(min(len(run.train), t.batch_size)), step=0)[0] if cluster.distributed else None
-    run.step_module = wrap_step(step, cluster, run.device, probe, run.bundle.is_text, t.compile)
+    run.step_module = wrap_step(step, cluster, run.device, probe, modality_of(run.model).variable_length,
+                                 t.compile)
     run.scaler = grad_scaler(run.device, t.precision)
     return run
 
@@ -204,8 +206,7 @@ def _prepare(config: RunConfig, data: DataBundle | None, validate: bool, writer:
     config.model = resolve_model_config(config.model, bundle)
     device = cluster.device(str(runtime.device))
     model = build_model(config.model).to(device)
-    if bundle.vocab is not None:
-        model.vocab = bundle.vocab  # text in and out (vaekit.text.generate)
+    modality_of(model).attach(model, bundle)  # the state its outputs need (the vocabulary of text)
     train = _to_device(bundle.split("train"), device)
     valid = None
     if validate:
@@ -458,10 +459,7 @@ def _train_epoch(run: Training, epoch: int, bar) -> tuple[dict[str, float], int]
     t, x, step = run.config.train, run.train.x, run.state["step"]
     generator = torch.Generator().manual_seed(t.seed * 1_000_003 + epoch)
     order = torch.randperm(x.shape[0], generator=generator)
-    if run.bundle.is_text:  # batches of sentences of similar length: little padding to compute
-        from .text.batching import length_bucketed, sentence_lengths
-
-        order = length_bucketed(order, sentence_lengths(x), t.batch_size, generator)
+    order = modality_of(run.model).batch_order(order, x, t.batch_size, generator)  # text: similar lengths together
     device, precision = run.device, t.precision
     streamed = is_streamed(x)
     # The global batches, in order: on the data's device (moved once, not per batch, which would sync a GPU),

@@ -76,7 +76,7 @@ def unused_parameters(step: TrainingStep, batch: Batch) -> list[str]:
     return names
 
 
-def wrap_step(step: TrainingStep, cluster: Cluster, device: torch.device, probe: Batch, text: bool,
+def wrap_step(step: TrainingStep, cluster: Cluster, device: torch.device, probe: Batch, variable_length: bool,
               compile_step: bool) -> nn.Module:
     """The module the loop calls: `step`, in DistributedDataParallel with several processes, compiled with
     `compile_step`."""
@@ -84,9 +84,10 @@ def wrap_step(step: TrainingStep, cluster: Cluster, device: torch.device, probe:
     if cluster.distributed:
         from torch.nn.parallel import DistributedDataParallel
 
-        # An adaptive softmax leaves the clusters of words absent from a batch without gradients: look for
-        # unused parameters every step for text; otherwise only when a probe pass finds some.
-        unused = text or bool(unused_parameters(step, probe))
+        # Examples of unequal length (sentences) leave parts without gradients in some steps (an adaptive
+        # softmax's clusters of words absent from a batch): look for unused parameters every step for them;
+        # otherwise only when a probe pass finds some.
+        unused = variable_length or bool(unused_parameters(step, probe))
         ids = [device.index] if device.type == "cuda" else None
         module = DistributedDataParallel(step, device_ids=ids, find_unused_parameters=unused)
     if compile_step:

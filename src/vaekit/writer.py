@@ -72,7 +72,7 @@ class RunWriter:
 
     def start(self, config: RunConfig, bundle: DataBundle | None = None) -> None:
         """A new run: the folder must be new or empty; locks it, writes config.json (and the data's
-        standardisation, or the vocabulary of text)."""
+        standardisation, and what its modality keeps)."""
         if self.run_dir is None:
             return
         # A folder holding only a lock file and temporary files is a run killed before it wrote anything: free.
@@ -86,8 +86,11 @@ class RunWriter:
         io.save_config(self.run_dir, config)
         if bundle is not None and bundle.standardizer is not None:
             io.atomic_write_text(self.run_dir / STANDARDIZER_FILE, json.dumps(bundle.standardizer.to_dict()) + "\n")
-        if bundle is not None and bundle.vocab is not None:  # text: the words of the token ids
-            io.atomic_write_text(self.run_dir / io.VOCAB_FILE, bundle.vocab.to_json() + "\n")
+        if bundle is not None:  # what the data's modality keeps (the vocabulary of text)
+            from .modalities import MODALITIES
+
+            for name, text in MODALITIES.get(bundle.modality)().state_files(bundle).items():
+                io.atomic_write_text(self.run_dir / name, text)
 
     def close(self) -> None:
         """Releases the run folder's lock."""
@@ -125,10 +128,11 @@ class RunWriter:
             io.load_weights(model, tensors, str(self.run_dir / io.MODEL_FILE))
         if not self.figures:
             return []
-        from .report import run_outputs
+        from .modalities import modality_of
 
         model.eval()
-        return [write_output(content, self.run_dir / name) for name, content in run_outputs(model, bundle, history)]
+        return [write_output(content, self.run_dir / name) for name, content in
+                modality_of(model).run_outputs(model, bundle, history)]
 
 
 def _read_history(run_dir: Path) -> list[dict]:

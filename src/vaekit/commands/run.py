@@ -267,10 +267,10 @@ def cmd_ls(args) -> int:
     from ..registry import REGISTRIES
 
     for kind, registry in REGISTRIES.items():
-        print(f"{kind}s:")
+        print(f"{kind[:-1] + 'ies' if kind.endswith('y') else kind + 's'}:")
         for name in registry.names():
             print(f"  {name:<18} {registry.help(name)}")
-            if kind != "dataset":  # a data set's options are the data.* keys
+            if kind not in ("dataset", "modality"):  # a data set's options are the data.* keys; a modality has none
                 options = registry.options(name).values()
                 print(f"  {'':<18}   options: {', '.join(o.describe() for o in options) or 'none'}")
     return 0

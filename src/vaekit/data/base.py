@@ -134,9 +134,14 @@ class DataBundle:
                    default_likelihood="sentence", default_network="rnn", vocab=vocab)
 
     @property
-    def is_text(self) -> bool:
-        """True for sentences of token ids."""
-        return self.value_kind == "tokens"
+    def modality(self) -> str:
+        """What its values are (a `vaekit.modalities` name): "text" for token ids, "image" for (C, H, W),
+        "points" for 2-D points, else "table"."""
+        if self.value_kind == "tokens":
+            return "text"
+        if len(self.event_shape) == 3:
+            return "image"
+        return "points" if tuple(self.event_shape) == (2,) else "table"
 
     @property
     def is_image(self) -> bool:

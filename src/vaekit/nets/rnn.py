@@ -35,4 +35,4 @@ def rnn(
     return NetworkPair(encoder, PassCode())
 
 
-rnn.reads_text = True  # the builder refuses it for other data, and other networks for text
+rnn.modality = "text"  # it reads sentences only: the builder refuses it for other data, and other networks for text

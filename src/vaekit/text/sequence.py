@@ -217,7 +217,7 @@ class SentenceLikelihood(nn.Module):
     The decoder network of a text model passes z through (the GRU that turns it into words lives here), so the
     VAE's decode(z) gives this distribution and the objectives score it by log_prob, as for images."""
 
-    reads_text = True
+    modality = "text"  # it reads sentences only (vaekit.modalities)
     support = "tokens"  # what it models (vaekit.likelihoods.Likelihood.support)
     params_per_entry = 1
 

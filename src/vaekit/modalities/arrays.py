@@ -1,0 +1,53 @@
+"""The array modalities: images (C, H, W), tables (F,) of numbers, and 2-D points.
+
+They share everything of `Modality` (fixed-size examples, the MLP or a data set's own network, the likelihood of
+the values' kind); they differ in what a run folder shows (`vaekit.report.array_run_outputs`: grids of images,
+CSV rows of a table, and for 2-D points a scatter of samples against the training data).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+from torch import nn
+
+from ..plots import training_curves_figure
+from ..report import array_run_outputs, samples_2d_output
+from .base import MODALITIES, Modality
+
+
+@MODALITIES.register("image")
+class ImageModality(Modality):
+    """Images (C, H, W): grey levels or binary pixels; runs show sample and reconstruction grids."""
+
+    name = "image"
+    values = "images"
+
+    def run_outputs(self, model: nn.Module, data: Any, history: list[dict]) -> Iterator[tuple[str, Any]]:
+        yield from array_run_outputs(model, data, history)
+
+
+@MODALITIES.register("table")
+class TableModality(Modality):
+    """Rows of numbers (F,): standardised reals, [0, 1] values or bits; runs show samples as CSV rows."""
+
+    name = "table"
+    values = "table rows"
+
+    def run_outputs(self, model: nn.Module, data: Any, history: list[dict]) -> Iterator[tuple[str, Any]]:
+        yield from array_run_outputs(model, data, history)
+
+
+@MODALITIES.register("points")
+class PointsModality(Modality):
+    """2-D points (2,), the toy multi-modal data: runs also show a scatter of samples against the data."""
+
+    name = "points"
+    values = "2-D points"
+
+    def run_outputs(self, model: nn.Module, data: Any, history: list[dict]) -> Iterator[tuple[str, Any]]:
+        yield from array_run_outputs(model, data, history=[])  # samples and reconstructions as CSV rows
+        if not model.conditional:
+            yield "samples_2d.png", samples_2d_output(model, data)
+        if history:
+            yield "curves.png", training_curves_figure(history)

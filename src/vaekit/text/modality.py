@@ -1,0 +1,115 @@
+"""The text modality: sentences as token ids (N, max_len + 2), `<bos> words <eos> <pad>...`.
+
+Its network and likelihood are the entries that declare `modality = "text"` (the `rnn` network, the `sentence`
+likelihood); the builder makes a `SentenceVAE` (sentences in and out), training and evaluation put sentences of
+similar length in the same batch, bits are counted per predicted token, and the run keeps its vocabulary
+(vocab.json) and shows sample and reconstructed sentences.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+from torch import nn
+
+from ..errors import CheckpointError, VaekitError
+from ..modalities.base import MODALITIES, Modality
+from .batching import length_bucketed, sentence_lengths
+from .generate import reconstruct_sentences, sample_sentences, to_text
+from .model import SentenceVAE
+from .vocab import Vocabulary
+
+VOCAB_FILE = "vocab.json"  # a text run's vocabulary, words in id order
+# Sentences a text run writes at the end of training: samples of each kind and test reconstructions.
+TEXT_SAMPLES, TEXT_RECONSTRUCTIONS = 10, 20
+
+
+@MODALITIES.register("text")
+class TextModality(Modality):
+    """Sentences of token ids: an RNN encoder and an autoregressive decoder; runs show sentences."""
+
+    name = "text"
+    values = "sentences"
+    reads = "text"
+    data_space_priors = False  # pseudo-inputs would be sentences of token ids, which an encoder cannot vary
+    model_class = SentenceVAE
+    variable_length = True
+    decode_rows_divisor = 8  # a sentence row holds every step's recurrent state
+
+    def default_likelihood(self, data: Any) -> str:
+        return data.default_likelihood or "sentence"
+
+    def default_network(self, data: Any) -> str:
+        return data.default_network or "rnn"
+
+    def vocab_size(self, data: Any) -> int:
+        return len(data.vocab)
+
+    def attach(self, model: nn.Module, data: Any) -> None:
+        model.vocab = data.vocab  # the words of the token ids (vaekit.text.generate)
+
+    def state_files(self, data: Any) -> dict[str, str]:
+        return {VOCAB_FILE: data.vocab.to_json() + "\n"}
+
+    def load_state(self, model: nn.Module, run_dir: Path, config: Any) -> None:
+        model.vocab = load_vocabulary(run_dir, config.model.vocab_size)
+
+    def batch_order(self, order: torch.Tensor, x: torch.Tensor, batch_size: int,
+                    generator: torch.Generator) -> torch.Tensor:
+        # batches of sentences of similar length (shuffled among themselves): little padding to compute
+        return length_bucketed(order, sentence_lengths(x), batch_size, generator)
+
+    def evaluation_order(self, x: torch.Tensor) -> torch.Tensor:
+        return sentence_lengths(x).argsort(stable=True)  # little padding to compute; the means keep no order
+
+    def units(self, x: torch.Tensor, event_shape: tuple[int, ...]) -> float:
+        # every real token but <bos> is predicted: the words and <eos> (the padding of the fixed width is no data)
+        return float(sentence_lengths(x).sum() - x.shape[0]) / x.shape[0]
+
+    def evaluation_counts(self, x: torch.Tensor, nll_sum: float) -> dict[str, Any]:
+        # perplexity per word as Bowman et al. (2016) report it, and per predicted token (words and <eos>)
+        n = x.shape[0]
+        tokens = int(sentence_lengths(x).sum()) - n  # every real token but <bos> is predicted
+        words = tokens - n
+        return dict(words=words, tokens=tokens, perplexity_word=math.exp(nll_sum / max(1, words)),
+                    perplexity_token=math.exp(nll_sum / tokens))
+
+    def run_outputs(self, model: nn.Module, data: Any, history: list[dict]) -> Iterator[tuple[str, Any]]:
+        yield from text_outputs(model, data, history)
+
+
+def load_vocabulary(run_dir: Path, size: int) -> Vocabulary:
+    """The vocabulary of a text run (RUN/vocab.json), checked against the model's vocabulary size."""
+    path = Path(run_dir) / VOCAB_FILE
+    if not path.is_file():
+        raise CheckpointError(f"{str(run_dir)!r} is a text run but has no {VOCAB_FILE}")
+    try:
+        vocab = Vocabulary.load(path)
+    except VaekitError as error:
+        raise CheckpointError(str(error)) from None
+    if len(vocab) != size:
+        raise CheckpointError(f"{path} holds {len(vocab)} tokens, the model {size}")
+    return vocab
+
+
+def text_outputs(model: nn.Module, data: Any, history: list[dict], seed: int = 0) -> Iterator[tuple[str, Any]]:
+    """(file name, content) for a text run: samples.txt (prior samples decoded greedily and by sampling),
+    reconstructions.txt (the first test sentences and their greedy reconstructions) and the curves figure."""
+    from .. import plots
+
+    lines = ["# z ~ p(z), decoded greedily", *sample_sentences(model, TEXT_SAMPLES, "greedy", seed=seed), "",
+             "# z ~ p(z), words sampled (temperature 1)",
+             *sample_sentences(model, TEXT_SAMPLES, "sample", seed=seed)]
+    yield "samples.txt", "\n".join(lines) + "\n"
+    split = next(data.splits[name] for name in ("test", "valid", "train") if name in data.splits)
+    originals = to_text(model, split.x[:TEXT_RECONSTRUCTIONS])
+    rebuilt = reconstruct_sentences(model, originals)
+    yield "reconstructions.txt", "".join(f"  {a}\n→ {b}\n\n" for a, b in zip(originals, rebuilt))
+    if history:
+        yield "curves.png", plots.training_curves_figure(history)
+
+
+__all__ = ["TextModality", "load_vocabulary", "text_outputs", "VOCAB_FILE"]
