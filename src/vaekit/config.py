@@ -246,7 +246,7 @@ def check_modality(value: str | None, path: str = "model.modality") -> str | Non
 
 def _registry(kind: str):
     """The registry of a plug-in kind, with every built-in entry registered."""
-    from . import likelihoods, models, nets, objectives, posteriors, priors  # noqa: F401  (importing registers the entries)
+    from . import likelihoods, modalities, models, nets, objectives, posteriors, priors  # noqa: F401  (importing registers the entries)
     from .registry import REGISTRIES
 
     return REGISTRIES[kind]

@@ -20,6 +20,7 @@ from ..modalities.base import MODALITIES, Modality
 from .batching import length_bucketed, sentence_lengths
 from .generate import reconstruct_sentences, sample_sentences, to_text
 from .model import SentenceVAE
+from . import network as _network  # noqa: F401  (registers the rnn network; the sentence likelihood is in .sequence)
 from .vocab import Vocabulary
 
 VOCAB_FILE = "vocab.json"  # a text run's vocabulary, words in id order

@@ -25,6 +25,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import ConfigError
+from ..likelihoods import LIKELIHOODS
 from .encoder import RNN_CELLS, check_cell
 from .vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
@@ -253,4 +254,33 @@ def _sample(logits: torch.Tensor, top_p: float | None, generator: torch.Generato
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
-__all__ = ["SentenceDecoder", "AutoregressiveSentence", "SentenceLikelihood", "PassCode"]
+@LIKELIHOODS.register("sentence")
+def sentence(
+    event_shape: tuple[int, ...],
+    latent_dim: int,
+    vocab_size: int = 0,
+    embed_dim: int = 256,
+    hidden: int = 512,
+    z_every_step: bool = True,
+    word_dropout: float = 0.0,
+    cell: str = "gru",
+    cutoffs: list[int] | None = None,
+    use_z: bool = True,
+    dropout: float = 0.0,
+) -> nn.Module:
+    """Sentences: each next word's categorical over the vocabulary, from a GRU or LSTM decoder fed z.
+
+    Padding scores nothing. `cutoffs`: adaptive-softmax clusters (None: [2000] above 4,000 words, [] a full
+    softmax); `use_z=false`: a plain language model, the baseline; `dropout` on embeddings and outputs."""
+    if vocab_size < 1 or len(event_shape) != 1:
+        raise ConfigError("scores sentences of token ids (text data such as ptb or a .txt file), not data of shape "
+                          f"{tuple(event_shape)}")
+    return SentenceLikelihood(vocab_size, latent_dim, max_len=event_shape[0] - 2, embed_dim=embed_dim,
+                              hidden=hidden, z_every_step=z_every_step, word_dropout=word_dropout, cell=cell,
+                              cutoffs=cutoffs, use_z=use_z, dropout=dropout)
+
+
+sentence.modality = "text"  # it scores sentences only: the builder refuses it for other data, and other likelihoods for text
+
+
+__all__ = ["SentenceDecoder", "AutoregressiveSentence", "SentenceLikelihood", "PassCode", "sentence"]
