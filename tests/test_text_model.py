@@ -14,6 +14,7 @@ from vaekit.errors import ConfigError, DataError
 from vaekit.evaluate import mutual_information
 from vaekit.text import PAD_ID
 from vaekit.text.batching import length_bucketed, sentence_lengths
+from vaekit.text.data import bundle_from_sentences
 from vaekit.text.generate import beam_search, decode_codes, interpolate_sentences, sample_sentences
 from vaekit.text.quality import bleu, diversity, token_accuracy
 
@@ -26,7 +27,7 @@ SMALL = ["model.network.embed_dim=16", "model.network.hidden=32", "model.likelih
 @pytest.fixture(scope="module")
 def overfit(tmp_path_factory):
     """A small sentence VAE trained to reproduce six sentences from their codes, saved and loaded back."""
-    data = vaekit.DataBundle.from_sentences(SENTENCES * 8, valid=SENTENCES)
+    data = bundle_from_sentences(SENTENCES * 8, valid=SENTENCES)
     config = vaekit.build_run_config(overrides=[*SMALL, "model.latent_dim=4", "train.epochs=60", "train.batch_size=16",
                                                 "train.lr=3e-3", "objective.beta=0.1"])
     run = tmp_path_factory.mktemp("text") / "run"

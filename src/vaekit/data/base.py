@@ -91,48 +91,6 @@ class DataBundle:
         return cls(name=name, splits=splits, event_shape=tuple(splits["train"].x.shape[1:]), value_kind=value_kind,
                    num_classes=num_classes, standardizer=standardizer)
 
-    @classmethod
-    def from_sentences(cls, sentences, valid=None, *, name: str = "sentences", max_len: int = 100,
-                       vocab_size: int = 20_000) -> "DataBundle":
-        """A text bundle of training sentences (strings, split on whitespace, or token lists) and optionally
-        validation ones: the vocabulary of the training sentences (`vocab_size` most frequent tokens, the four
-        special ones included), each sentence cut to `max_len` words."""
-        from ..text.corpus import tokenize
-
-        def tokens(items) -> list[list[str]]:
-            if isinstance(items, str):
-                items = [items]
-            return [tokenize(s) if isinstance(s, str) else list(s) for s in items]
-
-        splits = {"train": [t[:max_len] for t in tokens(sentences) if t]}
-        if valid is not None:
-            splits["valid"] = [t[:max_len] for t in tokens(valid) if t]
-        return cls.from_token_splits(name, splits, max_len, vocab_size)
-
-    @classmethod
-    def from_token_splits(cls, name: str, splits: dict[str, list[list[str]]], max_len: int, vocab_size: int,
-                          meta: dict | None = None) -> "DataBundle":
-        """A text bundle of tokenised sentence splits (a "train" one among them): the vocabulary of the training
-        split (most frequent `vocab_size` tokens, specials included), every split encoded and padded to
-        max_len + 2 ids."""
-        from ..errors import DataError
-        from ..text.vocab import Vocabulary
-
-        if "train" not in splits or not splits["train"]:
-            raise DataError(f"data set {name!r} has no training sentences")
-        vocab = Vocabulary.build(splits["train"], max_size=vocab_size)
-        width = max_len + 2
-        encoded = {}
-        for split, sentences in splits.items():
-            ids, _ = vocab.encode_batch(sentences, max_len=max_len)
-            x = torch.zeros((ids.shape[0], width), dtype=torch.int64)  # PAD_ID is 0: padded to the model's width
-            x[:, : ids.shape[1]] = ids
-            encoded[split] = Split(x)
-        info = {"vocab_size": len(vocab), "unk_rate": {k: round(vocab.unk_rate(v), 5) for k, v in splits.items()},
-                "sentences": {k: len(v) for k, v in splits.items()}, "max_len": max_len, **(meta or {})}
-        return cls(name=name, splits=encoded, event_shape=(width,), value_kind="tokens", meta=info,
-                   default_likelihood="sentence", default_network="rnn", vocab=vocab)
-
     @property
     def modality(self) -> str:
         """What its values are (a `vaekit.modalities` name): "text" for token ids, "image" for (C, H, W),

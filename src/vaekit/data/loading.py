@@ -18,12 +18,12 @@ import torch
 
 from ..errors import DataError, ResourceError
 from ..runtime import parse_memory_limit
+from ..text.data import DEFAULT_MAX_LEN, DEFAULT_VOCAB_SIZE, load_text_file, validate_text_bundle
 from .base import DATASETS, DataBundle, Split
 from .common import (BINARIZE_MODES, DEFAULT_TEST_FRACTION, DEFAULT_VALID_FRACTION, check_fractions,
                      count_nonfinite, limit_bundle)
 from .files import load_path
 from .streaming import is_streamed
-from .text import DEFAULT_MAX_LEN, DEFAULT_VOCAB_SIZE, load_text_file
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def validate_bundle(bundle: DataBundle) -> DataBundle:
     if bundle.value_kind not in ("binary", "unit", "real", "tokens"):
         raise DataError(f"data set {name!r} has unknown value kind {bundle.value_kind!r}")
     if bundle.value_kind == "tokens":
-        return _validate_text(bundle)
+        return validate_text_bundle(bundle)
     splits: dict[str, Split] = {}
     max_label = -1
     for split_name, split in bundle.splits.items():
@@ -85,27 +85,6 @@ def validate_bundle(bundle: DataBundle) -> DataBundle:
         n_names = len(bundle.class_names)
         raise DataError(f"data set {name!r} has labels up to {max_label} but only {n_names} class names")
     return dataclasses.replace(bundle, splits=splits, num_classes=num_classes, event_shape=tuple(bundle.event_shape))
-
-
-def _validate_text(bundle: DataBundle) -> DataBundle:
-    """A text bundle's checks: a vocabulary, and int64 ids (N, L) within it in every split."""
-    name = bundle.name
-    if bundle.vocab is None:
-        raise DataError(f"text data set {name!r} has no vocabulary")
-    for split_name, split in bundle.splits.items():
-        x = split.x
-        if x.dtype != torch.int64 or x.dim() != 2 or tuple(x.shape[1:]) != tuple(bundle.event_shape):
-            raise DataError(f"text data set {name!r}: {split_name!r} must hold int64 token ids of shape "
-                            f"(sentences, {bundle.event_shape[0]}), got {x.dtype} {tuple(x.shape)}")
-        if x.shape[0] == 0:
-            raise DataError(f"data set {name!r} has an empty {split_name!r} split")
-        if int(x.min()) < 0 or int(x.max()) >= len(bundle.vocab):
-            raise DataError(f"text data set {name!r}: {split_name!r} holds ids outside its vocabulary of "
-                            f"{len(bundle.vocab)}")
-    if len(bundle.splits["train"]) < 2:
-        raise DataError(f"data set {name!r} has {len(bundle.splits['train'])} training sentence; at least 2 are "
-                        f"needed")
-    return bundle
 
 
 def load_data(

@@ -14,10 +14,13 @@ import logging
 import random
 from pathlib import Path
 
+import torch
+
+from ..data.base import DATASETS, DataBundle, Split
+from ..data.common import DEFAULT_TEST_FRACTION, DEFAULT_VALID_FRACTION, check_fractions, dataset_folder, find_file
 from ..errors import DataError
-from .base import DATASETS, DataBundle
-from ..text.corpus import PTB_FILES, read_sentences
-from .common import DEFAULT_TEST_FRACTION, DEFAULT_VALID_FRACTION, check_fractions, dataset_folder, find_file
+from .corpus import PTB_FILES, read_sentences, tokenize, toy_corpus
+from .vocab import Vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +32,61 @@ DEFAULT_VOCAB_SIZE = 20_000
 
 def text_bundle(name: str, splits: dict[str, list[list[str]]], max_len: int, vocab_size: int,
                 meta: dict | None = None) -> DataBundle:
-    """A text DataBundle of tokenised sentence splits (`DataBundle.from_token_splits`)."""
-    return DataBundle.from_token_splits(name, splits, max_len, vocab_size, meta)
+    """A text bundle of tokenised sentence splits (a "train" one among them): the vocabulary of the training
+    split (most frequent `vocab_size` tokens, specials included), every split encoded and padded to
+    max_len + 2 ids."""
+    if "train" not in splits or not splits["train"]:
+        raise DataError(f"data set {name!r} has no training sentences")
+    vocab = Vocabulary.build(splits["train"], max_size=vocab_size)
+    width = max_len + 2
+    encoded = {}
+    for split, sentences in splits.items():
+        ids, _ = vocab.encode_batch(sentences, max_len=max_len)
+        x = torch.zeros((ids.shape[0], width), dtype=torch.int64)  # PAD_ID is 0: padded to the model's width
+        x[:, : ids.shape[1]] = ids
+        encoded[split] = Split(x)
+    info = {"vocab_size": len(vocab), "unk_rate": {k: round(vocab.unk_rate(v), 5) for k, v in splits.items()},
+            "sentences": {k: len(v) for k, v in splits.items()}, "max_len": max_len, **(meta or {})}
+    return DataBundle(name=name, splits=encoded, event_shape=(width,), value_kind="tokens", meta=info,
+                      default_likelihood="sentence", default_network="rnn", vocab=vocab)
+
+
+def bundle_from_sentences(sentences, valid=None, *, name: str = "sentences", max_len: int = DEFAULT_MAX_LEN,
+                          vocab_size: int = DEFAULT_VOCAB_SIZE) -> DataBundle:
+    """A text bundle of training sentences (strings, split on whitespace, or token lists) and optionally
+    validation ones: the vocabulary of the training sentences (`vocab_size` most frequent tokens, the four
+    special ones included), each sentence cut to `max_len` words."""
+
+    def tokens(items) -> list[list[str]]:
+        if isinstance(items, str):
+            items = [items]
+        return [tokenize(s) if isinstance(s, str) else list(s) for s in items]
+
+    splits = {"train": [t[:max_len] for t in tokens(sentences) if t]}
+    if valid is not None:
+        splits["valid"] = [t[:max_len] for t in tokens(valid) if t]
+    return text_bundle(name, splits, max_len, vocab_size)
+
+
+def validate_text_bundle(bundle: DataBundle) -> DataBundle:
+    """A text bundle's checks: a vocabulary, and int64 ids (N, L) within it in every split."""
+    name = bundle.name
+    if bundle.vocab is None:
+        raise DataError(f"text data set {name!r} has no vocabulary")
+    for split_name, split in bundle.splits.items():
+        x = split.x
+        if x.dtype != torch.int64 or x.dim() != 2 or tuple(x.shape[1:]) != tuple(bundle.event_shape):
+            raise DataError(f"text data set {name!r}: {split_name!r} must hold int64 token ids of shape "
+                            f"(sentences, {bundle.event_shape[0]}), got {x.dtype} {tuple(x.shape)}")
+        if x.shape[0] == 0:
+            raise DataError(f"data set {name!r} has an empty {split_name!r} split")
+        if int(x.min()) < 0 or int(x.max()) >= len(bundle.vocab):
+            raise DataError(f"text data set {name!r}: {split_name!r} holds ids outside its vocabulary of "
+                            f"{len(bundle.vocab)}")
+    if len(bundle.splits["train"]) < 2:
+        raise DataError(f"data set {name!r} has {len(bundle.splits['train'])} training sentence; at least 2 are "
+                        f"needed")
+    return bundle
 
 
 def ptb_files(root: str | Path | None = None) -> dict[str, Path]:
@@ -47,8 +103,6 @@ def ptb_splits(root: str | Path | None = None) -> dict[str, list[list[str]]]:
 
 def _read(path: Path, max_len: int) -> list[list[str]]:
     """The sentences of one file, cut to max_len words, with a warning when some were cut."""
-    from ..text.corpus import read_sentences
-
     sentences, report = read_sentences(path, max_len=max_len)
     if report.warning():
         log.warning(report.warning())
@@ -84,8 +138,6 @@ def toy_sentences(*, seed: int = 0, valid_fraction: float = DEFAULT_VALID_FRACTI
                   test_fraction: float = DEFAULT_TEST_FRACTION, max_len: int = DEFAULT_MAX_LEN,
                   vocab_size: int = DEFAULT_VOCAB_SIZE) -> DataBundle:
     """2,000 sentences of a tiny built-in English grammar (59 words, two topics), split 70/10/20 by seed."""
-    from ..text.corpus import toy_corpus
-
     sentences = [s[:max_len] for s in toy_corpus(2000, seed=0)]  # the corpus is fixed; the seed splits it
     splits = _split_sentences(sentences, valid_fraction, test_fraction, seed)
     return text_bundle("toy-sentences", splits, max_len, vocab_size, {"source": "vaekit.text.toy_corpus"})
