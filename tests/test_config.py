@@ -160,3 +160,20 @@ def test_options_of_an_unnamed_network_are_checked_against_the_data_sets_network
         vaekit.resolve_model_config(config.model, vaekit.load_data("digits"))
     with pytest.raises(vaekit.ConfigError, match="network 'rnn' .* takes no option 'nope'"):
         vaekit.resolve_model_config(config.model, vaekit.load_data("toy-sentences"))
+
+
+def test_every_data_key_is_declared_once_and_reaches_the_loader():
+    # data.* keys take their defaults from the data modules' constants, and each (but workers, which is how the
+    # loop reads streamed data) is an option of load_data with the same default: one declaration each.
+    import dataclasses
+    import inspect
+
+    from vaekit.config import DataConfig
+    from vaekit.data import load_data
+
+    params = inspect.signature(load_data).parameters
+    for f in dataclasses.fields(DataConfig):
+        if f.name in ("name", "workers"):
+            continue
+        assert f.name in params, f.name
+        assert params[f.name].default == f.default, f.name

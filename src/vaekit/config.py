@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
+from .data.common import DEFAULT_TEST_FRACTION, DEFAULT_VALID_FRACTION
+from .text.data import DEFAULT_MAX_LEN, DEFAULT_VOCAB_SIZE
 from .errors import ConfigError
 from . import runtime
 from .registry import REQUIRED
@@ -161,12 +163,12 @@ class DataConfig(Section):
     root: str | None = None  # folder holding the files (default: $VAEKIT_DATA/<name>)
     binarize: str | None = choice(None, None, "dynamic", "threshold")  # MNIST-style images
     limit: int | None = ranged(None, 1)  # keep at most this many examples per split
-    valid_fraction: float = ranged(0.1, 0.0, 1.0, hi_open=True)
-    test_fraction: float = ranged(0.2, 0.0, 1.0, hi_open=True)  # valid_fraction + test_fraction < 1
+    valid_fraction: float = ranged(DEFAULT_VALID_FRACTION, 0.0, 1.0, hi_open=True)
+    test_fraction: float = ranged(DEFAULT_TEST_FRACTION, 0.0, 1.0, hi_open=True)  # valid_fraction + test_fraction < 1
     seed: int = ranged(0, 0, MAX_SEED)
     label_column: str | None = None  # CSV: the column holding labels
-    max_len: int = ranged(100, 1, 10_000)  # text: words kept per sentence (longer ones are cut, with a warning)
-    vocab_size: int = ranged(20_000, 5, 1_000_000)  # text: most frequent tokens kept, the 4 special ones included
+    max_len: int = ranged(DEFAULT_MAX_LEN, 1, 10_000)  # text: words kept per sentence (longer ones are cut, with a warning)
+    vocab_size: int = ranged(DEFAULT_VOCAB_SIZE, 5, 1_000_000)  # text: most frequent tokens kept, the 4 special ones included
     # Data larger than this are streamed from disk (memory-mapped .npy, IDX files, image folders) instead of being
     # loaded: a size such as "2G", "512M" or a number of bytes (null: vaekit's memory budget, see vaekit.limits)
     memory_limit: str | None = checked_field(None, check_memory_limit)

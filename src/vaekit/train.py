@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import logging
 import math
 import time
@@ -94,11 +95,9 @@ class Training:
 def load_bundle(config: RunConfig) -> DataBundle:
     """Loads the data set a run config names."""
     d = config.data
-    return load_data(
-        d.name, d.root, binarize=d.binarize, valid_fraction=d.valid_fraction, test_fraction=d.test_fraction,
-        limit=d.limit, seed=d.seed, label_column=d.label_column, max_len=d.max_len, vocab_size=d.vocab_size,
-        memory_limit=d.memory_limit,
-    )
+    # every data.* key is an option of load_data, but `workers`, which is how the loop reads streamed data
+    options = {f.name: getattr(d, f.name) for f in dataclasses.fields(d) if f.name not in ("name", "root", "workers")}
+    return load_data(d.name, d.root, **options)
 
 
 def make_optimizer(model: VAE, config: RunConfig) -> torch.optim.Optimizer:
