@@ -298,3 +298,44 @@ def test_a_device_set_explicitly_wins_over_the_train_flag(tmp_path):
     assert main(["train", "--data", "digits", *TINY, "--device", "auto", "--set", "train.device=cpu",
                  "--out", str(run)]) == 0
     assert _train_device(run) == "cpu"
+
+
+# --- threads ----------------------------------------------------------------------------------------------------
+
+
+def test_the_runtime_applies_its_thread_count():
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        Runtime(torch.device("cpu"), threads=None).apply_threads()
+        assert torch.get_num_threads() == 1  # None: torch's setting is left alone
+        Runtime(torch.device("cpu"), threads=2).apply_threads()
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("argv", [["latent", "embed", "{image}", "--threads", "3"],
+                                  ["quality", "{image}", "--threads", "3"]], ids=["latent", "quality"])
+def test_commands_apply_threads_through_the_runtime(argv, runs, tmp_path, monkeypatch, capsys):
+    """--threads reaches torch through `Runtime.apply_threads`, the one place that sets it; the command is stopped
+    there."""
+    seen = []
+
+    def apply_threads(self):
+        seen.append(self.threads)
+        raise Stop("stopped at apply_threads")
+
+    monkeypatch.setattr(Runtime, "apply_threads", apply_threads)
+    out = ["--out", str(tmp_path / ("z.npz" if argv[0] == "latent" else "q.json"))]
+    assert main([part.format(**runs) for part in argv] + out) == 2
+    assert "stopped at apply_threads" in capsys.readouterr().err
+    assert seen == [3]
+
+
+def test_no_command_sets_torch_threads_itself():
+    commands = Path(vaekit.__file__).parent / "commands"
+    calls = [f"{path.name}:{node.lineno}" for path in sorted(commands.glob("*.py"))
+             for node in ast.walk(ast.parse(path.read_text()))
+             if isinstance(node, ast.Attribute) and node.attr == "set_num_threads"]
+    assert calls == [], f"set threads with Runtime.apply_threads instead: {calls}"

@@ -118,7 +118,7 @@ def _with_threads(handler):
             return handler(args)
         from threadpoolctl import threadpool_limits
 
-        torch.set_num_threads(args.threads)
+        runtime_of(args).apply_threads()
         with threadpool_limits(limits=args.threads):
             return handler(args)
 
