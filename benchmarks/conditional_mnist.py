@@ -22,9 +22,10 @@ from pathlib import Path
 import torch
 
 import vaekit
-from vaekit.apps.style import analogy_grid, samples_per_class, save_analogy_figure, save_class_rows
-from vaekit.metrics.sample_quality import load_classifier, sample_quality, train_classifier
+from vaekit.apps.style import analogy_figure, analogy_grid, class_rows_output, samples_per_class
 from vaekit.commands.outputs import save_classifier
+from vaekit.metrics.sample_quality import load_classifier, sample_quality, train_classifier
+from vaekit.plots import write_output
 
 
 def config(data: str, conditional: bool, epochs: int, latent_dim: int, prior: str = "normal") -> vaekit.RunConfig:
@@ -62,10 +63,12 @@ def figures(model, bundle, folder: Path, stem: str, n_styles: int = 8) -> list[s
     grid = analogy_grid(model, test.x[index], test.y[index])
     names = bundle.class_names
     rows = [f"#{i} ({names[int(test.y[i])]})" for i in index]
-    a = save_analogy_figure(grid, folder / f"{stem}_analogies.png", names, rows,
-                            title=f"{bundle.name}: style of each row's image, drawn in every class")
-    s = save_class_rows(samples_per_class(model, 8, seed=0), folder / f"{stem}_samples_per_class.png", names,
-                        title=f"{bundle.name}: samples per class\n(the same z down each column)")
+    a = write_output(analogy_figure(grid, names, rows,
+                                    title=f"{bundle.name}: style of each row's image, drawn in every class"),
+                     folder / f"{stem}_analogies.png")
+    s = write_output(class_rows_output(samples_per_class(model, 8, seed=0), ".png", names,
+                                       title=f"{bundle.name}: samples per class\n(the same z down each column)"),
+                     folder / f"{stem}_samples_per_class.png")
     return [str(a), str(s)]
 
 

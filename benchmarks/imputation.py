@@ -97,7 +97,8 @@ def markdown_tables(out: dict) -> str:
 def run_mnist(root: Path, n_train: int, n_test: int, epochs: int, figure: str | None) -> str:
     import vaekit
     from vaekit.apps.impute import impute
-    from vaekit.apps.inpaint import hole_pattern, observation_mask, save_inpainting_figure
+    from vaekit.apps.inpaint import hole_pattern, inpainting_figure, observation_mask
+    from vaekit.plots import write_output
 
     bundle = vaekit.load_data("mnist", root / "mnist", limit=n_train)
     config = vaekit.RunConfig()
@@ -119,8 +120,8 @@ def run_mnist(root: Path, n_train: int, n_test: int, epochs: int, figure: str | 
                      time.perf_counter() - start))
         filled_all[method] = filled
     if figure:
-        save_inpainting_figure(x[:12], observed[:12], {k: v[:12] for k, v in filled_all.items()}, figure,
-                               title="MNIST, bottom half hidden")
+        write_output(inpainting_figure(x[:12], observed[:12], {k: v[:12] for k, v in filled_all.items()},
+                                       title="MNIST, bottom half hidden"), figure)
     lines = [f"VAE: MLP 784-512-256-16, Bernoulli, trained {epochs} epochs on {n_train} images "
              f"({train_seconds:.0f} s); {n_test} test digits, bottom half (392 pixels) hidden.", "",
              "| fill | RMSE on hidden pixels | MAE | seconds |", "|---|---:|---:|---:|"]

@@ -25,8 +25,8 @@ from pathlib import Path
 import torch
 
 import vaekit
-from vaekit.analysis import (compare_clusterings, encode_dataset, matched_confusion, project, save_confusion,
-                             save_scatter, scatter_html)
+from vaekit.analysis import (compare_clusterings, confusion_figure, encode_dataset, matched_confusion, project,
+                             scatter_figure, scatter_html)
 from vaekit.train import load_bundle
 from vaekit.writer import write_output
 
@@ -95,9 +95,9 @@ def cluster_mnist(emb, test, data, out: Path, seed: int, results: dict) -> None:
         print(f"| {r.features} | {r.method} | {s.ari:.3f} | {s.nmi:.3f} | {s.accuracy:.3f} | {r.seconds:.1f} |")
     best = max((r for r in rows if r.features == "latent means"), key=lambda r: r.scores.accuracy)
     matrix, clusters = matched_confusion(emb.labels, best.assignments)
-    save_confusion(matrix, out / f"confusion_{best.method}.png", list(data.class_names),
-                   f"{best.method} on VAE latent means, MNIST test: accuracy {best.scores.accuracy:.3f}",
-                   col_names=[f"c{c}" for c in clusters])
+    write_output(confusion_figure(matrix, list(data.class_names),
+                                  f"{best.method} on VAE latent means, MNIST test: accuracy {best.scores.accuracy:.3f}",
+                                  col_names=[f"c{c}" for c in clusters]), out / f"confusion_{best.method}.png")
 
 
 def time_embeddings(emb, data, out: Path, seed: int, threads: int, results: dict) -> None:
@@ -110,7 +110,8 @@ def time_embeddings(emb, data, out: Path, seed: int, threads: int, results: dict
         timings[method] = {"wall_s": round(proj.seconds, 1), "cpu_s": round(cpu, 1)}
         print(f"{method} of {len(emb)} codes: {proj.seconds:.1f} s wall, {cpu:.1f} s CPU")
         title = f"MNIST test: {method.upper().replace('TSNE', 't-SNE')} of 10,000 VAE posterior means"
-        save_scatter(proj.coords, out / f"{method}.png", emb.labels, data.class_names, proj.axis_names, title)
+        write_output(scatter_figure(proj.coords, emb.labels, data.class_names, proj.axis_names, title),
+                     out / f"{method}.png")
         write_output(scatter_html(proj.coords, emb.labels, emb.index, data.class_names, proj.axis_names, title),
                      out / f"{method}.html")
     results["embedding_seconds"] = timings

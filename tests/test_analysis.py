@@ -14,10 +14,10 @@ from PIL import Image
 
 import vaekit
 from vaekit.analysis import (analogy, apply_vector, as_boolean, attribute_vector, clustering_accuracy,
-                             compare_clusterings, dataset_attribute, encode_dataset, interpolate,
-                             interpolate_codes, label_vector, latent_grid, load_embedding, matched_confusion,
-                             project, read_attribute_file, save_confusion, save_decoded,
-                             save_scatter, scatter_html, score_clustering, slerp, traverse)
+                             compare_clusterings, confusion_figure, dataset_attribute, decoded_figure,
+                             decoded_output, encode_dataset, interpolate, interpolate_codes, label_vector,
+                             latent_grid, load_embedding, matched_confusion, project, read_attribute_file,
+                             scatter_figure, scatter_html, score_clustering, slerp, traverse)
 from vaekit.commands.outputs import save_embedding
 from vaekit.errors import ConfigError, DataError
 from vaekit.writer import write_output
@@ -132,7 +132,10 @@ def test_project_bad_input_names_the_fix(train_embedding, monkeypatch):
 def test_scatter_png_and_html_hold_the_data(train_embedding, digits, tmp_path):
     emb = train_embedding.subset(np.arange(0, 300, 2))
     coords = project(emb.mean, 2, "pca").coords
-    png = save_scatter(coords, tmp_path / "z.png", emb.labels, digits.class_names, ("PC1", "PC2"), "test")
+    fig = scatter_figure(coords, emb.labels, digits.class_names, ("PC1", "PC2"), "test")
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == list(digits.class_names)
+    assert not (tmp_path / "z.png").exists()  # drawing writes nothing
+    png = write_output(fig, tmp_path / "z.png")
     with Image.open(png) as image:
         assert image.size[0] > 500 and image.size[1] > 400
     page = write_output(scatter_html(coords, emb.labels, emb.index, digits.class_names, ("PC1", "PC2"),
@@ -254,7 +257,9 @@ def test_compare_clusterings_rows_and_confusion_figure(train_embedding, digits, 
         assert r.scores.nmi == pytest.approx(score_clustering(emb.labels, r.assignments).nmi)
     assert results[0].scores.accuracy > 0.3  # far above chance (0.1) for a model that learned something
     matrix, _ = matched_confusion(emb.labels, results[0].assignments)
-    png = save_confusion(matrix, tmp_path / "c.png", list(digits.class_names), "confusion")
+    fig = confusion_figure(matrix, list(digits.class_names), "confusion")
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == list(digits.class_names)
+    png = write_output(fig, tmp_path / "c.png")
     with Image.open(png) as image:
         assert min(image.size) > 300
 
@@ -318,12 +323,17 @@ def test_attribute_columns(tmp_path, digits):
         label_vector(np.zeros((3, 2)), np.array([0, 1, 2]), 12)
 
 
-def test_save_decoded_png_and_npy(model, tmp_path):
-    images = torch.rand(6, *model.event_shape)
-    png = save_decoded(images, model.event_shape, tmp_path / "g.png", 3, "a title", ["r0", "r1"], ["a", "b", "c"])
-    with Image.open(png) as image:
+def test_decoded_output_is_a_figure_or_an_array_by_suffix(model, tmp_path):
+    images = torch.rand(2, 3, *model.event_shape)  # rows x steps, as a traversal decodes them
+    fig = decoded_output(images, model.event_shape, ".PNG", 3, "a title", ["r0", "r1"], ["a", "b", "c"])
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["r0", "r1"]
+    with Image.open(write_output(fig, tmp_path / "g.png")) as image:
         assert image.size[0] > 200
-    npy = save_decoded(images, model.event_shape, tmp_path / "g.npy", 3, "a title")
-    assert np.allclose(np.load(npy), images.numpy())
+    array = decoded_output(images, model.event_shape, ".npy", 3, "a title")
+    assert array.shape == (2, 3, *model.event_shape)  # the leading dimensions are kept
+    assert np.allclose(np.load(write_output(array, tmp_path / "g.npy")), images.numpy())
     with pytest.raises(DataError, match=".png"):
-        save_decoded(images, model.event_shape, tmp_path / "g.gif", 3, "t")
+        decoded_output(images, model.event_shape, ".gif", 3, "t")
+    with pytest.raises(DataError, match="not images"):
+        decoded_figure(torch.rand(4, 5), (5,), 2, "a table")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.npy", "g.png"]

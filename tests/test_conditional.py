@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import vaekit
-from vaekit.apps.style import analogy_grid, samples_per_class, transfer_style
+from vaekit.apps.style import analogy_grid, analogy_output, samples_per_class, transfer_style
 from vaekit.cli import main
 from vaekit.commands.outputs import save_classifier
 from vaekit.errors import ConfigError
@@ -91,6 +91,14 @@ def test_style_transfer_keeps_z_and_changes_the_label(cvae_run, digits, classifi
     grid = analogy_grid(model, x[:4], y[:4], [2, 5])
     assert grid.images.shape == (4, 2, 1, 8, 8)
     torch.testing.assert_close(grid.images[1, 1], transfer_style(model, x[1:2], y[1:2], 5).images[0])
+    import matplotlib.pyplot
+
+    figure = analogy_output(grid, ".PNG", digits.class_names)  # drawn, not written: the caller writes it
+    assert [t.get_text() for t in figure.axes[0].get_xticklabels()] == ["style", "2", "5"]
+    matplotlib.pyplot.close(figure)
+    assert np.array_equal(analogy_output(grid, ".npy"), grid.images.numpy())
+    with pytest.raises(ConfigError, match="use .png or .npy"):
+        analogy_output(grid, ".csv")
 
 
 def test_style_transfer_on_an_unconditional_model_is_a_clear_error(trained_run, digits):

@@ -8,7 +8,7 @@ import torch
 
 from vaekit.apps import VAEImputer
 from vaekit.apps.impute import impute, impute_gibbs, impute_importance
-from vaekit.apps.inpaint import hole_pattern, observation_mask
+from vaekit.apps.inpaint import hole_pattern, inpainting_figure, observation_mask
 from vaekit.apps.tables import read_table
 from vaekit.cli import main
 from vaekit.errors import DataError
@@ -113,6 +113,11 @@ def test_importance_imputation_of_a_plain_vae_keeps_observed(trained_run):
     with pytest.raises(DataError, match="shape"):
         observation_mask(np.zeros((5, 5)), x)
     assert impute(model, x, observed, "importance", 20).shape == x.shape
+    import matplotlib.pyplot
+
+    figure = inpainting_figure(x, observed, {"importance": mean})
+    assert [t.get_text() for t in figure.axes[0].get_yticklabels()] == ["original", "observed", "importance"]
+    matplotlib.pyplot.close(figure)
 
 
 CSV = """id,height,weight,city,age

@@ -8,6 +8,7 @@ device that reaches `load_run` (or the training config), `--device cpu` runs eve
 from __future__ import annotations
 
 import ast
+import json
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +123,7 @@ def runs(tmp_path_factory) -> dict:
 # Each command that runs a model: its arguments (RUN folders and inputs from `runs`, outputs in OUT), and whether it
 # trains (the device then reaches the training config) or loads a run folder (the device reaches load_run).
 COMMANDS = {
+    "train": (["train", "--data", "digits", *TINY, "--out", "{out}/run"], "train"),
     "eval": (["eval", "{image}", "--iw-samples", "2", "--limit", "20", "--out", "{out}/eval.json"], "load"),
     "sample": (["sample", "{image}", "-n", "4", "--out", "{out}/samples.png"], "load"),
     "reconstruct": (["reconstruct", "{image}", "-n", "4", "--out", "{out}/recon.png"], "load"),
@@ -175,7 +177,7 @@ def test_every_command_with_a_run_argument_takes_device():
             commands |= {f"{name} {action}" for action in nested[0].choices}
         else:
             commands.add(name)
-    assert commands - tested == {"train", "ls"}  # train has train.device; ls runs no model
+    assert commands - tested == {"ls"}  # ls runs no model
     for name in tested:
         words = name.split()
         p = sub.choices[words[0]]
@@ -241,6 +243,7 @@ def test_the_device_given_reaches_the_model(name, runs, tmp_path, monkeypatch, c
     if name == "serve":
         _serve_without_blocking(monkeypatch)
     monkeypatch.setattr(runtime, "check_device_available", lambda value, path="train.device": None)
+    monkeypatch.setattr(vaekit.config, "check_device_available", lambda value, path="train.device": None)
     seen = []
 
     def load_run(run_dir, weights=io.MODEL_FILE, device="cpu"):
@@ -254,6 +257,7 @@ def test_the_device_given_reaches_the_model(name, runs, tmp_path, monkeypatch, c
     monkeypatch.setattr(io, "load_run", load_run)
     monkeypatch.setattr(anomaly, "fit", fit)
     monkeypatch.setattr(imputer, "fit", fit)
+    monkeypatch.setattr(vaekit, "fit", fit)
     assert main(argv_of(name, runs, tmp_path, "cuda:1")) == 2
     assert "stopped at " + ("fit" if COMMANDS[name][1] == "train" else "load_run") in capsys.readouterr().err
     assert seen == [torch.device("cuda:1")]
@@ -263,3 +267,75 @@ def test_a_bad_device_string_is_refused_by_the_parser(runs, tmp_path, capsys):
     assert main(["sample", runs["image"], "--device", "gpu", "--out", str(tmp_path / "s.png")]) == 2
     err = capsys.readouterr().err
     assert "argument --device: device must be auto or a torch device" in err and len(err.strip().splitlines()) == 1
+
+
+def _train_device(run: Path) -> str:
+    return json.loads((run / "config.json").read_text())["train"]["device"]
+
+
+def test_train_device_sets_train_device_also_on_resume(tmp_path, capsys):
+    """`train --device` is train.device (written to config.json, so the run records where it trained); --resume may
+    move a run to another device, and an unavailable one is refused before the run folder is touched."""
+    run = tmp_path / "run"
+    assert main(["train", "--data", "digits", *TINY, "--device", "cpu", "--out", str(run)]) == 0
+    assert _train_device(run) == "cpu"
+    assert main(["train", "--out", str(run), "--resume", "--epochs", "2", "--no-progress", "--device", "auto"]) == 0
+    assert _train_device(run) == "auto"
+    assert [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+    if NO_CUDA:
+        before = {p: p.stat().st_mtime_ns for p in run.rglob("*")}
+        capsys.readouterr()
+        assert main(["train", "--out", str(run), "--resume", "--epochs", "3", "--device", "cuda"]) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and "--device" in err and "not available" in err, err
+        assert {p: p.stat().st_mtime_ns for p in run.rglob("*")} == before  # nothing written
+
+
+def test_a_device_set_explicitly_wins_over_the_train_flag(tmp_path):
+    """Like every flag of train, --device is an override placed before the --set ones: a --set of the same key
+    comes later and wins."""
+    run = tmp_path / "run"
+    assert main(["train", "--data", "digits", *TINY, "--device", "auto", "--set", "train.device=cpu",
+                 "--out", str(run)]) == 0
+    assert _train_device(run) == "cpu"
+
+
+# --- threads ----------------------------------------------------------------------------------------------------
+
+
+def test_the_runtime_applies_its_thread_count():
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        Runtime(torch.device("cpu"), threads=None).apply_threads()
+        assert torch.get_num_threads() == 1  # None: torch's setting is left alone
+        Runtime(torch.device("cpu"), threads=2).apply_threads()
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("argv", [["latent", "embed", "{image}", "--threads", "3"],
+                                  ["quality", "{image}", "--threads", "3"]], ids=["latent", "quality"])
+def test_commands_apply_threads_through_the_runtime(argv, runs, tmp_path, monkeypatch, capsys):
+    """--threads reaches torch through `Runtime.apply_threads`, the one place that sets it; the command is stopped
+    there."""
+    seen = []
+
+    def apply_threads(self):
+        seen.append(self.threads)
+        raise Stop("stopped at apply_threads")
+
+    monkeypatch.setattr(Runtime, "apply_threads", apply_threads)
+    out = ["--out", str(tmp_path / ("z.npz" if argv[0] == "latent" else "q.json"))]
+    assert main([part.format(**runs) for part in argv] + out) == 2
+    assert "stopped at apply_threads" in capsys.readouterr().err
+    assert seen == [3]
+
+
+def test_no_command_sets_torch_threads_itself():
+    commands = Path(vaekit.__file__).parent / "commands"
+    calls = [f"{path.name}:{node.lineno}" for path in sorted(commands.glob("*.py"))
+             for node in ast.walk(ast.parse(path.read_text()))
+             if isinstance(node, ast.Attribute) and node.attr == "set_num_threads"]
+    assert calls == [], f"set threads with Runtime.apply_threads instead: {calls}"

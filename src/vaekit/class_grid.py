@@ -6,7 +6,6 @@ Below `report` (which draws it after training) and `apps.style` (which builds st
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Sequence
 
 import torch
@@ -72,11 +71,3 @@ def class_rows_output(images: torch.Tensor, suffix: str = ".png", class_names: S
     rows = names_of(torch.arange(k) if classes is None else torch.as_tensor(classes), class_names)
     return plots.image_grid_figure(plots.to_nchw(flat, tuple(images.shape[2:])).clamp(0, 1), ncol=m, title=title,
                                    row_labels=rows)
-
-
-def save_class_rows(images: torch.Tensor, path: str | Path, class_names: Sequence[str] | None = None,
-                    classes: Sequence[int] | None = None, title: str = "Samples, one row per class") -> Path:
-    """Writes `class_rows_output` to `path`: a PNG grid, or a .npy / .csv array."""
-
-    path = Path(path)
-    return plots.write_output(class_rows_output(images, path.suffix, class_names, classes, title), path)

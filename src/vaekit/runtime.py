@@ -114,6 +114,11 @@ class Runtime:
         return cls(torch.device(resolve_device(device)), t.precision, t.threads,
                    parse_memory_limit(config.data.memory_limit))
 
+    def apply_threads(self) -> None:
+        """Sets torch's intra-op thread count to `threads` for the rest of the process; None leaves torch's."""
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
+
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {shown(self.precision)}")

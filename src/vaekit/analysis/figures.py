@@ -1,5 +1,6 @@
-"""Figures of the latent analysis as PNG files (matplotlib, Agg): scatter plots coloured by label, image grids
-for traversals / interpolations / latent arithmetic, and the confusion matrix of a clustering.
+"""Figures of the latent analysis (matplotlib, Agg): scatter plots coloured by label, image grids for traversals /
+interpolations / latent arithmetic, and the confusion matrix of a clustering. Each function returns the figure (or
+an array); the commands write it (`vaekit.plots.write_output`).
 
 Colours come from `palette`, shared with the interactive HTML plots so that both show a class in one colour.
 """
@@ -7,8 +8,7 @@ Colours come from `palette`, shared with the interactive HTML plots so that both
 from __future__ import annotations
 
 import math
-from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
@@ -16,6 +16,9 @@ import torch
 from .. import plots
 from ..errors import DataError
 from ..plots import to_nchw
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 UNLABELLED_COLOUR = "#1f77b4"
 
@@ -49,9 +52,8 @@ def _point_size(n: int) -> float:
     return float(np.clip(12000 / max(n, 1), 2.0, 30.0))
 
 
-def save_scatter(coords: np.ndarray, path: str | Path, labels: np.ndarray | None = None,
-                 class_names: Sequence[str] | None = None, axis_names: Sequence[str] = ("", "", ""),
-                 title: str = "Latent space") -> Path:
+def scatter_figure(coords: np.ndarray, labels: np.ndarray | None = None, class_names: Sequence[str] | None = None,
+                   axis_names: Sequence[str] = ("", "", ""), title: str = "Latent space") -> Figure:
     """A 2-D or 3-D scatter plot of `coords` (N, 2|3), coloured by `labels` (N,) with a legend of class names."""
     plt = plots._pyplot()
     dims = coords.shape[1]
@@ -80,11 +82,11 @@ def save_scatter(coords: np.ndarray, path: str | Path, labels: np.ndarray | None
         ax.grid(alpha=0.25)
     ax.set_title(title, fontsize=11)
     fig.tight_layout()
-    return _save(fig, path)
+    return plots._saved_with(fig, bbox_inches="tight")  # the legend sits outside the axes: crop to what is drawn
 
 
-def save_confusion(matrix: np.ndarray, path: str | Path, row_names: Sequence[str], title: str,
-                   col_names: Sequence[str] | None = None) -> Path:
+def confusion_figure(matrix: np.ndarray, row_names: Sequence[str], title: str,
+                     col_names: Sequence[str] | None = None) -> Figure:
     """A confusion matrix (true label x matched cluster) with the counts written in the cells."""
     plt = plots._pyplot()
     n_rows, n_cols = matrix.shape
@@ -105,31 +107,30 @@ def save_confusion(matrix: np.ndarray, path: str | Path, row_names: Sequence[str
                     color="white" if value > high else "black")
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
-    return _save(fig, path)
+    return plots._saved_with(fig, bbox_inches="tight")
 
 
-def save_decoded(images: torch.Tensor, event_shape: tuple[int, ...], path: str | Path, ncol: int, title: str,
-                 row_labels: Sequence[str] | None = None, col_labels: Sequence[str] | None = None) -> Path:
-    """Decoded outputs (..., *event) as a labelled image grid (.png, `ncol` per row), or as an array (.npy) of
-    any data shape, keeping the leading dimensions (e.g. rows x steps)."""
-    path = Path(path)
-    if path.suffix.lower() == ".npy":
-        return plots.save_npy(path, images.detach().cpu().numpy())
-    if path.suffix.lower() != ".png":
-        raise DataError(f"cannot write {str(path)!r}: decoded outputs are saved as .png (images) or .npy (arrays)")
+# Files decoded outputs can be written to: an image grid, or the array of any data shape.
+DECODED_SUFFIXES = (".png", ".npy")
+
+
+def decoded_figure(images: torch.Tensor, event_shape: tuple[int, ...], ncol: int, title: str,
+                   row_labels: Sequence[str] | None = None, col_labels: Sequence[str] | None = None) -> Figure:
+    """Decoded images (..., *event) as a labelled image grid figure, `ncol` per row; a DataError for data that are
+    not images."""
     flat = images.detach().cpu().reshape(-1, *event_shape)  # (N, *event)
     pictures = to_nchw(flat, event_shape).clamp(0, 1)
-    return save_grid(pictures, path, ncol, title, row_labels, col_labels)
+    return plots.image_grid_figure(pictures, ncol, title, row_labels, col_labels)
 
 
-def save_grid(pictures: torch.Tensor, path: str | Path, ncol: int, title: str,
-              row_labels: Sequence[str] | None = None, col_labels: Sequence[str] | None = None) -> Path:
-    """(N, C, H, W) images in [0, 1] as a labelled grid PNG (`vaekit.plots.save_image_grid`)."""
-    return plots.save_image_grid(pictures, path, ncol, title, row_labels, col_labels)
-
-
-def _save(fig, path: str | Path) -> Path:
-    try:
-        return plots.save_figure(fig, path, bbox_inches="tight")
-    finally:
-        plots._pyplot().close(fig)
+def decoded_output(images: torch.Tensor, event_shape: tuple[int, ...], suffix: str, ncol: int, title: str,
+                   row_labels: Sequence[str] | None = None,
+                   col_labels: Sequence[str] | None = None) -> Figure | np.ndarray:
+    """Decoded outputs as what a file of this suffix holds: a labelled image grid figure (.png, `ncol` per row), or
+    the array (.npy) of any data shape, keeping the leading dimensions (e.g. rows x steps)."""
+    if suffix.lower() == ".npy":
+        return images.detach().cpu().numpy()
+    if suffix.lower() not in DECODED_SUFFIXES:
+        raise DataError(f"cannot write a {suffix or 'suffix-less'} file: decoded outputs are saved as .png (images) "
+                        "or .npy (arrays)")
+    return decoded_figure(images, event_shape, ncol, title, row_labels, col_labels)

@@ -8,11 +8,15 @@ Internally (and in `impute`) masks are observation masks, 1 = observed; `observa
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from ..errors import DataError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 PATTERNS = ("bottom-half", "top-half", "left-half", "right-half", "center")
 
@@ -106,10 +110,11 @@ def observation_mask(hole: np.ndarray | torch.Tensor, images: torch.Tensor) -> t
                     f"or one per image {(n, h, w)}")
 
 
-def save_inpainting_figure(images: torch.Tensor, observed: torch.Tensor, filled: dict[str, torch.Tensor],
-                           path: str | Path, title: str = "Inpainting") -> Path:
-    """Rows: the originals, what the model saw (hidden pixels tinted blue), and one row per filling method."""
-    from ..plots import save_image_grid
+def inpainting_figure(images: torch.Tensor, observed: torch.Tensor, filled: dict[str, torch.Tensor],
+                      title: str = "Inpainting") -> Figure:
+    """Rows: the originals, what the model saw (hidden pixels tinted blue), and one row per filling method. Write
+    it with `vaekit.plots.write_output`."""
+    from ..plots import image_grid_figure
 
     def rgb(x: torch.Tensor) -> torch.Tensor:
         return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x[:, :3]
@@ -121,8 +126,8 @@ def save_inpainting_figure(images: torch.Tensor, observed: torch.Tensor, filled:
     seen[hidden] = tint[hidden]
     rows = [rgb(images[:n]), seen] + [rgb(f[:n]) for f in filled.values()]
     labels = ["original", "observed"] + list(filled)
-    return save_image_grid(torch.cat(rows).clamp(0, 1), path, ncol=n, title=title, row_labels=labels)
+    return image_grid_figure(torch.cat(rows).clamp(0, 1), ncol=n, title=title, row_labels=labels)
 
 
-__all__ = ["hole_pattern", "read_array_or_image", "as_images", "observation_mask", "save_inpainting_figure",
+__all__ = ["hole_pattern", "read_array_or_image", "as_images", "observation_mask", "inpainting_figure",
            "PATTERNS"]

@@ -15,18 +15,21 @@ from __future__ import annotations
 import math
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
 
 from .. import plots
-from ..class_grid import (NOT_CONDITIONAL, check_labels, names_of, require_conditional, samples_per_class,
-                          save_class_rows)
+from ..class_grid import (NOT_CONDITIONAL, check_labels, class_rows_output, names_of, require_conditional,
+                          samples_per_class)
 from ..errors import ConfigError
 from ..models.vae import VAE
+from ..outputs import check_output_suffix
 from ..runtime import to_model
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 @dataclass(frozen=True)
@@ -88,12 +91,9 @@ def analogy_grid(model: VAE, style_x: torch.Tensor, style_y: torch.Tensor,
 # --- figures -------------------------------------------------------------------------------------------------
 
 
-def save_analogy_figure(grid: AnalogyGrid, path: str | Path, class_names: Sequence[str] | None = None,
-                        row_labels: Sequence[str] | None = None, title: str = "Style transfer") -> Path:
-    """PNG: first column the source image, then its style in each class; .npy: the (R, K, *event) images."""
-    path = Path(path)
-    if path.suffix.lower() == ".npy":
-        return plots.save_npy(path, grid.images.cpu().numpy())
+def analogy_figure(grid: AnalogyGrid, class_names: Sequence[str] | None = None,
+                   row_labels: Sequence[str] | None = None, title: str = "Style transfer") -> Figure:
+    """The grid as an image grid figure: first column the source image, then its style in each class."""
     event = tuple(grid.sources.shape[1:])
     r, k = grid.images.shape[:2]
     tiles = torch.cat([grid.sources.unsqueeze(1), grid.images], 1).reshape(r * (k + 1), *event)  # (R*(K+1), ...)
@@ -103,9 +103,23 @@ def save_analogy_figure(grid: AnalogyGrid, path: str | Path, class_names: Sequen
         depth = max(c.count("\n") for c in cols) + 1
         cols = [c + "\n" * depth if i % 2 else c for i, c in enumerate(cols)]
     rows = list(row_labels) if row_labels is not None else [f"({n})" for n in names_of(grid.source_labels, class_names)]
-    return plots.save_image_grid(plots.to_nchw(tiles, event).clamp(0, 1), path, ncol=k + 1, title=title,
-                                 row_labels=rows, col_labels=cols)
+    return plots.image_grid_figure(plots.to_nchw(tiles, event).clamp(0, 1), ncol=k + 1, title=title,
+                                   row_labels=rows, col_labels=cols)
 
 
-__all__ = ["AnalogyGrid", "NOT_CONDITIONAL", "StyleTransfer", "analogy_grid", "check_labels", "require_conditional",
-           "samples_per_class", "save_analogy_figure", "save_class_rows", "transfer_style"]
+# Files an analogy grid can be written to: its figure, or the (R, K, *event) images.
+ANALOGY_SUFFIXES = (".png", ".npy")
+
+
+def analogy_output(grid: AnalogyGrid, suffix: str, class_names: Sequence[str] | None = None,
+                   row_labels: Sequence[str] | None = None, title: str = "Style transfer") -> Figure | np.ndarray:
+    """The grid as what a file of this suffix holds: `analogy_figure` (.png) or the (R, K, *event) images (.npy).
+    Write it with `vaekit.plots.write_output`."""
+    check_output_suffix(f"analogies{suffix}", ANALOGY_SUFFIXES)
+    if suffix.lower() == ".npy":
+        return grid.images.cpu().numpy()
+    return analogy_figure(grid, class_names, row_labels, title)
+
+
+__all__ = ["AnalogyGrid", "NOT_CONDITIONAL", "StyleTransfer", "analogy_figure", "analogy_grid", "analogy_output",
+           "check_labels", "class_rows_output", "require_conditional", "samples_per_class", "transfer_style"]

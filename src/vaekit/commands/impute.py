@@ -90,7 +90,8 @@ def _impute_images(args) -> int:
     import numpy as np
 
     from ..apps.impute import impute
-    from ..apps.inpaint import as_images, hole_pattern, observation_mask, read_array_or_image, save_inpainting_figure
+    from ..apps.inpaint import as_images, hole_pattern, inpainting_figure, observation_mask, read_array_or_image
+    from ..plots import write_output
 
     guard_output(args.out, args.force)
     guard_output(args.array, args.force)
@@ -117,8 +118,9 @@ def _impute_images(args) -> int:
     filled = impute(model, images, observed, args.method, args.samples, seed=args.seed, progress=True)
     hidden = observed < 0.5
     err = float((filled[hidden] - images[hidden]).pow(2).mean().sqrt())
-    out = save_inpainting_figure(images, observed, {args.method: filled}, args.out or run.path / "inpainting.png",
-                                 title=f"Inpainting ({args.method}, {args.mask})")
+    out = write_output(inpainting_figure(images, observed, {args.method: filled},
+                                         title=f"Inpainting ({args.method}, {args.mask})"),
+                       args.out or run.path / "inpainting.png")
     if args.array:
         from ..plots import save_npy
 

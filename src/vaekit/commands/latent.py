@@ -118,7 +118,7 @@ def _with_threads(handler):
             return handler(args)
         from threadpoolctl import threadpool_limits
 
-        torch.set_num_threads(args.threads)
+        runtime_of(args).apply_threads()
         with threadpool_limits(limits=args.threads):
             return handler(args)
 
@@ -229,9 +229,9 @@ def cmd_embed(args) -> int:
 
 
 def cmd_plot(args) -> int:
-    from ..analysis import load_embedding, project, save_scatter, scatter_html
+    from ..analysis import load_embedding, project, scatter_figure, scatter_html
     from ..analysis.projection import check_dims, require_backend, resolve_method
-    from ..io import atomic_write_text
+    from ..plots import write_output
 
     run, data, split = _load(args)
     check_dims(run.model.latent_dim, args.dims)
@@ -249,17 +249,17 @@ def cmd_plot(args) -> int:
     name = {"none": "latent codes", "pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}[proj.method]
     title = f"{data.name} {args.split} split: {name} of {len(emb)} posterior means ({run.model.latent_dim}-D latent)"
     if out.suffix.lower() == ".html":
-        atomic_write_text(out, scatter_html(proj.coords, emb.labels, emb.index, data.class_names, proj.axis_names,
-                                            title))
+        write_output(scatter_html(proj.coords, emb.labels, emb.index, data.class_names, proj.axis_names, title), out)
     else:
-        save_scatter(proj.coords, out, emb.labels, data.class_names, proj.axis_names, title)
+        write_output(scatter_figure(proj.coords, emb.labels, data.class_names, proj.axis_names, title), out)
     print(f"{name} of {len(emb)} codes to {args.dims}D took {proj.seconds:.1f} s")
     print(f"wrote {out}")
     return 0
 
 
 def cmd_traverse(args) -> int:
-    from ..analysis import save_decoded, traverse
+    from ..analysis import decoded_output, traverse
+    from ..plots import write_output
 
     run, data, split = _load(args)
     model = run.model
@@ -278,8 +278,8 @@ def cmd_traverse(args) -> int:
     result = traverse(model, dims, base, span=args.span, steps=args.steps, embedding=emb, label=label)
     cols = [f"{v:+.1f}σ" if i % max(1, args.steps // 9) == 0 else "" for i, v in enumerate(result.values)]
     title = f"Latent traversal around {where} (rows: most informative first)"
-    save_decoded(result.images, model.event_shape, out, args.steps, title,
-                 row_labels=result.row_labels(), col_labels=cols)
+    write_output(decoded_output(result.images, model.event_shape, out.suffix, args.steps, title,
+                                row_labels=result.row_labels(), col_labels=cols), out)
     for text in result.row_labels():
         print(f"  {text}")
     print(f"wrote {out}")
@@ -287,7 +287,8 @@ def cmd_traverse(args) -> int:
 
 
 def cmd_interpolate(args) -> int:
-    from ..analysis import interpolate, latent_grid, save_decoded
+    from ..analysis import decoded_output, interpolate, latent_grid
+    from ..plots import write_output
 
     run, data, split = _load(args)
     model = run.model
@@ -304,8 +305,8 @@ def cmd_interpolate(args) -> int:
         cols = [f"{v:.2f}" if j % every == 0 else "" for j, v in enumerate(grid.values[0])]
         rows = [f"{v:.2f}" if j % every == 0 else "" for j, v in enumerate(grid.values[1])]
         title = f"Latent grid: z{grid.dims[0]} across (columns), z{grid.dims[1]} down (rows)"
-        save_decoded(grid.images, model.event_shape, out, n, title,
-                     row_labels=rows, col_labels=cols)
+        write_output(decoded_output(grid.images, model.event_shape, out.suffix, n, title,
+                                    row_labels=rows, col_labels=cols), out)
         print(f"wrote {out}")
         return 0
     out = _out(args, run, "interpolation.png", (".png", ".npy"))
@@ -322,16 +323,17 @@ def cmd_interpolate(args) -> int:
     t = np.linspace(0, 1, args.steps)
     cols = ["a"] + [f"{v:.2f}" if i in (0, args.steps - 1) or args.steps <= 10 else "" for i, v in enumerate(t)]
     title = f"Interpolation from {name_a} (a) to {name_b} (b)"
-    save_decoded(torch.stack(strips), model.event_shape, out, args.steps + 2, title,
-                 row_labels=row_labels, col_labels=cols + ["b"])
+    write_output(decoded_output(torch.stack(strips), model.event_shape, out.suffix, args.steps + 2, title,
+                                row_labels=row_labels, col_labels=cols + ["b"]), out)
     print(f"wrote {out}")
     return 0
 
 
 def cmd_cluster(args) -> int:
-    from ..analysis import compare_clusterings, load_embedding, matched_confusion, save_confusion
+    from ..analysis import compare_clusterings, confusion_figure, load_embedding, matched_confusion
     from ..analysis.clustering import METHODS
     from ..io import atomic_write_text
+    from ..plots import write_output
 
     run, data, split = _load(args)
     out = _out(args, run, "clusters.json", (".json",))
@@ -365,11 +367,11 @@ def cmd_cluster(args) -> int:
             if r.features != "latent means":
                 continue
             matrix, clusters = matched_confusion(labels, r.assignments)
-            fig = save_confusion(matrix, _beside(args, out, f"_{r.method}.png"), names[: matrix.shape[0]],
-                                 f"{r.method} on latent means of {data.name} ({args.split}): "
-                                 f"accuracy {r.scores.accuracy:.3f}, NMI {r.scores.nmi:.3f}",
-                                 col_names=[f"c{c}" for c in clusters])
-            figures.append(fig)
+            fig = confusion_figure(matrix, names[: matrix.shape[0]],
+                                   f"{r.method} on latent means of {data.name} ({args.split}): "
+                                   f"accuracy {r.scores.accuracy:.3f}, NMI {r.scores.nmi:.3f}",
+                                   col_names=[f"c{c}" for c in clusters])
+            figures.append(write_output(fig, _beside(args, out, f"_{r.method}.png")))
     report = {"run": str(run.path), "split": args.split, "n": len(emb), "k": k,
               "results": [r.to_dict() for r in results]}
     atomic_write_text(out, json.dumps(report, indent=2) + "\n")
@@ -386,9 +388,10 @@ def cmd_cluster(args) -> int:
 
 
 def cmd_arithmetic(args) -> int:
-    from ..analysis import (analogy, apply_vector, attribute_vector, dataset_attribute, label_vector,
-                            read_attribute_file, save_decoded)
+    from ..analysis import (analogy, apply_vector, attribute_vector, dataset_attribute, decoded_output, label_vector,
+                            read_attribute_file)
     from ..io import atomic_write_text
+    from ..plots import write_output
 
     run, data, split = _load(args)
     model = run.model
@@ -405,8 +408,9 @@ def cmd_arithmetic(args) -> int:
             decoded, _ = analogy(model, split.x[a], split.x[b], split.x[c], _label(args.label, data))
             rows.append(torch.stack([split.x[a], split.x[b], split.x[c], decoded[0]]))
             labels.append(f"#{a} - #{b} + #{c}")
-        save_decoded(torch.stack(rows), model.event_shape, out, 4, "Latent analogies: decode(a - b + c)",
-                     row_labels=labels, col_labels=["a", "b", "c", "a - b + c"])
+        write_output(decoded_output(torch.stack(rows), model.event_shape, out.suffix, 4,
+                                    "Latent analogies: decode(a - b + c)", row_labels=labels,
+                                    col_labels=["a", "b", "c", "a - b + c"]), out)
         print(f"wrote {out}")
         return 0
 
@@ -438,8 +442,9 @@ def cmd_arithmetic(args) -> int:
     shifted = apply_vector(model, split.x[idx], vec.vector, strengths, None if split.y is None else split.y[idx])
     grid = torch.cat([split.x[idx][:, None], shifted.images], 1)  # (N, 1 + S, *event): data | shifted decodings
     title = f"Attribute vector '{vec.name}' added with strength s"
-    save_decoded(grid, model.event_shape, out, 1 + len(strengths), title,
-                 row_labels=[f"#{i}" for i in indices], col_labels=["data"] + [f"s={s:g}" for s in strengths])
+    write_output(decoded_output(grid, model.event_shape, out.suffix, 1 + len(strengths), title,
+                                row_labels=[f"#{i}" for i in indices],
+                                col_labels=["data"] + [f"s={s:g}" for s in strengths]), out)
     numbers = _beside(args, out, ".json")
     atomic_write_text(numbers, json.dumps({"name": vec.name, "n_target": vec.n_target, "n_source": vec.n_source,
                                            "norm": float(np.linalg.norm(vec.vector)),

@@ -11,9 +11,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import torch
-
-from .common import guard_output, int_range, load_with_data, run_args, seed_int, thread_count
+from .common import guard_output, int_range, load_with_data, run_args, runtime_of, seed_int, thread_count
 
 if TYPE_CHECKING:
     from ..data import DataBundle
@@ -40,8 +38,7 @@ def cmd_quality(args) -> int:
     from ..metrics.sample_quality import sample_quality_report
 
     guard_output(args.out, args.force)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    runtime_of(args).apply_threads()
     run, data = load_with_data(args)
     classifier = cached_classifier(run, data, retrain=args.retrain_classifier)
     result = sample_quality_report(run, data, n=args.n, seed=args.seed, classifier=classifier)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from ..errors import VaekitError
 from .text import add_decoding_args, reconstruct_text, refuse_text_options, sample_text
-from .common import (class_names_of, config_type, guard_output, int_range, load_run_of, load_with_data,
-                     nonnegative_float, positive_int, run_args, seed_int)
+from .common import (class_names_of, config_type, device_type, guard_output, int_range, load_run_of,
+                     load_with_data, nonnegative_float, positive_int, run_args, seed_int)
 
 
 def _train_parser(sub) -> None:
@@ -33,6 +33,9 @@ def _train_parser(sub) -> None:
     p.add_argument("--likelihood", help="e.g. bernoulli, gaussian, gaussian-learned")
     p.add_argument("--beta", type=nonnegative_float, help="KL weight (objective.beta, >= 0)")
     p.add_argument("--seed", type=config_type("train.seed"))
+    # No default: without the flag the config's train.device holds (cpu unless a file or --set says otherwise).
+    p.add_argument("--device", type=device_type, help="where to train (train.device): auto (cuda when available), "
+                   "cpu, cuda, cuda:N or mps")
     p.add_argument("--out", help="run folder (default: runs/<data>-<time>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint, with "
                    "its saved settings (--epochs N extends it)")
@@ -93,7 +96,7 @@ def cmd_train(args) -> int:
     flags = {"data.name": args.data, "data.root": args.data_root, "train.epochs": args.epochs,
              "train.batch_size": args.batch_size, "train.lr": args.lr, "model.latent_dim": args.latent_dim,
              "model.network": args.network, "model.likelihood": args.likelihood, "objective.beta": args.beta,
-             "train.seed": args.seed}
+             "train.seed": args.seed, "train.device": args.device}
     overrides = [f"{k}={json.dumps(v)}" for k, v in flags.items() if v is not None] + args.overrides
     if args.no_progress:
         overrides.append("train.progress=false")

@@ -73,7 +73,8 @@ def parse_content(text: str, labels: torch.Tensor | None, num_classes: int,
 
 
 def cmd_style(args) -> int:
-    from ..apps.style import analogy_grid, require_conditional, save_analogy_figure
+    from ..apps.style import analogy_grid, analogy_output, require_conditional
+    from ..plots import write_output
 
     guard_output(args.out, args.force)
     if args.out:  # before any work
@@ -94,7 +95,7 @@ def cmd_style(args) -> int:
     rows = [f"#{i} ({names[int(c)] if names else int(c)})" for i, c in zip(index, grid.source_labels)]
     title = "Analogies: each row one style, each column one class" if args.grid else "Style transfer"
     out = Path(args.out or run.path / ("analogies.png" if args.grid else "style.png"))
-    out = save_analogy_figure(grid, out, names, row_labels=rows, title=title)
+    write_output(analogy_output(grid, out.suffix, names, row_labels=rows, title=title), out)
     print(f"styles of {args.split} images {', '.join(rows)} in {grid.classes.numel()} classes")
     print(f"wrote {out}")
     return 0
