@@ -208,3 +208,33 @@ def class_names_of(run) -> list[str]:
     except VaekitError:
         names = None
     return list(names) if names else [str(i) for i in range(run.model.num_classes)]
+
+
+def check_index(i: int, n: int, split: str) -> int:
+    """Index `i` into a split of `n` examples (negative counts from the end), or a ConfigError."""
+    if not -n <= i < n:
+        raise ConfigError(f"index {i} is out of range: the {split} split has {n} examples (0..{n - 1})")
+    return i % n
+
+
+# Steps of a command whose work differs by modality: (modality name, step) -> handler, registered by the command
+# module of that modality (commands/text.py for sentences). A step that no module registered for the run's
+# modality runs the command's own (array) code.
+MODALITY_STEPS: dict[tuple[str, str], Callable] = {}
+
+
+def modality_step(model, step: str) -> Callable | None:
+    """The handler that the run's modality registered for `step` ("sample", "reconstruct", "eval", ...), or None."""
+    from ..modalities import modality_of
+
+    return MODALITY_STEPS.get((modality_of(model).name, step))
+
+
+def registers_step(modality: str, step: str) -> Callable[[Callable], Callable]:
+    """Decorator: `handler` does `step` of a command for runs of `modality`."""
+
+    def decorator(handler: Callable) -> Callable:
+        MODALITY_STEPS[(modality, step)] = handler
+        return handler
+
+    return decorator

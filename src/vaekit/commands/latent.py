@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from .common import (float_list, guard_output, int_list, int_range, load_with_data, nonnegative_int, positive_float,
-                     positive_int, run_args, runtime_of, seed_int, thread_count)
+from .common import (check_index, float_list, guard_output, int_list, int_range, load_with_data, modality_step,
+                     nonnegative_int, positive_float, positive_int, run_args, runtime_of, seed_int, thread_count)
 
 OUT_DIR = "latent"
 
@@ -189,18 +189,12 @@ def _label(text: str | None, data) -> int | None:
     return value
 
 
-def _check_index(i: int, n: int, split: str) -> int:
-    if not -n <= i < n:
-        raise ConfigError(f"index {i} is out of range: the {split} split has {n} examples (0..{n - 1})")
-    return i % n
-
-
 def _example(text: str, split, model, split_name: str) -> tuple[torch.Tensor, int | None, str]:
     """An index into the split or a file (.npy array, or a PNG/JPEG image of the model's size)."""
     from ..analysis import read_example
 
     try:
-        i = _check_index(int(text), len(split), split_name)
+        i = check_index(int(text), len(split), split_name)
         return split.x[i], None if split.y is None else int(split.y[i]), f"#{i}"
     except ValueError:
         pass
@@ -267,7 +261,7 @@ def cmd_traverse(args) -> int:
     out = _out(args, run, "traversal.png", (".png", ".npy"))
     base, where, label = None, "the prior mean", _label(args.label, data)
     if args.index is not None:
-        i = _check_index(args.index, len(split), args.split)
+        i = check_index(args.index, len(split), args.split)
         y = None if split.y is None else split.y[i : i + 1]
         if label is None and y is not None:
             label = int(y[0])  # decode in the example's own class (ignored by unconditional models)
@@ -292,10 +286,9 @@ def cmd_interpolate(args) -> int:
 
     run, data, split = _load(args)
     model = run.model
-    if model.is_text:
-        from .text import interpolate_text
-
-        return interpolate_text(args, run, split)
+    text_like = modality_step(model, "interpolate")  # e.g. between two sentences
+    if text_like is not None:
+        return text_like(args, run, split)
     label = _label(args.label, data)
     if args.grid:
         out = _out(args, run, "grid.png", (".png", ".npy"))
@@ -395,8 +388,9 @@ def cmd_arithmetic(args) -> int:
 
     run, data, split = _load(args)
     model = run.model
-    if model.is_text:
-        return _text_analogies(args, run, split)
+    own = modality_step(model, "arithmetic")  # e.g. analogies of sentences
+    if own is not None:
+        return own(args, run, split)
     out = _out(args, run, "analogy.png" if args.analogy else "arithmetic.png", (".png", ".npy"))
     n = len(split)
     if args.analogy:
@@ -404,7 +398,7 @@ def cmd_arithmetic(args) -> int:
         for triple in args.analogy:
             if len(triple) != 3:
                 raise ConfigError(f"--analogy takes three indices A,B,C; got {','.join(map(str, triple))}")
-            a, b, c = (_check_index(i, n, args.split) for i in triple)
+            a, b, c = (check_index(i, n, args.split) for i in triple)
             decoded, _ = analogy(model, split.x[a], split.x[b], split.x[c], _label(args.label, data))
             rows.append(torch.stack([split.x[a], split.x[b], split.x[c], decoded[0]]))
             labels.append(f"#{a} - #{b} + #{c}")
@@ -419,7 +413,7 @@ def cmd_arithmetic(args) -> int:
     if args.target is not None:  # labels and indices are checked before the data are encoded
         _label(args.target, data), _label(args.source, data)
     if args.apply is not None:
-        [_check_index(i, n, args.split) for i in args.apply]
+        [check_index(i, n, args.split) for i in args.apply]
     emb = _embed(run, split, np.arange(n))
     if args.attribute is not None:
         if args.attributes:
@@ -436,7 +430,7 @@ def cmd_arithmetic(args) -> int:
     indices = args.apply
     if indices is None:
         indices = np.flatnonzero(source)[:8].tolist()
-    indices = [_check_index(i, n, args.split) for i in indices]
+    indices = [check_index(i, n, args.split) for i in indices]
     strengths = args.strength
     idx = torch.as_tensor(indices)
     shifted = apply_vector(model, split.x[idx], vec.vector, strengths, None if split.y is None else split.y[idx])
@@ -456,24 +450,3 @@ def cmd_arithmetic(args) -> int:
     return 0
 
 
-def _text_analogies(args, run, split) -> int:
-    """`latent arithmetic --analogy A,B,C` of a text run: mu(a) - mu(b) + mu(c) decoded to a sentence."""
-    from ..text.generate import decode_codes, encode_sentences, to_text
-    from .text import text_out, write_lines
-
-    if not args.analogy:
-        raise ConfigError("a text run has no labels or attributes to build vectors from: use --analogy A,B,C")
-    out = text_out(args, run, "latent/analogy.txt")
-    lines = []
-    for triple in args.analogy:
-        if len(triple) != 3:
-            raise ConfigError(f"--analogy takes three indices A,B,C; got {','.join(map(str, triple))}")
-        rows = [_check_index(i, len(split), args.split) for i in triple]
-        sentences = to_text(run.model, split.x[rows])
-        mu = encode_sentences(run.model, sentences)
-        result = decode_codes(run.model, (mu[0] - mu[1] + mu[2])[None])[0]
-        lines += [f"a: {sentences[0]}", f"b: {sentences[1]}", f"c: {sentences[2]}", f"a - b + c: {result}", ""]
-    print("\n".join(lines).rstrip())
-    write_lines(out, lines)
-    print(f"wrote {out}")
-    return 0

@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 from ..errors import VaekitError
-from .text import add_decoding_args, reconstruct_text, refuse_text_options, sample_text
+from .text import add_decoding_args, refuse_text_options
 from .common import (class_names_of, config_type, device_type, guard_output, int_range, load_run_of,
-                     load_with_data, nonnegative_float, positive_int, run_args, seed_int)
+                     load_with_data, modality_step, nonnegative_float, positive_int, run_args, seed_int)
 
 
 def _train_parser(sub) -> None:
@@ -146,12 +146,11 @@ def cmd_eval(args) -> int:
         result = evaluate(run.model, x, y, iw_samples=args.iw_samples, progress=True)
         report.update(result.to_dict())
         rows += _likelihood_rows(result, continuous=getattr(run.model.likelihood, "support", "") == "continuous")
-        if run.model.is_text:
-            from ..text.quality import reconstruction_report
-
-            recon = reconstruction_report(run.model, x)
-            report["reconstruction"] = recon.to_dict()
-            rows += recon.rows()
+        own = modality_step(run.model, "eval")  # e.g. how well sentences are reconstructed
+        if own is not None:
+            extra, extra_rows = own(run, x)
+            report.update(extra)
+            rows += extra_rows
     if args.disentanglement:
         from ..metrics.disentanglement import disentanglement_report
 
@@ -214,8 +213,9 @@ def cmd_sample(args) -> int:
 
     run = load_run_of(args)
     refuse_text_options(args, run.model)
-    if run.model.is_text:
-        return sample_text(args, run)
+    own = modality_step(run.model, "sample")  # e.g. sentences, printed and written to a .txt file
+    if own is not None:
+        return own(args, run)
     guard_output(args.out, args.force)
     if args.out:  # before any work
         check_output_suffix(args.out, OUTPUT_SUFFIXES)
@@ -246,15 +246,16 @@ def cmd_reconstruct(args) -> int:
 
     run = load_run_of(args)
     refuse_text_options(args, run.model)
-    if run.model.is_text and args.text:  # the sentences given: no data set needed
-        return reconstruct_text(args, run)
+    own = modality_step(run.model, "reconstruct")  # e.g. sentences in and out
+    if own is not None and args.text:  # the sentences given: no data set needed
+        return own(args, run)
     guard_output(args.out, args.force)
-    if args.out and not run.model.is_text:  # before any work
+    if args.out and own is None:  # before any work
         check_output_suffix(args.out, OUTPUT_SUFFIXES)
     run, data = load_with_data(args, run)
     split = data.split(args.split)
-    if run.model.is_text:
-        return reconstruct_text(args, run, split)
+    if own is not None:
+        return own(args, run, split)
     n = min(args.n, len(split))
     if n < args.n:  # said, not silently changed
         print(f"the {args.split} split has {len(split)} examples: showing {n} (-n {args.n})", file=sys.stderr)

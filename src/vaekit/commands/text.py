@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ConfigError
-from .common import guard_output
+from ..modalities import modality_of
+from .common import check_index, guard_output, registers_step
 
 TEXT_SUFFIXES = (".txt",)
 
@@ -25,7 +26,7 @@ def refuse_text_options(args, model) -> None:
     given = [flag for flag, value in (("--strategy", args.strategy), ("--temperature", args.temperature),
                                       ("--top-p", args.top_p), ("--beam-size", args.beam_size),
                                       ("--text", getattr(args, "text", None))) if value is not None]
-    if given and not model.is_text:
+    if given and modality_of(model).name != "text":
         raise ConfigError(f"{', '.join(given)} apply to text runs (a sentence VAE); this run models data of shape "
                           f"{tuple(model.event_shape)}")
 
@@ -60,6 +61,7 @@ def write_lines(path: Path, lines: list[str]) -> None:
     atomic_write_text(path, "".join(line + "\n" for line in lines))
 
 
+@registers_step("text", "sample")
 def sample_text(args, run) -> int:
     """`vaekit sample` of a text run: n sentences from z ~ p(z), printed and written to RUN/samples.txt."""
     from ..text.generate import sample_sentences
@@ -76,6 +78,7 @@ def sample_text(args, run) -> int:
     return 0
 
 
+@registers_step("text", "reconstruct")
 def reconstruct_text(args, run, split=None) -> int:
     """`vaekit reconstruct` of a text run: --text sentences (or the split's first n), each with its greedy (or
     beam) reconstruction, printed and written to RUN/reconstructions.txt."""
@@ -95,6 +98,7 @@ def reconstruct_text(args, run, split=None) -> int:
     return 0
 
 
+@registers_step("text", "interpolate")
 def interpolate_text(args, run, split) -> int:
     """`vaekit latent interpolate` of a text run: --a and --b are sentences or indices into the split."""
     from ..text.generate import interpolate_sentences, to_text
@@ -122,6 +126,39 @@ def interpolate_text(args, run, split) -> int:
     write_lines(out, lines)
     print(f"wrote {out}")
     return 0
+
+
+@registers_step("text", "arithmetic")
+def text_analogies(args, run, split) -> int:
+    """`latent arithmetic --analogy A,B,C` of a text run: mu(a) - mu(b) + mu(c) decoded to a sentence."""
+    from ..text.generate import decode_codes, encode_sentences, to_text
+
+    if not args.analogy:
+        raise ConfigError("a text run has no labels or attributes to build vectors from: use --analogy A,B,C")
+    out = text_out(args, run, "latent/analogy.txt")
+    lines = []
+    for triple in args.analogy:
+        if len(triple) != 3:
+            raise ConfigError(f"--analogy takes three indices A,B,C; got {','.join(map(str, triple))}")
+        rows = [check_index(i, len(split), args.split) for i in triple]
+        sentences = to_text(run.model, split.x[rows])
+        mu = encode_sentences(run.model, sentences)
+        result = decode_codes(run.model, (mu[0] - mu[1] + mu[2])[None])[0]
+        lines += [f"a: {sentences[0]}", f"b: {sentences[1]}", f"c: {sentences[2]}", f"a - b + c: {result}", ""]
+    print("\n".join(lines).rstrip())
+    write_lines(out, lines)
+    print(f"wrote {out}")
+    return 0
+
+
+@registers_step("text", "eval")
+def evaluate_text(run, x) -> tuple[dict, list[tuple[str, str]]]:
+    """`vaekit eval` of a text run, beyond the likelihood: how well sentences are reconstructed (BLEU, token
+    accuracy), as a report entry and printed rows."""
+    from ..text.quality import reconstruction_report
+
+    recon = reconstruction_report(run.model, x)
+    return {"reconstruction": recon.to_dict()}, recon.rows()
 
 
 def _steps(n: int) -> list[float]:
