@@ -262,6 +262,32 @@ def test_a_text_run_explores_sentences(text_client):
     _refused(text_client.post("/api/text", json={"text": 5}), 400, "non-empty text")
 
 
+def test_typed_input_and_pictures_are_refused_by_runs_that_lack_them(client, text_client):
+    _refused(client.post("/api/text/interpolate", json={"a": "a cat", "b": "a dog"}), 400, "^this run is not a text run$")
+    _refused(client.post("/api/text", json={"text": "hello", "n_samples": -1}), 400, "not a text run")
+    # the kind of run is refused before the point is looked up
+    _refused(text_client.get("/api/image/reconstruction/9999.png"), 400, "decodes to sentences, not images")
+    samples = text_client.post("/api/sample", json={"n": 2, "seed": 1}).json()["sentences"]
+    assert samples == text_client.post("/api/sample", json={"n": 2, "seed": 1}).json()["sentences"]
+
+
+def test_the_explorer_asks_the_modality_instead_of_testing_for_text():
+    import ast
+
+    import vaekit.serve.explorer as explorer
+
+    tree = ast.parse(Path(explorer.__file__).read_text())
+    modules = {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    names = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)} | \
+        {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)} | \
+        {node.name for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+    assert "modality_of" in names and not [m for m in modules if m.startswith("text") or ".text" in m]
+    # text appears only as the page's field ("text") and in file I/O (read_text, atomic_write_text)
+    branching = [n for n in names if "sentence" in n.lower() or "is_text" in n or
+                 ("text" in n.lower() and n not in ("text", "read_text", "atomic_write_text"))]
+    assert not branching, branching
+
+
 # --- the command -----------------------------------------------------------------------------------------------
 
 

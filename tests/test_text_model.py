@@ -15,7 +15,8 @@ from vaekit.evaluate import mutual_information
 from vaekit.text import PAD_ID
 from vaekit.text.batching import length_bucketed, sentence_lengths
 from vaekit.text.data import bundle_from_sentences
-from vaekit.text.generate import beam_search, decode_codes, interpolate_sentences, sample_sentences
+from vaekit.text.generate import (beam_search, decode_codes, interpolate_sentences, is_text_model,
+                                  sample_sentences)
 from vaekit.text.quality import bleu, diversity, token_accuracy
 
 SENTENCES = ["the dog chased a cat .", "a girl read the old book near the river .", "every bird sang .",
@@ -79,7 +80,7 @@ def test_bad_text_files_are_refused(tmp_path, content, message):
 def test_a_tiny_model_overfits_and_reconstructs_its_sentences(overfit):
     model, run = overfit
     assert (run / "vocab.json").is_file() and (run / "samples.txt").is_file() is False  # figures only when asked
-    assert model.is_text and model.vocab is not None
+    assert is_text_model(model) and model.vocab is not None
     assert model.reconstruct(SENTENCES) == SENTENCES
     # beam search finds them too, and token ids in give the same as strings
     assert decode_codes(model, model.encode(model.vocab.encode_batch([s.split() for s in SENTENCES], 100)[0]).mean,

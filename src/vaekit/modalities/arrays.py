@@ -2,7 +2,8 @@
 
 They share everything of `Modality` (fixed-size examples, the MLP or a data set's own network, the likelihood of
 the values' kind); they differ in what a run folder shows (`vaekit.report.array_run_outputs`: grids of images,
-CSV rows of a table, and for 2-D points a scatter of samples against the training data).
+CSV rows of a table, and for 2-D points a scatter of samples against the training data). The explorer page shows
+each as PNG (`Modality.show_example`: an enlarged image, or a row of grey cells for a table or a point).
 """
 
 from __future__ import annotations

@@ -10,7 +10,9 @@ testing "is this text?":
   that goes with it (a vocabulary), attached from the data, saved with the run and loaded back;
 - the order of examples in training and evaluation batches (sentences of similar length together);
 - the unit of bits per dimension (a pixel, a column, a predicted token);
-- what a run folder shows a person (image grids, tables as CSV, a scatter of 2-D samples, sentences).
+- what a run folder shows a person (image grids, tables as CSV, a scatter of 2-D samples, sentences);
+- what the explorer page (`vaekit serve`) shows of a value (a PNG of an image or of a table row, a sentence) and
+  what a person may type there for the model to encode (sentences).
 
 A new modality is one registered subclass of `Modality` in one file, imported by `vaekit.modalities`.
 """
@@ -24,10 +26,15 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
+from ..errors import ConfigError
+from ..plots import strip_png, to_png
 from ..registry import Registry
+from ..runtime import to_model
 
 MODALITIES: Registry = Registry("modality")
 
+# The refusal of typed input on the explorer page by a modality that takes none (text runs are the ones that do).
+NO_TYPED_INPUT = "this run is not a text run"
 # The default likelihood of each kind of array value (vaekit.data.base.ValueKind).
 DEFAULT_LIKELIHOOD = {"binary": "bernoulli", "unit": "bernoulli", "real": "gaussian-learned"}
 
@@ -94,6 +101,61 @@ class Modality:
     def run_outputs(self, model: nn.Module, data: Any, history: list[dict]) -> Iterator[tuple[str, Any]]:
         """(file name, content) of what a run folder shows a person; the run writer writes each."""
         raise NotImplementedError
+
+    # --- the explorer page (vaekit.serve): how values are shown, what a person may type (`check_input`) ------------
+    # The page shows values as pictures: PNG bytes of an image, or of a table row as grey cells (`show_example`,
+    # `show_decoded`, `show_strip`); False: as words, in JSON.
+    pictures = True
+    # A conditional run decodes strips (traversals, samples...) by class: the explorer checks and passes the label;
+    # False: the strips take none and ignore one sent along.
+    class_labels = True
+
+    def show_examples(self, model: nn.Module, x: torch.Tensor,
+                      z: torch.Tensor | None = None) -> list[dict[str, Any]]:
+        """The JSON fields the page shows for each example of `x` (N, *event), with what their codes `z` (N, D)
+        decode to when given; none for pictures, which the page asks for as PNG (`show_example`)."""
+        return [{} for _ in range(x.shape[0])]
+
+    def check_pictures(self) -> None:
+        """A one-line ConfigError unless the page shows these values as pictures (PNG)."""
+        if not self.pictures:
+            raise ConfigError(f"this is a {self.name} run: it decodes to {self.values}, not images")
+
+    def show_example(self, model: nn.Module, x: torch.Tensor) -> bytes:
+        """One example (*event) as the page shows it: PNG bytes (an enlarged image, a table row of grey cells)."""
+        self.check_pictures()
+        return to_png(x, tuple(model.event_shape))
+
+    def show_decoded(self, model: nn.Module, z: torch.Tensor, label: int | None = None) -> bytes | dict[str, Any]:
+        """The decoded mean of one code z (D,), of class `label` for a conditional run, as the page shows it: PNG
+        bytes here."""
+        return to_png(_decode(model, z[None], label)[0], tuple(model.event_shape))
+
+    def show_strip(self, model: nn.Module, z: torch.Tensor, label: int | None = None) -> bytes | dict[str, Any]:
+        """The decoded means of codes z (N, D) side by side, as the page shows them: a PNG strip here."""
+        return strip_png(_decode(model, z, label), tuple(model.event_shape))
+
+    def check_input(self, value: Any) -> Any:
+        """A value typed on the page, checked; a one-line ConfigError where typed input does not apply."""
+        raise ConfigError(NO_TYPED_INPUT)
+
+    def encode_input(self, model: nn.Module, values: list[Any]) -> torch.Tensor:
+        """The posterior means (N, D), on the CPU, of checked typed values (`check_input`)."""
+        raise ConfigError(NO_TYPED_INPUT)
+
+    def explore_input(self, model: nn.Module, value: Any, neighbours: tuple[torch.Tensor, torch.Tensor],
+                      n_samples: int, n_nearest: int, seed: int) -> dict[str, Any]:
+        """What the page shows of a checked typed value: its code "z", "reconstruction", the `n_nearest` examples
+        of `neighbours` (their codes (M, D) and rows (M, *event)) closest by code, and `n_samples` values decoded
+        from draws of q(z | value) with `seed`."""
+        raise ConfigError(NO_TYPED_INPUT)
+
+
+def _decode(model: nn.Module, z: torch.Tensor, label: int | None) -> torch.Tensor:
+    """Decoded means (N, *event), on the CPU, of codes z (N, D), of class `label` (None: no class)."""
+    labels = None if label is None else torch.full((z.shape[0],), label)
+    return model.generate(to_model(model, z), labels).cpu()
+
 
 def modality_of(model: nn.Module) -> Modality:
     """The modality a model was built for (`model.modality`); a model built outside `vaekit.build` is taken for

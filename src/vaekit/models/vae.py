@@ -163,8 +163,6 @@ class VAE(nn.Module):
             return self.prior_for(labels, n).sample()
         return self.prior().sample((n,))
 
-    # True for a model whose values are sentences (vaekit.text.model.SentenceVAE overrides it)
-    is_text = False
 
     @torch.no_grad()
     def sample(self, n: int, y: torch.Tensor | int | None = None, mean: bool = True):

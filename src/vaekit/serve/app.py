@@ -136,9 +136,9 @@ def create_app(explorer: Explorer):
         Route("/api/sample", post(explorer.sample, ("n", "label", "seed")), methods=["POST"]),
         Route("/api/arithmetic", post(explorer.arithmetic, ("point", "target", "strength", "steps", "label"),
                                       ("point", "target")), methods=["POST"]),
-        Route("/api/text", post(explorer.explore_sentence, ("text", "n_samples", "n_nearest", "seed"), ("text",)),
+        Route("/api/text", post(explorer.explore_input, ("text", "n_samples", "n_nearest", "seed"), ("text",)),
               methods=["POST"]),
-        Route("/api/text/interpolate", post(explorer.interpolate_sentences, ("a", "b", "steps", "method"),
+        Route("/api/text/interpolate", post(explorer.interpolate_inputs, ("a", "b", "steps", "method"),
                                             ("a", "b")), methods=["POST"]),
     ]
     return Starlette(routes=routes, exception_handlers={VaekitError: refused, HTTPException: http_error,

@@ -4,7 +4,9 @@ It loads the run (`vaekit.load`), encodes up to `max_points` examples of one spl
 scatter plot), and answers: projections of those codes (computed once per method and cached in the run folder,
 RUN/explorer/), one point's input and reconstruction, decoding of any code (the sliders), traversals,
 interpolations, prior samples (by class for conditional runs), attribute vectors from labels (latent
-arithmetic), and for text runs: reconstructions, nearest training sentences and samples around a typed sentence.
+arithmetic), and for runs that take typed values: their codes, the nearest training examples and samples around
+them. How a value is shown (a PNG, or fields of JSON) and what typed input means is the run's modality's
+(`vaekit.modalities.modality_of`); this class knows no kind of value.
 
 Every argument is checked here; a bad one raises `RequestError` with a one-line message (the app answers 4xx).
 Model calls hold one lock: torch modules are not meant to run the same forward pass from several threads at once,
@@ -25,15 +27,15 @@ from ..analysis.latents import COLLAPSED_KL, encode_dataset, subsample_indices
 from ..analysis.projection import METHODS as PROJECTION_METHODS
 from ..atomic import atomic_write_text
 from ..errors import VaekitError
+from ..modalities import Modality, modality_of
 from ..runtime import to_model
-from .images import strip_png, to_png
 
 PROJECTIONS = tuple(m for m in PROJECTION_METHODS if m in ("pca", "tsne", "umap"))
 MAX_STEPS = 32  # traversal and interpolation strips
 MAX_SAMPLES = 64
 MAX_SPAN = 10.0  # traversal: +- this many prior standard deviations at most
 MAX_STRENGTH = 10.0
-MAX_SENTENCE_CHARS = 2_000
+MAX_NEIGHBOURS = 2000  # training examples encoded once, to find those nearest a typed value
 CACHE_FOLDER = "explorer"
 
 
@@ -89,6 +91,7 @@ class Explorer:
         self.run_dir = Path(run_dir)
         run = load_run(self.run_dir, device=device)
         self.model, self.config = run.model, run.config
+        self.modality: Modality = modality_of(self.model)
         if data_root is not None:  # the run's data set, read from another folder than at training time
             self.config.data.root = data_root
         self.lock = threading.Lock()
@@ -108,17 +111,13 @@ class Explorer:
         self.kl_per_dim = np.asarray(kl, dtype=float)
         self.order = [int(d) for d in np.argsort(-self.kl_per_dim, kind="stable")]  # most informative first
         self._projections: dict[str, dict] = {}
-        self._train_text: tuple | None = None
+        self._neighbours: tuple[torch.Tensor, torch.Tensor] | None = None
 
     # --- what the page shows first ----------------------------------------------------------------------------
 
     @property
     def latent_dim(self) -> int:
         return self.model.latent_dim
-
-    @property
-    def is_text(self) -> bool:
-        return self.model.is_text
 
     def info(self) -> dict:
         """The run's description for the page: sizes, classes, dimensions ordered by KL (collapsed ones marked)."""
@@ -128,7 +127,8 @@ class Explorer:
             names = [str(c) for c in range(classes)]
         return {
             "run": self.run_dir.name, "data": self.config.data.name, "split": self.split_name,
-            "points": len(self.rows), "latent_dim": self.latent_dim, "text": self.is_text,
+            "points": len(self.rows), "latent_dim": self.latent_dim,
+            "text": not self.modality.pictures,  # the page shows values as words (JSON), not as PNG
             "conditional": self.model.conditional, "classes": names, "labels": self.y is not None,
             "event_shape": list(self.model.event_shape), "projections": list(PROJECTIONS),
             "dims": [{"dim": d, "kl": round(float(self.kl_per_dim[d]), 4),
@@ -154,8 +154,10 @@ class Explorer:
             path.parent.mkdir(exist_ok=True)
             atomic_write_text(path, json.dumps(cached))
         cached = {**cached, "labels": None if self.y is None else self.y.tolist()}
-        if self.is_text:
-            cached["text"] = self._sentences(self.x)
+        with self.lock:
+            shown = self.modality.show_examples(self.model, self.x)
+        for key in shown[0] if shown else ():  # what the page shows of each point besides its coordinates
+            cached[key] = [fields[key] for fields in shown]
         self._projections[method] = cached
         return cached
 
@@ -179,27 +181,28 @@ class Explorer:
             raise RequestError(str(error), status=404) from None
 
     def point(self, value) -> dict:
-        """One point: its row of the split, label, code (posterior mean) and, for text, its sentence and greedy
-        reconstruction."""
+        """One point: its row of the split, label, code (posterior mean) and the fields of JSON the modality
+        shows of it and of what its code decodes to (none where the page asks for PNG)."""
         i = self.check_point(value)
         out = {"point": i, "row": int(self.rows[i]), "z": [round(float(v), 5) for v in self.mean[i]],
                "label": None if self.y is None else int(self.y[i])}
-        if self.is_text:
-            out["text"] = self._sentences(self.x[i : i + 1])[0]
-            out["reconstruction"] = self.decode_text(self.mean[i].tolist())
+        with self.lock:
+            out.update(self.modality.show_examples(self.model, self.x[i : i + 1], self.mean[i : i + 1])[0])
         return out
 
     def input_png(self, value) -> bytes:
-        self._images_only()
-        return to_png(self.x[self.check_point(value)], self.model.event_shape)
+        """One point's example as PNG."""
+        self._pictures_only()
+        return self.modality.show_example(self.model, self.x[self.check_point(value)])
 
     def reconstruction_png(self, value) -> bytes:
-        self._images_only()
+        """One point's reconstruction as PNG."""
+        self._pictures_only()
         i = self.check_point(value)
         with self.lock:
             out = self.model.reconstruct(to_model(self.model, self.x[i : i + 1]),
                                          self._labels(self.y[i : i + 1] if self.y is not None else None)).cpu()
-        return to_png(out[0], self.model.event_shape)
+        return self.modality.show_example(self.model, out[0])
 
     def check_code(self, z) -> torch.Tensor:
         """A code: a list of latent_dim finite numbers, each within +- 100."""
@@ -224,28 +227,19 @@ class Explorer:
             return None
         return torch.as_tensor(y).reshape(-1)
 
-    def _decode(self, z: torch.Tensor, label: int | None) -> torch.Tensor:
-        """Decoded means (N, *event) of codes (N, D), one batch."""
-        with self.lock:
-            return self.model.generate(to_model(self.model, z),
-                                       None if label is None else torch.full((z.shape[0],), label)).cpu()
-
-    def decode_png(self, z, label=None) -> bytes:
-        """The decoded mean of one code, as PNG."""
-        self._images_only()
-        code = self.check_code(z)
-        return to_png(self._decode(code[None], self.check_label(label, required=False))[0], self.model.event_shape)
+    def _strip_label(self, label) -> int | None:
+        """The class a strip decodes by: a checked label, or None where the modality decodes by none."""
+        return self.check_label(label, required=False) if self.modality.class_labels else None
 
     def decode(self, z, label=None):
-        """The decoded mean of one code: PNG bytes, or {"text": sentence} for a text run."""
-        if self.is_text:
-            self.check_label(label)
-            return {"text": self.decode_text(z)}
-        return self.decode_png(z, label)
+        """The decoded mean of one code as the modality shows it: PNG bytes or JSON."""
+        code = self.check_code(z)
+        label = self.check_label(label, required=False)
+        with self.lock:
+            return self.modality.show_decoded(self.model, code, label)
 
     def traverse(self, dim, z, steps=9, span=3.0, label=None):
-        """Dimension `dim` swept over +- `span` prior standard deviations around code `z`: a PNG strip, or the
-        sentences of a text run."""
+        """Dimension `dim` swept over +- `span` prior standard deviations around code `z`: a strip (`_strip`)."""
         d = check_int(dim, "dim", 0, self.latent_dim - 1)
         base = self.check_code(z)
         n = check_int(steps, "steps", 2, MAX_STEPS)
@@ -255,7 +249,7 @@ class Explorer:
         return self._strip(codes, label)
 
     def interpolate(self, a, b, steps=8, method="linear", label=None):
-        """Codes from point a to point b (linear or spherical), decoded: a PNG strip or sentences."""
+        """Codes from point a to point b (linear or spherical), decoded: a strip."""
         from ..analysis.interpolation import lerp, slerp
 
         i, j = self.check_point(a), self.check_point(b)
@@ -266,10 +260,10 @@ class Explorer:
         return self._strip(codes, label)
 
     def sample(self, n=16, label=None, seed=0):
-        """`n` prior samples (decoded means), of class `label` for a conditional run: a PNG strip or sentences."""
+        """`n` prior samples (decoded means), of class `label` for a conditional run: a strip."""
         n = check_int(n, "n", 1, MAX_SAMPLES)
         seed = check_int(seed, "seed", 0, 2**31 - 1)
-        checked = None if self.is_text else self.check_label(label, required=False)
+        checked = self._strip_label(label)
         labels = None if checked is None else torch.full((n,), int(checked))
         with self.lock, torch.no_grad(), torch.random.fork_rng():
             torch.manual_seed(seed)  # the page's seed, without touching the process's random state
@@ -300,83 +294,54 @@ class Explorer:
         return self._strip(codes, label)
 
     def _strip(self, codes: torch.Tensor, label):
-        if self.is_text:
-            return {"sentences": self._decode_sentences(codes)}
-        label = self.check_label(label, required=False)
-        return strip_png(self._decode(codes, label), self.model.event_shape)
-
-    def _images_only(self) -> None:
-        if self.is_text:
-            raise RequestError("this is a text run: it decodes to sentences, not images")
-
-    # --- text ------------------------------------------------------------------------------------------------
-
-    def _sentences(self, ids: torch.Tensor) -> list[str]:
-        from ..text.generate import to_text
-
-        return to_text(self.model, ids)
-
-    def decode_text(self, z) -> str:
-        """The greedy sentence of one code."""
-        code = z if torch.is_tensor(z) else self.check_code(z)
-        return self._decode_sentences(code.reshape(1, -1))[0]
-
-    def _decode_sentences(self, codes: torch.Tensor) -> list[str]:
-        """Greedy sentences of codes (N, D), one batch."""
-        from ..text.generate import decode_codes
-
+        """Decoded means of codes (N, D) side by side as the modality shows them: a PNG strip or JSON."""
+        label = self._strip_label(label)
         with self.lock:
-            return decode_codes(self.model, codes)
+            return self.modality.show_strip(self.model, codes, label)
 
-    def check_sentence(self, text) -> str:
-        if not self.is_text:
-            raise RequestError("this run is not a text run")
-        if not isinstance(text, str) or not text.strip():
-            raise RequestError("give a sentence (non-empty text)")
-        if len(text) > MAX_SENTENCE_CHARS:
-            raise RequestError(f"a sentence may have at most {MAX_SENTENCE_CHARS} characters, got {len(text)}")
-        return text
+    def _pictures_only(self) -> None:
+        try:
+            self.modality.check_pictures()
+        except VaekitError as error:
+            raise RequestError(str(error)) from None
 
-    def _encode_sentences(self, sentences: list[str]):
-        """q(z | x) of typed sentences (unknown words become <unk>)."""
-        from ..text.generate import to_ids
+    # --- typed values ----------------------------------------------------------------------------------------
 
-        with self.lock, torch.no_grad():
-            return self.model.encode(to_ids(self.model, sentences, warn=False))
+    def _typed(self, value):
+        """A value typed on the page, checked by the modality (a RequestError where it takes none)."""
+        try:
+            return self.modality.check_input(value)
+        except VaekitError as error:
+            raise RequestError(str(error)) from None
 
-    def explore_sentence(self, text, n_samples=5, n_nearest=5, seed=0) -> dict:
-        """A typed sentence: its code, greedy reconstruction, the nearest training sentences (by code) and
-        sentences decoded from draws of q(z | sentence)."""
-        text = self.check_sentence(text)
+    def explore_input(self, text, n_samples=5, n_nearest=5, seed=0) -> dict:
+        """A typed value (`text`, the page's field): its code, reconstruction, the nearest training examples (by
+        code) and values decoded from draws of q(z | value)."""
+        value = self._typed(text)
         n_samples = check_int(n_samples, "samples", 0, MAX_SAMPLES)
         n_nearest = check_int(n_nearest, "nearest", 0, MAX_SAMPLES)
         seed = check_int(seed, "seed", 0, 2**31 - 1)
-        qz = self._encode_sentences([text])
-        mu, sigma = qz.base_dist.loc[0].cpu(), qz.base_dist.scale[0].cpu()  # beside the codes kept on the CPU
-        train_codes, train_text = self._training_sentences()
-        distance = (train_codes - mu[None]).pow(2).sum(1)
-        nearest = torch.argsort(distance)[:n_nearest].tolist()
-        eps = torch.randn((n_samples, self.latent_dim), generator=torch.Generator().manual_seed(seed))
-        return {"z": [round(float(v), 5) for v in mu], "reconstruction": self.decode_text(mu),
-                "nearest": [train_text[k] for k in nearest],
-                "samples": self._decode_sentences(mu[None] + sigma[None] * eps) if n_samples else []}
+        neighbours = self._training_codes()
+        with self.lock:
+            return self.modality.explore_input(self.model, value, neighbours, n_samples, n_nearest, seed)
 
-    def interpolate_sentences(self, a, b, steps=5, method="linear") -> dict:
-        """Sentences decoded along the way from typed sentence a to typed sentence b."""
+    def interpolate_inputs(self, a, b, steps=5, method="linear"):
+        """Codes from typed value a to typed value b, decoded: a strip."""
         from ..analysis.interpolation import lerp, slerp
 
-        a, b = self.check_sentence(a), self.check_sentence(b)
+        a, b = self._typed(a), self._typed(b)
         n = check_int(steps, "steps", 2, MAX_STEPS)
         way = {"linear": lerp, "slerp": slerp}[check_choice(method, "method", ("linear", "slerp"))]
-        means = self._encode_sentences([a, b]).base_dist.loc.cpu()
-        return {"sentences": self._decode_sentences(way(means[0], means[1], torch.linspace(0, 1, n)))}
+        with self.lock:
+            means = self.modality.encode_input(self.model, [a, b])
+        return self._strip(way(means[0], means[1], torch.linspace(0, 1, n)), None)
 
-    def _training_sentences(self) -> tuple[torch.Tensor, list[str]]:
-        """Codes (posterior means) and texts of up to 2,000 training sentences, encoded once."""
-        if self._train_text is None:
+    def _training_codes(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Codes (posterior means) and rows of up to MAX_NEIGHBOURS training examples, encoded once."""
+        if self._neighbours is None:
             train = self.bundle.split("train")
-            rows = torch.as_tensor(subsample_indices(len(train), 2000, self.seed))
+            rows = torch.as_tensor(subsample_indices(len(train), MAX_NEIGHBOURS, self.seed))
             with self.lock:
                 emb = encode_dataset(self.model, train.x[rows])
-            self._train_text = (torch.as_tensor(emb.mean), self._sentences(train.x[rows]))
-        return self._train_text
+            self._neighbours = (torch.as_tensor(emb.mean), train.x[rows])
+        return self._neighbours

@@ -27,8 +27,9 @@ MAX_BEAM = 64
 
 
 def is_text_model(model) -> bool:
-    """True when `model`'s likelihood generates sentences (`VAE.is_text`)."""
-    return bool(getattr(model, "is_text", False))
+    """True for a sentence VAE (vaekit.text.model.SentenceVAE, the model with a vocabulary): sentences in and
+    out."""
+    return hasattr(model, "vocab")
 
 
 def require_text_model(model, what: str = "this") -> Vocabulary:

@@ -23,8 +23,6 @@ from .vocab import Vocabulary
 class SentenceVAE(VAE):
     """A VAE over sentences of token ids; sentences in, sentences out."""
 
-    is_text = True
-
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.vocab: Vocabulary | None = None  # the words of the token ids (set by fit and load)
