@@ -24,12 +24,12 @@ import statistics
 import time
 
 import torch
+from report_json import emit  # (benchmarks/report_json.py, beside this script)
 from torch import nn
 from torch.nn import functional as F
 
 import vaekit
-from report_json import emit  # (benchmarks/report_json.py, beside this script)
-from vaekit.train import _train_epoch, setup
+from vaekit.training.train import _train_epoch, setup
 
 LAYERS = [(784, 400), (400, 40), (20, 400), (400, 784)]  # (the encoder's 400 -> 2 x 20 is one 400 x 40 layer)
 FORWARD_FLOP = sum(2 * a * b for a, b in LAYERS)
@@ -82,7 +82,7 @@ class HandLoop:
 
 
 class VaekitLoop:
-    """vaekit's own loop (`vaekit.train._train_epoch`), eager or with train.compile."""
+    """vaekit's own loop (`vaekit.training.train._train_epoch`), eager or with train.compile."""
 
     def __init__(self, bundle, batch_size: int, compiled: bool, device: str = "cpu") -> None:
         config = vaekit.build_run_config(None, [

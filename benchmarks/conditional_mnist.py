@@ -24,8 +24,8 @@ import torch
 import vaekit
 from vaekit.apps.style import analogy_figure, analogy_grid, class_rows_output, samples_per_class
 from vaekit.commands.outputs import save_classifier
+from vaekit.figures.plots import write_output
 from vaekit.metrics.sample_quality import load_classifier, sample_quality, train_classifier
-from vaekit.plots import write_output
 
 
 def config(data: str, conditional: bool, epochs: int, latent_dim: int, prior: str = "normal") -> vaekit.RunConfig:

@@ -26,7 +26,6 @@ import sys
 import time
 
 import torch
-
 from report_json import emit  # (benchmarks/report_json.py, beside this script)
 
 
@@ -44,8 +43,8 @@ def worker(args) -> None:
     from tqdm import tqdm
 
     import vaekit
-    from vaekit.distributed import Cluster
-    from vaekit.train import _step_batch, _train_epoch, setup
+    from vaekit.training.distributed import Cluster
+    from vaekit.training.train import _step_batch, _train_epoch, setup
 
     cluster = Cluster.from_environment()
     threads = args.threads if cluster.world == 1 else max(1, args.threads // cluster.world)

@@ -18,11 +18,11 @@ import statistics
 import time
 
 import torch
+from report_json import emit  # (benchmarks/report_json.py, beside this script)
 
 import vaekit
-from report_json import emit  # (benchmarks/report_json.py, beside this script)
 from vaekit.data import DataBundle
-from vaekit.train import _train_epoch, setup
+from vaekit.training.train import _train_epoch, setup
 
 BASE = {"examples": 20_000, "batch_size": 128, "hidden": 400, "latent_dim": 20}
 GRID = {"examples": [5_000, 10_000, 20_000, 40_000], "batch_size": [32, 128, 512, 2048],

@@ -98,7 +98,7 @@ def run_mnist(root: Path, n_train: int, n_test: int, epochs: int, figure: str | 
     import vaekit
     from vaekit.apps.impute import impute
     from vaekit.apps.inpaint import hole_pattern, inpainting_figure, observation_mask
-    from vaekit.plots import write_output
+    from vaekit.figures.plots import write_output
 
     bundle = vaekit.load_data("mnist", root / "mnist", limit=n_train)
     config = vaekit.RunConfig()

@@ -25,10 +25,17 @@ from pathlib import Path
 import torch
 
 import vaekit
-from vaekit.analysis import (compare_clusterings, confusion_figure, encode_dataset, matched_confusion, project,
-                             scatter_figure, scatter_html)
-from vaekit.train import load_bundle
-from vaekit.writer import write_output
+from vaekit.analysis import (
+    compare_clusterings,
+    confusion_figure,
+    encode_dataset,
+    matched_confusion,
+    project,
+    scatter_figure,
+    scatter_html,
+)
+from vaekit.training.train import load_bundle
+from vaekit.training.writer import write_output
 
 
 def train(out: Path, minutes: float, latent_dim: int, threads: int) -> Path:

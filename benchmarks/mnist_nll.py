@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 import vaekit
-from vaekit.train import load_bundle
+from vaekit.training.train import load_bundle
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -19,7 +19,7 @@ import torch
 
 import vaekit
 from vaekit.evaluate import importance_sampled_nll
-from vaekit.train import load_bundle
+from vaekit.training.train import load_bundle
 
 
 def main() -> None:

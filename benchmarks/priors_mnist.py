@@ -32,13 +32,12 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
-
 from tqdm.auto import tqdm  # noqa: E402
 
 import vaekit  # noqa: E402
 from vaekit.evaluate import importance_sampled_nll, sharpness  # noqa: E402
-from vaekit.plots import save_image_grid  # noqa: E402
-from vaekit.train import load_bundle  # noqa: E402
+from vaekit.figures.plots import save_image_grid  # noqa: E402
+from vaekit.training.train import load_bundle  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLISHED = {"normal": 88.56, "vamp": 85.57}  # Tomczak & Welling 2018, Table 1 (VAE, one stochastic layer)

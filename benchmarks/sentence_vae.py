@@ -31,7 +31,7 @@ import torch
 import vaekit
 from vaekit.text.generate import interpolate_sentences, sample_sentences, to_text
 from vaekit.text.quality import diversity, reconstruction_report
-from vaekit.train import load_bundle
+from vaekit.training.train import load_bundle
 
 
 def budget(run: Path) -> dict:

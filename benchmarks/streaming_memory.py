@@ -23,10 +23,10 @@ import numpy as np
 import torch
 
 import vaekit
+from vaekit.core.limits import parse_size
 from vaekit.data import load_data
-from vaekit.data.streaming import batch_loader, check_batch_fits, is_streamed
 from vaekit.data.base import Split
-from vaekit.limits import parse_size
+from vaekit.data.streaming import batch_loader, check_batch_fits, is_streamed
 from vaekit.models.vae import Batch
 
 

@@ -10,19 +10,39 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import read_scatter_html, tiny_config
 from PIL import Image
 
 import vaekit
-from vaekit.analysis import (analogy, apply_vector, as_boolean, attribute_vector, clustering_accuracy,
-                             compare_clusterings, confusion_figure, dataset_attribute, decoded_figure,
-                             decoded_output, encode_dataset, interpolate, interpolate_codes, label_vector,
-                             latent_grid, load_embedding, matched_confusion, project, read_attribute_file,
-                             scatter_figure, scatter_html, score_clustering, slerp, traverse)
+from vaekit.analysis import (
+    analogy,
+    apply_vector,
+    as_boolean,
+    attribute_vector,
+    clustering_accuracy,
+    compare_clusterings,
+    confusion_figure,
+    dataset_attribute,
+    decoded_figure,
+    decoded_output,
+    encode_dataset,
+    interpolate,
+    interpolate_codes,
+    label_vector,
+    latent_grid,
+    load_embedding,
+    matched_confusion,
+    project,
+    read_attribute_file,
+    scatter_figure,
+    scatter_html,
+    score_clustering,
+    slerp,
+    traverse,
+)
 from vaekit.commands.outputs import save_embedding
 from vaekit.errors import ConfigError, DataError
-from vaekit.writer import write_output
-
-from conftest import read_scatter_html, tiny_config
+from vaekit.training.writer import write_output
 
 
 @pytest.fixture(autouse=True)

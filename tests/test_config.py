@@ -93,7 +93,7 @@ def test_python_api_settings_are_checked_too(digits):
 
 
 def test_every_option_listed_by_the_registries_has_a_type_and_a_default():
-    from vaekit.registry import REGISTRIES, REQUIRED
+    from vaekit.core.registry import REGISTRIES, REQUIRED
 
     for kind in ("network", "likelihood", "prior", "posterior", "objective"):
         for name in REGISTRIES[kind].names():
@@ -142,7 +142,7 @@ def test_fit_does_not_mutate_the_callers_config(digits):
 
 
 def test_the_configuration_guide_lists_every_option_of_every_entry():
-    from vaekit.registry import REGISTRIES
+    from vaekit.core.registry import REGISTRIES
 
     guide = (Path(__file__).resolve().parents[1] / "docs" / "configuration.md").read_text()
     for kind in ("network", "likelihood", "prior", "posterior", "objective"):

@@ -46,7 +46,7 @@ def test_likelihood_shapes_gradients_and_masks(name, shape):
     assert params.grad is not None and params.grad.abs().sum() > 0
     assert px.mean.shape == (3, 4, *shape)
     # A mask of zeros removes every contribution; a full mask changes nothing.
-    from vaekit.distributions import Masked
+    from vaekit.core.distributions import Masked
 
     zeros = Masked(px, torch.zeros_like(x)).log_prob(x)
     ones = Masked(px, torch.ones_like(x)).log_prob(x)
@@ -79,7 +79,7 @@ def test_prior_sampling_log_prob_and_kl(name):
     z = pz.sample((5, 2))
     assert z.shape == (5, 2, 3)
     assert pz.log_prob(z).shape == (5, 2)
-    qz = vaekit.distributions.diagonal_normal(torch.randn(2, 3), torch.rand(2, 3) + 0.3)
+    qz = vaekit.core.distributions.diagonal_normal(torch.randn(2, 3), torch.rand(2, 3) + 0.3)
     samples = qz.sample((40000,))  # (S, B, D)
     monte_carlo = (qz.log_prob(samples) - pz.log_prob(samples)).mean(0)  # (B,)
     kl = prior.kl(qz, samples)
@@ -89,7 +89,7 @@ def test_prior_sampling_log_prob_and_kl(name):
 
 def test_standard_normal_kl_per_dim_sums_to_kl():
     prior = build_prior("normal", 4)
-    qz = vaekit.distributions.diagonal_normal(torch.randn(3, 4), torch.rand(3, 4) + 0.1)
+    qz = vaekit.core.distributions.diagonal_normal(torch.randn(3, 4), torch.rand(3, 4) + 0.1)
     assert torch.allclose(prior.kl_per_dim(qz).sum(1), D.kl_divergence(qz, prior()), atol=1e-5)
 
 
@@ -237,7 +237,7 @@ def test_gated_activation_is_an_mlp_option_only():
     ("network", "mlp", "channels"), ("likelihood", "bernoulli", "sigma"), ("prior", "normal", "components"),
     ("objective", "elbo", "k")])
 def test_every_registry_refuses_an_option_its_entry_does_not_take(kind, name, option):
-    from vaekit.registry import REGISTRIES
+    from vaekit.core.registry import REGISTRIES
 
     registry = REGISTRIES[kind]
     with pytest.raises(vaekit.ConfigError, match=f"takes no option {option!r}; its options: "):

@@ -16,10 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from safetensors.torch import load_file
 
-from vaekit.distributed import Cluster, check_shareable, shard_rows
 from vaekit.errors import ConfigError
-from vaekit.train import split_noise
-from vaekit.train_step import StepNoise
+from vaekit.training.distributed import Cluster, check_shareable, shard_rows
+from vaekit.training.train import split_noise
+from vaekit.training.train_step import StepNoise
 
 # A batch that 2 processes cannot split evenly (32 + 31), and a last short batch: the weighting must handle both.
 CONFIG = """

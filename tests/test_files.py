@@ -35,8 +35,8 @@ from safetensors.torch import save as st_save
 
 from vaekit import io
 from vaekit.cli import main
+from vaekit.core.outputs import check_output_suffix
 from vaekit.errors import CheckpointError, DataError
-from vaekit.outputs import check_output_suffix
 
 TINY = ["--epochs", "1", "--no-progress", "--set", "model.network.hidden=[16]", "--latent-dim", "2"]
 CASES: collections.Counter = collections.Counter()
@@ -94,7 +94,7 @@ def test_atomic_output_renames_on_success_and_removes_on_error(tmp_path):
 
 
 def test_npy_writers_keep_the_name_given(tmp_path):
-    from vaekit.plots import save_array, save_npy
+    from vaekit.figures.plots import save_array, save_npy
 
     for name in ("a.npy", "b.NPY", "c.dat"):
         save_npy(tmp_path / name, np.arange(6.0).reshape(2, 3))

@@ -20,12 +20,12 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from vaekit import limits
 from vaekit.analysis.interpolation import interpolate_codes, latent_grid
 from vaekit.analysis.traversal import traverse
 from vaekit.build import build_model, count_parameters
 from vaekit.cli import main
 from vaekit.config import ModelConfig
+from vaekit.core import limits
 from vaekit.data.files import load_path
 from vaekit.data.mnist import read_idx
 from vaekit.errors import ConfigError, DataError, ResourceError, VaekitError

@@ -14,7 +14,7 @@ from vaekit.build import build_model
 from vaekit.config import ModelConfig, Plugin
 from vaekit.data import DataBundle
 from vaekit.data.standardize import Standardizer
-from vaekit.train import torch_threads
+from vaekit.training.train import torch_threads
 
 
 def test_fit_trains_on_in_memory_arrays_without_validation():
@@ -105,7 +105,7 @@ def test_in_memory_fit_returns_the_best_validation_weights(digits):
     config = tiny_config(epochs=4, lr=3e-2)  # a high rate: later epochs may be worse than the best
     result = vaekit.fit(config, data=digits)
     best = min(result.history, key=lambda r: r["valid_loss"])
-    again = vaekit.train.average_terms(result.model, vaekit.ELBO(), digits.split("valid"), 0)
+    again = vaekit.training.train.average_terms(result.model, vaekit.ELBO(), digits.split("valid"), 0)
     assert again["loss"] == pytest.approx(best["valid_loss"], rel=0.05)
 
 

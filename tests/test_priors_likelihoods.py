@@ -78,7 +78,7 @@ def test_fast_mixture_log_prob_equals_torch_mixture():
     torch.manual_seed(0)
     from torch import distributions as D
 
-    from vaekit.distributions import diagonal_normal
+    from vaekit.core.distributions import diagonal_normal
     from vaekit.priors import DiagonalGaussianMixture
 
     logits, loc, scale = torch.randn(30), torch.randn(30, 5), torch.rand(30, 5) * 0.5 + 0.01  # some narrow
@@ -182,14 +182,14 @@ def test_vamp_run_saves_loads_and_samples(tmp_path, digits):
 
 def test_marginal_kl_per_dim_matches_the_closed_form():
     torch.manual_seed(0)
-    qz = vaekit.distributions.diagonal_normal(torch.randn(3, 2), torch.rand(3, 2) + 0.3)
+    qz = vaekit.core.distributions.diagonal_normal(torch.randn(3, 2), torch.rand(3, 2) + 0.3)
     normal = build_prior("normal", 2)
     assert torch.equal(normal.marginal_kl_per_dim(qz), normal.kl_per_dim(qz))
     # A one-component MoG at N(0, I) has the standard normal's marginals: the MC estimate converges to it.
     mog = build_prior("mog", 2, components=1)
     with torch.no_grad():
         mog.loc.zero_()
-    many = vaekit.distributions.diagonal_normal(qz.mean.repeat(20000, 1), qz.base_dist.scale.repeat(20000, 1))
+    many = vaekit.core.distributions.diagonal_normal(qz.mean.repeat(20000, 1), qz.base_dist.scale.repeat(20000, 1))
     estimate = mog.marginal_kl_per_dim(many, torch.Generator().manual_seed(0)).view(20000, 3, 2).mean(0)
     assert torch.allclose(estimate, normal.kl_per_dim(qz), atol=0.03)
 
@@ -318,12 +318,12 @@ def test_metrics_hold_per_dimension_kl_and_active_units(tmp_path, digits):
 def test_collapse_warning_when_most_units_are_inactive(digits, caplog):
     config = tiny_config(epochs=2)
     config.objective.beta = 200.0  # the KL term drowns the reconstruction: every unit collapses
-    with caplog.at_level(logging.WARNING, logger="vaekit.train"):
+    with caplog.at_level(logging.WARNING, logger="vaekit.training.train"):
         result = vaekit.fit(config, data=digits)
     assert result.history[-1]["active_units"] < 2
     assert any("posterior collapse" in r.getMessage() for r in caplog.records)
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="vaekit.train"):
+    with caplog.at_level(logging.WARNING, logger="vaekit.training.train"):
         vaekit.fit(tiny_config(epochs=3, lr=3e-3), data=digits)
     assert not any("posterior collapse" in r.getMessage() for r in caplog.records)
 

@@ -7,9 +7,9 @@ import torch
 
 import vaekit
 from vaekit.commands.common import refuse_nonempty
+from vaekit.core.rng import seeded
 from vaekit.errors import VaekitError
-from vaekit.report import draw_samples
-from vaekit.rng import seeded
+from vaekit.figures.report import draw_samples
 
 
 def test_seeded_restores_the_global_rng():

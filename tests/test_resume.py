@@ -18,8 +18,8 @@ from safetensors.torch import load_file
 import vaekit
 from vaekit import io
 from vaekit.cli import main
-from vaekit.runlock import RunLock
-from vaekit.writer import RunWriter
+from vaekit.core.runlock import RunLock
+from vaekit.training.writer import RunWriter
 
 TINY = ["--data", "digits", "--no-progress", "--set", "model.network.hidden=[32]", "--latent-dim", "3",
         "--set", "model.likelihood=bernoulli"]
@@ -107,7 +107,7 @@ def test_a_run_killed_before_its_first_checkpoint_resumes_from_scratch(straight,
     def die(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("vaekit.train._train_epoch", die)
+    monkeypatch.setattr("vaekit.training.train._train_epoch", die)
     assert run_cli(capsys, "train", *TINY, "--epochs", "5", "--seed", "3", "--out", run)[0] == 130
     monkeypatch.undo()
     assert sorted(p.name for p in run.iterdir()) == ["config.json"]

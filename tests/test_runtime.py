@@ -1,4 +1,4 @@
-"""vaekit.runtime (device strings, memory limits) and --device on every command that runs a model.
+"""vaekit.core.runtime (device strings, memory limits) and --device on every command that runs a model.
 
 There is no GPU here: the plumbing is checked by letting `cuda:1` pass the availability check and recording the
 device that reaches `load_run` (or the training config), `--device cpu` runs every command end to end, and
@@ -16,10 +16,10 @@ import pytest
 import torch
 
 import vaekit
-from vaekit import runtime
 from vaekit.cli import main
+from vaekit.core import runtime
+from vaekit.core.runtime import Runtime, parse_memory_limit
 from vaekit.errors import ConfigError, VaekitError
-from vaekit.runtime import Runtime, parse_memory_limit
 
 TINY = ["--epochs", "1", "--no-progress", "--set", "model.network.hidden=[16]", "--latent-dim", "2"]
 NO_CUDA = not torch.cuda.is_available()

@@ -10,11 +10,25 @@ from conftest import shared_data_root
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vaekit.atomic import atomic_write_text
-from vaekit.text.data import ptb_files, ptb_splits
+from vaekit.core.atomic import atomic_write_text
 from vaekit.errors import ConfigError, DataError
-from vaekit.text import (BOS_ID, EOS_ID, PAD_ID, SPECIALS, TOY_MAX_LEN, TOY_MIN_LEN, TOY_VOCAB_SIZE, UNK, UNK_ID,
-                         Vocabulary, read_sentences, teacher_forcing, tokenize, toy_corpus)
+from vaekit.text import (
+    BOS_ID,
+    EOS_ID,
+    PAD_ID,
+    SPECIALS,
+    TOY_MAX_LEN,
+    TOY_MIN_LEN,
+    TOY_VOCAB_SIZE,
+    UNK,
+    UNK_ID,
+    Vocabulary,
+    read_sentences,
+    teacher_forcing,
+    tokenize,
+    toy_corpus,
+)
+from vaekit.text.data import ptb_files, ptb_splits
 
 SENTENCES = [tokenize("the cat sat on the mat ."), tokenize("the dog sat ."), tokenize("a <unk> ran .")]
 

@@ -8,6 +8,7 @@
 
 from .build import build_model, resolve_model_config
 from .config import DataConfig, ModelConfig, Plugin, RunConfig, TrainConfig, build_run_config
+from .core.registry import REGISTRIES
 from .data import DataBundle, Split, load_data
 from .errors import CheckpointError, ConfigError, DataError, TrainingError, VaekitError
 from .evaluate import EvalResult, evaluate, importance_sampled_nll
@@ -17,8 +18,7 @@ from .models import VAE, Batch, VAEOutput
 from .nets import NETWORKS
 from .objectives import ELBO, IWAE, OBJECTIVES, Loss, build_objective
 from .priors import PRIORS
-from .registry import REGISTRIES
-from .train import FitResult, fit
+from .training.train import FitResult, fit
 
 __version__ = "0.1.0"
 

@@ -6,16 +6,16 @@ import dataclasses
 
 import torch
 
-from . import limits
 from .config import ModelConfig, parse_plugin
+from .core import limits
 from .data.base import DataBundle
 from .errors import ConfigError, ResourceError, VaekitError
 from .likelihoods import LIKELIHOODS
+from .modalities import MODALITIES, Modality, modality_for_shape
 from .models import MODEL_KINDS, ModelParts
 from .models.vae import VAE
 from .nets import NETWORKS
 from .posteriors import POSTERIORS
-from .modalities import MODALITIES, Modality, modality_for_shape
 from .priors import PRIORS
 
 # Priors defined in data space (pseudo-inputs): a modality without `data_space_priors` refuses them.
@@ -112,7 +112,7 @@ def count_parameters(config: ModelConfig) -> int | None:
 
 def check_model_size(config: ModelConfig, training: bool = True) -> int | None:
     """The parameter count of `config`'s model, or a ResourceError when its weights (and, for training, their
-    gradients and Adam state) do not fit the memory budget (`vaekit.limits`)."""
+    gradients and Adam state) do not fit the memory budget (`vaekit.core.limits`)."""
     n = count_parameters(config)
     if n is not None:
         per = TRAINING_BYTES_PER_PARAMETER if training else INFERENCE_BYTES_PER_PARAMETER

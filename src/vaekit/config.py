@@ -18,7 +18,7 @@ Every numeric field declares its valid range next to it (`ranged(default, lo, hi
 `choice(default, ...)`), and a value is checked where it enters: `from_dict` (files, overrides), the dataclass
 constructors and attribute assignment (`config.train.lr = 1e-3`) alike. A value outside its range is a
 ConfigError naming the key and the range ("train.grad_clip must be > 0 (or null), got -1.0"); it is never
-replaced by another. Floats must be finite everywhere, plug-in options included (`vaekit.typecheck`).
+replaced by another. Floats must be finite everywhere, plug-in options included (`vaekit.core.typecheck`).
 """
 
 from __future__ import annotations
@@ -34,14 +34,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
+from .core import runtime
+from .core.registry import REQUIRED
+
+# Device strings and memory limits are checked in vaekit.core.runtime; these names stay importable from here.
+from .core.runtime import (AUTO_DEVICE, DEVICE_TYPES, check_device_available, parse_memory_limit,  # noqa: F401
+                           resolve_device)
+from .core.typecheck import Range, check_type, shown
 from .data.common import DEFAULT_TEST_FRACTION, DEFAULT_VALID_FRACTION
-from .text.data import DEFAULT_MAX_LEN, DEFAULT_VOCAB_SIZE
 from .errors import ConfigError
-from . import runtime
-from .registry import REQUIRED
-# Device strings and memory limits are checked in vaekit.runtime; these names stay importable from here.
-from .runtime import AUTO_DEVICE, DEVICE_TYPES, check_device_available, parse_memory_limit, resolve_device  # noqa: F401
-from .typecheck import Range, check_type, shown
+from .text.data import DEFAULT_MAX_LEN, DEFAULT_VOCAB_SIZE
 
 # Seeds reach torch (which derives per-epoch seeds from them) and scikit-learn (random_state < 2**32).
 MAX_SEED = 2**32 - 1
@@ -116,7 +118,7 @@ def _allows_none(hint: Any) -> bool:
 def check_memory_limit(value: str | None, path: str = "data.memory_limit") -> str | None:
     """`value` if it reads as a size ("2G", "512M", "2.5GiB", "1000000" bytes); a ConfigError naming `path`."""
     if value is not None:
-        parse_memory_limit(value, path)  # the one parser of memory limits (vaekit.runtime)
+        parse_memory_limit(value, path)  # the one parser of memory limits (vaekit.core.runtime)
     return value
 
 
@@ -170,7 +172,7 @@ class DataConfig(Section):
     max_len: int = ranged(DEFAULT_MAX_LEN, 1, 10_000)  # text: words kept per sentence (longer ones are cut, with a warning)
     vocab_size: int = ranged(DEFAULT_VOCAB_SIZE, 5, 1_000_000)  # text: most frequent tokens kept, the 4 special ones included
     # Data larger than this are streamed from disk (memory-mapped .npy, IDX files, image folders) instead of being
-    # loaded: a size such as "2G", "512M" or a number of bytes (null: vaekit's memory budget, see vaekit.limits)
+    # loaded: a size such as "2G", "512M" or a number of bytes (null: vaekit's memory budget, see vaekit.core.limits)
     memory_limit: str | None = checked_field(None, check_memory_limit)
     workers: int = ranged(2, 0, 256)  # DataLoader worker processes that read streamed data (0: the main process)
 
@@ -188,7 +190,7 @@ class DataConfig(Section):
 @dataclass
 class Plugin:
     """A config section that picks a registered entry of one plug-in kind: its `name` and that entry's own
-    `options` (checked against the entry's signature and type hints; see `vaekit.registry`).
+    `options` (checked against the entry's signature and type hints; see `vaekit.core.registry`).
 
     In a file it is one table, `[model.network]` with `name = "mlp"` and `hidden = [400]`; an override may give
     the name alone (`model.network=conv`) or one option (`model.network.hidden=[400]`). Options read and set as
@@ -249,7 +251,7 @@ def check_modality(value: str | None, path: str = "model.modality") -> str | Non
 def _registry(kind: str):
     """The registry of a plug-in kind, with every built-in entry registered."""
     from . import likelihoods, modalities, models, nets, objectives, posteriors, priors  # noqa: F401  (importing registers the entries)
-    from .registry import REGISTRIES
+    from .core.registry import REGISTRIES
 
     return REGISTRIES[kind]
 

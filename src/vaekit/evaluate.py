@@ -23,13 +23,13 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from .distributions import log_mean_exp
+from .core.distributions import log_mean_exp
+from .core.runtime import to_model
 from .modalities import modality_of
 from .models.base import split_per_layer
 from .models.vae import VAE, Batch
 from .objectives import ELBO
 from .priors import DIAGNOSTIC_SEED
-from .runtime import to_model
 
 ACTIVE_UNIT_THRESHOLD = 0.01
 # Examples of a split the mutual-information estimate uses (the first ones), and its z draws' seed.

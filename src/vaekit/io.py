@@ -31,10 +31,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from .atomic import (atomic_append_text, atomic_output, atomic_write_bytes, atomic_write_text,  # noqa: F401
-                     new_path_mode)
 from .build import build_model
 from .config import RunConfig, from_dict, to_dict, upgrade_legacy
+from .core.atomic import atomic_append_text, atomic_output, atomic_write_bytes, atomic_write_text, new_path_mode
 from .errors import CheckpointError, ConfigError, VaekitError
 from .modalities import modality_of
 from .models.vae import VAE

@@ -23,8 +23,8 @@ from torch import distributions as D
 from torch import nn
 from torch.nn import functional as F
 
+from .core.registry import Registry
 from .errors import ConfigError
-from .registry import Registry
 
 # Context: the data shape, (C, H, W) or (F,) (or (L,) token ids), the latent size and the vocabulary size of text
 # (0 otherwise), which the builder knows; every other parameter is an option.

@@ -27,11 +27,11 @@ from typing import Callable
 
 import torch
 
-from .distributions import log_mean_exp
+from .core.distributions import log_mean_exp
+from .core.registry import Registry
 from .errors import ConfigError
 from .models.vae import VAE, Batch
 from .posteriors import is_diagonal_normal
-from .registry import Registry
 
 # Context: the length of training, which the trainer knows; schedules in the config are in epochs.
 OBJECTIVES: Registry[Callable[..., "Objective"]] = Registry("objective", context=("steps_per_epoch", "epochs"))
@@ -49,8 +49,8 @@ class Objective:
     """Base class: `__call__(model, batch, step) -> Loss`.
 
     An objective that reads `batch.noise` (the standard normal draws of z, shape (n_samples, B, D)) declares
-    `n_samples`; the training loop then draws that noise for it (see `vaekit.train`), so that its result does not
-    depend on how a global batch is split over processes. One without it draws z itself."""
+    `n_samples`; the training loop then draws that noise for it (see `vaekit.training.train`), so that its result
+    does not depend on how a global batch is split over processes. One without it draws z itself."""
 
     n_samples: int | None = None
 

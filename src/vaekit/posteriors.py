@@ -24,8 +24,8 @@ from torch import distributions as D
 from torch import nn
 from torch.nn import functional as F
 
+from .core.registry import Registry
 from .errors import ConfigError
-from .registry import Registry
 
 POSTERIORS: Registry[Callable[..., nn.Module]] = Registry("posterior", context=("latent_dim",))
 

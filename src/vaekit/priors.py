@@ -21,10 +21,10 @@ import torch
 from torch import distributions as D
 from torch import nn
 
-from .distributions import diagonal_normal
+from .core.distributions import diagonal_normal
+from .core.registry import Registry
 from .errors import ConfigError
 from .posteriors import GaussianPosterior, is_diagonal_normal
-from .registry import Registry
 
 # Context: the latent size and the data shape (for priors that live in data space); the rest are options.
 PRIORS: Registry[Callable[..., "Prior"]] = Registry("prior", context=("latent_dim", "event_shape"))

@@ -20,10 +20,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ..core.runtime import device_of, to_model
 from ..data.standardize import Standardizer
 from ..errors import ConfigError, DataError
 from ..models.vae import VAE
-from ..runtime import device_of, to_model
 
 TRUE_WORDS, FALSE_WORDS = {"1", "true", "yes", "t", "y"}, {"0", "false", "no", "f", "n", "-1"}
 

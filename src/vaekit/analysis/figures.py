@@ -1,6 +1,6 @@
 """Figures of the latent analysis (matplotlib, Agg): scatter plots coloured by label, image grids for traversals /
 interpolations / latent arithmetic, and the confusion matrix of a clustering. Each function returns the figure (or
-an array); the commands write it (`vaekit.plots.write_output`).
+an array); the commands write it (`vaekit.figures.plots.write_output`).
 
 Colours come from `palette`, shared with the interactive HTML plots so that both show a class in one colour.
 """
@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 import torch
 
-from .. import plots
 from ..errors import DataError
-from ..plots import to_nchw
+from ..figures import plots
+from ..figures.plots import to_nchw
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -17,11 +17,12 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ..core.latent_paths import METHODS, SLERP_EPS, lerp, slerp  # noqa: F401 (re-exported)
+from ..core.runtime import to_model
 from ..errors import ConfigError
-from ..latent_paths import METHODS, SLERP_EPS, lerp, slerp  # noqa: F401 (re-exported)
 from ..models.vae import VAE
-from ..runtime import to_model
 from .traversal import check_latent_dims, prior_moments
+
 
 @dataclass(frozen=True)
 class Interpolation:

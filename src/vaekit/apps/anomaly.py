@@ -40,16 +40,16 @@ from sklearn.base import BaseEstimator
 
 from .. import io
 from ..config import DataConfig, ModelConfig, Plugin, RunConfig, TrainConfig
+from ..core.rng import seeded
+from ..core.runtime import to_model
 from ..data import DataBundle
 from ..data.standardize import Standardizer
 from ..errors import CheckpointError, ConfigError, DataError
 from ..evaluate import importance_sampled_nll
 from ..models.vae import VAE, Batch
 from ..objectives import ELBO
-from ..rng import seeded
-from ..runtime import to_model
-from ..train import fit, torch_threads
-from ..writer import STANDARDIZER_FILE
+from ..training.train import fit, torch_threads
+from ..training.writer import STANDARDIZER_FILE
 from .budget import ESTIMATOR_THREADS, auto_epochs
 
 log = logging.getLogger(__name__)
@@ -430,7 +430,7 @@ def detection_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float |
 def save_score_histogram(scores: np.ndarray, labels: np.ndarray, path: str | Path, threshold: float | None = None,
                          title: str = "Anomaly scores") -> Path:
     """Histograms of the scores of normal points and of anomalies (shared bins, densities), with the threshold."""
-    from ..plots import _pyplot
+    from ..figures.plots import _pyplot
 
     plt = _pyplot()
     labels = np.asarray(labels).astype(bool)
@@ -452,7 +452,7 @@ def save_score_histogram(scores: np.ndarray, labels: np.ndarray, path: str | Pat
     ax.legend(fontsize=8)
     fig.tight_layout()
     path = Path(path)
-    from ..plots import save_figure
+    from ..figures.plots import save_figure
 
     save_figure(fig, path)  # atomic: whole or absent
     plt.close(fig)

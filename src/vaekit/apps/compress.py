@@ -32,9 +32,9 @@ import math
 import numpy as np
 import torch
 
+from ..core.runtime import to_model
 from ..errors import DataError
 from ..models.vae import VAE
-from ..runtime import to_model
 from . import vkz
 from .vkz import CompressionError, model_fingerprint
 

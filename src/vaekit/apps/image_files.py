@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import limits
+from ..core import limits
 from ..errors import ConfigError, DataError
 
 FORMS = ("npy", "npz", "idx", "png-folder")
@@ -215,8 +215,8 @@ def check_target(path: str | Path, force: bool = False) -> str:
     """The form of output `path`, after checking that it may be written: an existing file only with `force`; a
     folder of PNGs when it does not exist or is empty, or with `force` when it holds PNG files alone (nothing
     else the user has is ever removed). A one-line VaekitError otherwise."""
+    from ..core.outputs import refuse_nonempty
     from ..errors import VaekitError
-    from ..outputs import refuse_nonempty
 
     form = output_form(path)
     if form != "png-folder":

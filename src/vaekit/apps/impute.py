@@ -21,12 +21,12 @@ import math
 import numpy as np
 import torch
 
-from ..distributions import Masked
+from ..core import limits
+from ..core.distributions import Masked
+from ..core.rng import seeded
+from ..core.runtime import to_model
 from ..errors import ConfigError
-from .. import limits
 from ..models.vae import VAE
-from ..rng import seeded
-from ..runtime import to_model
 
 METHODS = ("importance", "pseudo-gibbs", "metropolis")
 ROWS_BUDGET = 4_000_000

@@ -18,12 +18,12 @@ import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from ..config import DataConfig, ModelConfig, Plugin, RunConfig, TrainConfig
+from ..core.rng import seeded
+from ..core.runtime import to_model
 from ..data import DataBundle
 from ..data.standardize import Standardizer
 from ..errors import ConfigError, DataError
-from ..rng import seeded
-from ..runtime import to_model
-from ..train import fit, torch_threads
+from ..training.train import fit, torch_threads
 from .budget import ESTIMATOR_THREADS, auto_epochs
 from .impute import METHODS, impute, impute_importance
 

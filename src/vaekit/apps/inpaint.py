@@ -113,8 +113,8 @@ def observation_mask(hole: np.ndarray | torch.Tensor, images: torch.Tensor) -> t
 def inpainting_figure(images: torch.Tensor, observed: torch.Tensor, filled: dict[str, torch.Tensor],
                       title: str = "Inpainting") -> Figure:
     """Rows: the originals, what the model saw (hidden pixels tinted blue), and one row per filling method. Write
-    it with `vaekit.plots.write_output`."""
-    from ..plots import image_grid_figure
+    it with `vaekit.figures.plots.write_output`."""
+    from ..figures.plots import image_grid_figure
 
     def rgb(x: torch.Tensor) -> torch.Tensor:
         return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x[:, :3]

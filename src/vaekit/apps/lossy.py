@@ -23,9 +23,9 @@ import math
 import numpy as np
 import torch
 
-from .. import limits
+from ..core import limits
+from ..core.runtime import to_model
 from ..models.vae import VAE
-from ..runtime import to_model
 from . import vkz
 from .vkz import CompressionError, model_fingerprint
 

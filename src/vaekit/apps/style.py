@@ -6,27 +6,32 @@ does not say: the style (slant, stroke width, size). Encoding an image with its 
 and decoding that z with another label draws the same style in the other class:
     x' = E[p(x | z, c')]                      ((B, *event))
 The analogy grid of Kingma et al. (2014, Fig. 1) does this for every class: one row per source image, one
-column per class. `samples_per_class` (from `vaekit.class_grid`) is the generative version: z ~ p(z) shared along
-each column, one row per class.
+column per class. `samples_per_class` (from `vaekit.figures.class_grid`) is the generative version: z ~ p(z)
+shared along each column, one row per class.
 """
 
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
 
-from .. import plots
-from ..class_grid import (NOT_CONDITIONAL, check_labels, class_rows_output, names_of, require_conditional,
-                          samples_per_class)
+from ..core.outputs import check_output_suffix
+from ..core.runtime import to_model
 from ..errors import ConfigError
+from ..figures import plots
+from ..figures.class_grid import (
+    NOT_CONDITIONAL,
+    check_labels,
+    class_rows_output,
+    names_of,
+    require_conditional,
+    samples_per_class,
+)
 from ..models.vae import VAE
-from ..outputs import check_output_suffix
-from ..runtime import to_model
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -114,7 +119,7 @@ ANALOGY_SUFFIXES = (".png", ".npy")
 def analogy_output(grid: AnalogyGrid, suffix: str, class_names: Sequence[str] | None = None,
                    row_labels: Sequence[str] | None = None, title: str = "Style transfer") -> Figure | np.ndarray:
     """The grid as what a file of this suffix holds: `analogy_figure` (.png) or the (R, K, *event) images (.npy).
-    Write it with `vaekit.plots.write_output`."""
+    Write it with `vaekit.figures.plots.write_output`."""
     check_output_suffix(f"analogies{suffix}", ANALOGY_SUFFIXES)
     if suffix.lower() == ".npy":
         return grid.images.cpu().numpy()

@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..core.rng import seeded
+from ..core.runtime import to_model
 from ..models.vae import VAE
-from ..rng import seeded
-from ..runtime import to_model
 
 DEFECTS = ("scratch", "spot", "dent")
 # A pixel belongs to the defect mask when the defect changed it by more than this (grey levels in [0, 1]).
@@ -132,7 +132,7 @@ def save_anomaly_figure(images: np.ndarray, maps: np.ndarray, path: str | Path, 
     """Rows: the images, their anomaly heat maps over the image, and (when given) the true defect masks.
 
     `images` (N, 1, H, W) or (N, H, W) in [0, 1]; `maps` (N, H, W) pixel scores. Up to 8 columns."""
-    from ..plots import _pyplot
+    from ..figures.plots import _pyplot
 
     plt = _pyplot()
     images = images[:, 0] if images.ndim == 4 else images
@@ -161,7 +161,7 @@ def save_anomaly_figure(images: np.ndarray, maps: np.ndarray, path: str | Path, 
     cax = fig.add_axes((0.93, 0.15, 0.015, 0.7))
     fig.colorbar(heat, cax=cax).set_label("pixel NLL (nats)", fontsize=8)
     path = Path(path)
-    from ..plots import save_figure
+    from ..figures.plots import save_figure
 
     save_figure(fig, path)  # atomic: whole or absent
     plt.close(fig)

@@ -13,10 +13,19 @@ from pathlib import Path
 import numpy as np
 
 from ..apps.anomaly import SCORES
+from ..core.outputs import check_output_suffix
 from ..errors import DataError, VaekitError
-from ..outputs import check_output_suffix
-from .common import (add_device_arg, config_type, float_range, guard_output, int_range, positive_int, refuse_nonempty,
-                     runtime_of, seed_int)
+from .common import (
+    add_device_arg,
+    config_type,
+    float_range,
+    guard_output,
+    int_range,
+    positive_int,
+    refuse_nonempty,
+    runtime_of,
+    seed_int,
+)
 
 
 def _data_args(p, default_split: str) -> None:

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Callable
 
 from ..config import MAX_SEED, MAX_THREADS, DataConfig, ModelConfig, TrainConfig
+from ..core.outputs import refuse_nonempty  # output folders: the library's rule, re-exported for the commands
+from ..core.typecheck import INT64_MAX, Range
 from ..errors import ConfigError, VaekitError
-from ..outputs import refuse_nonempty  # output folders: the library's rule, re-exported for the commands
-from ..typecheck import INT64_MAX, Range
 
 __all__ = ["add_device_arg", "class_names_of", "config_type", "device_type", "finite_float", "float_list", "float_range", "guard_output", "int_list",
            "int_range", "load_with_data", "nonnegative_float", "nonnegative_int", "positive_float", "positive_int",
@@ -149,7 +149,7 @@ def guard_output(path: str | None, force: bool) -> None:
 def device_type(text: str) -> str:
     """An argparse type: a device string (auto, cpu, cuda, cuda:N, mps) that this machine has, so that an
     unavailable device ends with argparse's one-line error and exit status 2 before any work."""
-    from ..runtime import check_device
+    from ..core.runtime import check_device
 
     try:
         return check_device(text, "device")
@@ -175,8 +175,8 @@ def run_args(p, out_help: str) -> None:
 
 
 def runtime_of(args):
-    """The `vaekit.runtime.Runtime` of the command-line flags (--device, and --threads where a command has it)."""
-    from ..runtime import Runtime
+    """The `vaekit.core.runtime.Runtime` of the command-line flags (--device, and --threads where a command has it)."""
+    from ..core.runtime import Runtime
 
     return Runtime.from_flags(getattr(args, "device", "cpu"), threads=getattr(args, "threads", None))
 
@@ -191,7 +191,7 @@ def load_run_of(args, path=None):
 def load_with_data(args, run=None):
     """(run, data bundle) of `args.run` (or of the already loaded `run`) with the model on --device, the data
     read from `args.data_root` when given."""
-    from ..train import load_bundle
+    from ..training.train import load_bundle
 
     run = run or load_run_of(args)
     if getattr(args, "data_root", None):
@@ -201,7 +201,7 @@ def load_with_data(args, run=None):
 
 def class_names_of(run) -> list[str]:
     """The class names of a run's data set, or '0', '1', ... when the data set has none or cannot be read."""
-    from ..train import load_bundle
+    from ..training.train import load_bundle
 
     try:
         names = load_bundle(run.config).class_names

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..core.outputs import check_output_suffix
 from ..errors import ConfigError, DataError
-from ..outputs import check_output_suffix
 from .common import add_device_arg, float_range, guard_output, load_run_of, positive_float
 
 

@@ -91,7 +91,7 @@ def _impute_images(args) -> int:
 
     from ..apps.impute import impute
     from ..apps.inpaint import as_images, hole_pattern, inpainting_figure, observation_mask, read_array_or_image
-    from ..plots import write_output
+    from ..figures.plots import write_output
 
     guard_output(args.out, args.force)
     guard_output(args.array, args.force)
@@ -122,7 +122,7 @@ def _impute_images(args) -> int:
                                          title=f"Inpainting ({args.method}, {args.mask})"),
                        args.out or run.path / "inpainting.png")
     if args.array:
-        from ..plots import save_npy
+        from ..figures.plots import save_npy
 
         save_npy(args.array, filled.numpy())  # atomic, and under exactly the name given
     known = "" if args.image else f" (RMSE vs the original test images {err:.4f})"

@@ -21,8 +21,22 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from .common import (check_index, float_list, guard_output, int_list, int_range, load_with_data, modality_step,
-                     nonnegative_int, positive_float, positive_int, run_args, runtime_of, seed_int, thread_count)
+from .common import (
+    check_index,
+    float_list,
+    guard_output,
+    int_list,
+    int_range,
+    load_with_data,
+    modality_step,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+    run_args,
+    runtime_of,
+    seed_int,
+    thread_count,
+)
 
 OUT_DIR = "latent"
 
@@ -225,7 +239,7 @@ def cmd_embed(args) -> int:
 def cmd_plot(args) -> int:
     from ..analysis import load_embedding, project, scatter_figure, scatter_html
     from ..analysis.projection import check_dims, require_backend, resolve_method
-    from ..plots import write_output
+    from ..figures.plots import write_output
 
     run, data, split = _load(args)
     check_dims(run.model.latent_dim, args.dims)
@@ -253,7 +267,7 @@ def cmd_plot(args) -> int:
 
 def cmd_traverse(args) -> int:
     from ..analysis import decoded_output, traverse
-    from ..plots import write_output
+    from ..figures.plots import write_output
 
     run, data, split = _load(args)
     model = run.model
@@ -282,7 +296,7 @@ def cmd_traverse(args) -> int:
 
 def cmd_interpolate(args) -> int:
     from ..analysis import decoded_output, interpolate, latent_grid
-    from ..plots import write_output
+    from ..figures.plots import write_output
 
     run, data, split = _load(args)
     model = run.model
@@ -325,8 +339,8 @@ def cmd_interpolate(args) -> int:
 def cmd_cluster(args) -> int:
     from ..analysis import compare_clusterings, confusion_figure, load_embedding, matched_confusion
     from ..analysis.clustering import METHODS
+    from ..figures.plots import write_output
     from ..io import atomic_write_text
-    from ..plots import write_output
 
     run, data, split = _load(args)
     out = _out(args, run, "clusters.json", (".json",))
@@ -345,7 +359,7 @@ def cmd_cluster(args) -> int:
     k = args.k or (data.num_classes if labels is not None and data.num_classes else 10)
     inputs = None
     if not args.no_baselines:  # the baselines cluster the raw inputs: they must fit in memory
-        from ..limits import check_allocation
+        from ..core.limits import check_allocation
 
         n_values = len(emb.index) * int(np.prod(split.x.shape[1:]))
         check_allocation(4 * n_values, f"the clustering baselines on {len(emb.index):,} raw inputs (skip them "
@@ -381,10 +395,17 @@ def cmd_cluster(args) -> int:
 
 
 def cmd_arithmetic(args) -> int:
-    from ..analysis import (analogy, apply_vector, attribute_vector, dataset_attribute, decoded_output, label_vector,
-                            read_attribute_file)
+    from ..analysis import (
+        analogy,
+        apply_vector,
+        attribute_vector,
+        dataset_attribute,
+        decoded_output,
+        label_vector,
+        read_attribute_file,
+    )
+    from ..figures.plots import write_output
     from ..io import atomic_write_text
-    from ..plots import write_output
 
     run, data, split = _load(args)
     model = run.model

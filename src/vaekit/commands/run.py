@@ -12,9 +12,21 @@ import time
 from pathlib import Path
 
 from ..errors import VaekitError
+from .common import (
+    class_names_of,
+    config_type,
+    device_type,
+    guard_output,
+    int_range,
+    load_run_of,
+    load_with_data,
+    modality_step,
+    nonnegative_float,
+    positive_int,
+    run_args,
+    seed_int,
+)
 from .text import add_decoding_args, refuse_text_options
-from .common import (class_names_of, config_type, device_type, guard_output, int_range, load_run_of,
-                     load_with_data, modality_step, nonnegative_float, positive_int, run_args, seed_int)
 
 
 def _train_parser(sub) -> None:
@@ -91,7 +103,7 @@ def register(sub) -> None:
 
 def cmd_train(args) -> int:
     from .. import build_run_config, fit
-    from ..distributed import Cluster
+    from ..training.distributed import Cluster
 
     flags = {"data.name": args.data, "data.root": args.data_root, "train.epochs": args.epochs,
              "train.batch_size": args.batch_size, "train.lr": args.lr, "model.latent_dim": args.latent_dim,
@@ -101,9 +113,9 @@ def cmd_train(args) -> int:
     if args.no_progress:
         overrides.append("train.progress=false")
     if args.resume:
-        # Every setting comes from the run folder; flags may only extend the run (see vaekit.resume).
+        # Every setting comes from the run folder; flags may only extend the run (see vaekit.training.resume).
         from ..io import load_config
-        from ..resume import requested_config
+        from ..training.resume import requested_config
 
         if not args.out:
             raise VaekitError("--resume needs --out RUN, the run folder to continue")
@@ -206,10 +218,9 @@ def _likelihood_rows(result, continuous: bool = False) -> list[tuple[str, str]]:
 
 
 def cmd_sample(args) -> int:
-    from ..report import OUTPUT_SUFFIXES, check_output_suffix, draw_samples, sample_output
-    from ..writer import write_output
-
-    from ..plots import check_grid_size
+    from ..figures.plots import check_grid_size
+    from ..figures.report import OUTPUT_SUFFIXES, check_output_suffix, draw_samples, sample_output
+    from ..training.writer import write_output
 
     run = load_run_of(args)
     refuse_text_options(args, run.model)
@@ -224,7 +235,7 @@ def cmd_sample(args) -> int:
     if args.label is not None and not run.model.conditional:
         raise VaekitError("--label needs a conditional model; train one with --set model.conditional=true")
     if run.model.conditional and args.label is None:  # one row per class, the same z down each column
-        from ..class_grid import class_rows_output, samples_per_class
+        from ..figures.class_grid import class_rows_output, samples_per_class
 
         per_class = -(-args.n // run.model.num_classes) if args.per_class is None else args.per_class
         images = samples_per_class(run.model, per_class, args.seed, mean=not args.draw)
@@ -241,8 +252,8 @@ def cmd_sample(args) -> int:
 
 
 def cmd_reconstruct(args) -> int:
-    from ..report import OUTPUT_SUFFIXES, check_output_suffix, reconstruction_output
-    from ..writer import write_output
+    from ..figures.report import OUTPUT_SUFFIXES, check_output_suffix, reconstruction_output
+    from ..training.writer import write_output
 
     run = load_run_of(args)
     refuse_text_options(args, run.model)
@@ -268,7 +279,8 @@ def cmd_reconstruct(args) -> int:
 
 def cmd_ls(args) -> int:
     import vaekit  # noqa: F401  (imports every registry)
-    from ..registry import REGISTRIES
+
+    from ..core.registry import REGISTRIES
 
     for kind, registry in REGISTRIES.items():
         print(f"{kind[:-1] + 'ies' if kind.endswith('y') else kind + 's'}:")

@@ -74,11 +74,11 @@ def parse_content(text: str, labels: torch.Tensor | None, num_classes: int,
 
 def cmd_style(args) -> int:
     from ..apps.style import analogy_grid, analogy_output, require_conditional
-    from ..plots import write_output
+    from ..figures.plots import write_output
 
     guard_output(args.out, args.force)
     if args.out:  # before any work
-        from ..outputs import check_output_suffix
+        from ..core.outputs import check_output_suffix
 
         check_output_suffix(args.out, (".png", ".npy"))
     if args.grid == (args.content is not None):

@@ -11,7 +11,7 @@ from typing import Any, Callable, Literal
 
 import torch
 
-from ..registry import Registry
+from ..core.registry import Registry
 from .standardize import Standardizer
 
 # What kind of values x holds; it picks the default likelihood:

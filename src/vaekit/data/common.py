@@ -163,7 +163,7 @@ MAX_IMAGE_PIXELS = 89_478_485
 
 def check_load(n_values: int, itemsize: int, what: str) -> None:
     """A DataError unless loading `n_values` values of `itemsize` bytes fits the memory budget."""
-    from .. import limits
+    from ..core import limits
 
     limits.check_allocation(int(n_values) * (int(itemsize) + LOAD_BYTES_PER_VALUE), what, error=DataError)
 

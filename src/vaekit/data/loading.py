@@ -16,12 +16,18 @@ from typing import Any
 
 import torch
 
+from ..core.runtime import parse_memory_limit
 from ..errors import DataError, ResourceError
-from ..runtime import parse_memory_limit
 from ..text.data import DEFAULT_MAX_LEN, DEFAULT_VOCAB_SIZE, load_text_file, validate_text_bundle
 from .base import DATASETS, DataBundle, Split
-from .common import (BINARIZE_MODES, DEFAULT_TEST_FRACTION, DEFAULT_VALID_FRACTION, check_fractions,
-                     count_nonfinite, limit_bundle)
+from .common import (
+    BINARIZE_MODES,
+    DEFAULT_TEST_FRACTION,
+    DEFAULT_VALID_FRACTION,
+    check_fractions,
+    count_nonfinite,
+    limit_bundle,
+)
 from .files import load_path
 from .streaming import is_streamed
 
@@ -105,7 +111,7 @@ def load_data(
     (words kept per sentence) and `vocab_size` (most frequent tokens kept, specials included) apply to text.
 
     Data whose float32 values (all splits, estimated from headers before loading) exceed `memory_limit` (a size
-    such as "200M"; None: vaekit's memory budget, `vaekit.limits.memory_budget`) are streamed from disk when the
+    such as "200M"; None: vaekit's memory budget, `vaekit.core.limits.memory_budget`) are streamed from disk when the
     format allows (.npy, uncompressed IDX, image folders: splits of `vaekit.data.streaming.Rows`); otherwise a
     ResourceError says what to do. Data that fit are loaded into memory as tensors."""
     limit_bytes = parse_memory_limit(memory_limit, "memory_limit")
@@ -186,7 +192,7 @@ def load_data(
 def _should_stream(spec, root, limit_bytes: int, memory_limit: str | None) -> bool:
     """True when data set `spec` would not fit `limit_bytes` in memory and can stream; a one-line ResourceError
     when it would not fit and cannot stream; False when it fits or its size is unknown before loading."""
-    from ..limits import ENV_VAR, format_bytes
+    from ..core.limits import ENV_VAR, format_bytes
     from .stream_bundle import estimate_size
 
     estimate = estimate_size(spec, root)

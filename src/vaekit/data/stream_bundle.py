@@ -23,13 +23,30 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..core import limits
 from ..errors import DataError
-from .. import limits
 from .base import DataBundle, Split, ValueKind
-from .common import (DEFAULT_TEST_FRACTION, DEFAULT_VALID_FRACTION, EVAL_BINARIZE_SEED, check_binarize,
-                     SPLIT_ORDER, _npy_header, dataset_folder, find_file, split_indices)
-from .files import (EventLayout, apply_layout_view, check_float32_range, event_layout, image_files, image_header,
-                    image_sizes, GREY_MODES)
+from .common import (
+    DEFAULT_TEST_FRACTION,
+    DEFAULT_VALID_FRACTION,
+    EVAL_BINARIZE_SEED,
+    SPLIT_ORDER,
+    _npy_header,
+    check_binarize,
+    dataset_folder,
+    find_file,
+    split_indices,
+)
+from .files import (
+    GREY_MODES,
+    EventLayout,
+    apply_layout_view,
+    check_float32_range,
+    event_layout,
+    image_files,
+    image_header,
+    image_sizes,
+)
 from .standardize import Standardizer
 from .streaming import IdxSource, ImageFolderSource, NpySource, RowView, Source
 

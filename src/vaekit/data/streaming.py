@@ -383,7 +383,7 @@ def batch_bytes(split: Split, batch_size: int, workers: int = 0) -> int:
 def check_batch_fits(split: Split, batch_size: int, memory_limit_bytes: int, workers: int = 0) -> int:
     """The bytes of the batches held at once (`batch_bytes`) when they fit `memory_limit_bytes`, else a one-line
     ResourceError; the training loop calls it before the first streamed epoch."""
-    from ..limits import format_bytes
+    from ..core.limits import format_bytes
 
     need = batch_bytes(split, batch_size, workers)
     if need > memory_limit_bytes:

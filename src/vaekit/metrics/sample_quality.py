@@ -28,12 +28,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .. import limits
+from ..core import limits
+from ..core.rng import seeded
 from ..data.base import DataBundle
 from ..errors import CheckpointError, DataError
 from ..io import load_tensors
 from ..models.vae import VAE
-from ..rng import seeded
 
 log = logging.getLogger(__name__)
 

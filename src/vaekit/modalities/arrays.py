@@ -1,7 +1,7 @@
 """The array modalities: images (C, H, W), tables (F,) of numbers, and 2-D points.
 
 They share everything of `Modality` (fixed-size examples, the MLP or a data set's own network, the likelihood of
-the values' kind); they differ in what a run folder shows (`vaekit.report.array_run_outputs`: grids of images,
+the values' kind); they differ in what a run folder shows (`vaekit.figures.report.array_run_outputs`: grids of images,
 CSV rows of a table, and for 2-D points a scatter of samples against the training data). The explorer page shows
 each as PNG (`Modality.show_example`: an enlarged image, or a row of grey cells for a table or a point).
 """
@@ -12,8 +12,8 @@ from typing import Any, Iterator
 
 from torch import nn
 
-from ..plots import training_curves_figure
-from ..report import array_run_outputs, samples_2d_output
+from ..figures.plots import training_curves_figure
+from ..figures.report import array_run_outputs, samples_2d_output
 from .base import MODALITIES, Modality
 
 

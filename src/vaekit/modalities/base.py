@@ -26,10 +26,10 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
+from ..core.registry import Registry
+from ..core.runtime import to_model
 from ..errors import ConfigError
-from ..plots import strip_png, to_png
-from ..registry import Registry
-from ..runtime import to_model
+from ..figures.plots import strip_png, to_png
 
 MODALITIES: Registry = Registry("modality")
 

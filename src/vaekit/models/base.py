@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 
 from torch import nn
 
-from ..registry import Registry
+from ..core.registry import Registry
 
 # Every factory takes the builder's parts; everything else it takes is an option of `[model.kind]`.
 MODEL_KINDS: Registry[Callable[..., nn.Module]] = Registry("model kind", context=("parts",))

@@ -17,8 +17,8 @@ from torch import distributions as D
 from torch import nn
 from torch.nn import functional as F
 
-from .. import limits
-from ..distributions import Masked
+from ..core import limits
+from ..core.distributions import Masked
 from ..errors import ConfigError
 from ..likelihoods import Likelihood
 from ..posteriors import MIN_POSTERIOR_SCALE, GaussianPosterior, reparameterise  # noqa: F401 (MIN_POSTERIOR_SCALE: re-exported)
@@ -169,7 +169,7 @@ class VAE(nn.Module):
         """n new data points (n, *event) from z ~ p(z): the likelihood's mean, or a draw when `mean=False`.
         (A model of another kind of value, such as sentences, returns those: vaekit.text.model.SentenceVAE.)
 
-        The memory it needs is checked first (a ResourceError beyond the budget of `vaekit.limits`); z is drawn
+        The memory it needs is checked first (a ResourceError beyond the budget of `vaekit.core.limits`); z is drawn
         in blocks of PRIOR_BLOCK and decoded in chunks that fit the budget, so that a large n has no activation
         spike. The result of one chunk stays on the model's device; more are gathered on the CPU."""
         if y is not None and not self.conditional:

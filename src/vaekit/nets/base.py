@@ -19,8 +19,8 @@ from typing import Callable
 
 from torch import nn
 
+from ..core.registry import Registry
 from ..errors import ConfigError
-from ..registry import Registry
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,

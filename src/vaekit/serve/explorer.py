@@ -25,10 +25,10 @@ import torch
 
 from ..analysis.latents import COLLAPSED_KL, encode_dataset, subsample_indices
 from ..analysis.projection import METHODS as PROJECTION_METHODS
-from ..atomic import atomic_write_text
+from ..core.atomic import atomic_write_text
+from ..core.runtime import to_model
 from ..errors import VaekitError
 from ..modalities import Modality, modality_of
-from ..runtime import to_model
 
 PROJECTIONS = tuple(m for m in PROJECTION_METHODS if m in ("pca", "tsne", "umap"))
 MAX_STEPS = 32  # traversal and interpolation strips
@@ -86,7 +86,7 @@ class Explorer:
     def __init__(self, run_dir: str | Path, split: str = "test", max_points: int = 2000, seed: int = 0,
                  data_root: str | None = None, device: str | torch.device = "cpu") -> None:
         from ..io import load_run
-        from ..train import load_bundle
+        from ..training.train import load_bundle
 
         self.run_dir = Path(run_dir)
         run = load_run(self.run_dir, device=device)

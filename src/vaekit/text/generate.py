@@ -15,7 +15,7 @@ from typing import Sequence
 
 import torch
 
-from .. import limits
+from ..core import limits
 from ..errors import ConfigError, DataError
 from .corpus import tokenize
 from .vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Vocabulary
@@ -178,7 +178,7 @@ def interpolate_sentences(model, a: str | Sequence[str], b: str | Sequence[str],
     """The homotopy between two sentences: z_t = (1 - t) z_a + t z_b (or the spherical path, `method="slerp"`)
     at `steps` evenly spaced t in [0, 1] (both ends included), each decoded; the ends are the reconstructions of
     a and b."""
-    from ..latent_paths import METHODS, lerp, slerp
+    from ..core.latent_paths import METHODS, lerp, slerp
 
     if isinstance(steps, bool) or not isinstance(steps, int) or not 2 <= steps <= 1000:
         raise ConfigError(f"steps must be a whole number in [2, 1000], got {steps!r}")

@@ -19,10 +19,10 @@ from torch import nn
 
 from ..errors import CheckpointError, DataError, VaekitError
 from ..modalities.base import MODALITIES, Modality
+from . import network as _network  # noqa: F401  (registers the rnn network; the sentence likelihood is in .sequence)
 from .batching import length_bucketed, sentence_lengths
 from .generate import decode_codes, reconstruct_sentences, sample_sentences, to_ids, to_text
 from .model import SentenceVAE
-from . import network as _network  # noqa: F401  (registers the rnn network; the sentence likelihood is in .sequence)
 from .vocab import Vocabulary
 
 VOCAB_FILE = "vocab.json"  # a text run's vocabulary, words in id order
@@ -154,7 +154,7 @@ def load_vocabulary(run_dir: Path, size: int) -> Vocabulary:
 def text_outputs(model: nn.Module, data: Any, history: list[dict], seed: int = 0) -> Iterator[tuple[str, Any]]:
     """(file name, content) for a text run: samples.txt (prior samples decoded greedily and by sampling),
     reconstructions.txt (the first test sentences and their greedy reconstructions) and the curves figure."""
-    from .. import plots
+    from ..figures import plots
 
     lines = ["# z ~ p(z), decoded greedily", *sample_sentences(model, TEXT_SAMPLES, "greedy", seed=seed), "",
              "# z ~ p(z), words sampled (temperature 1)",

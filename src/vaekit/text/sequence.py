@@ -29,7 +29,6 @@ from ..likelihoods import LIKELIHOODS
 from .encoder import RNN_CELLS, check_cell
 from .vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
-
 # Vocabularies larger than this get an adaptive softmax by default, its head holding the ADAPTIVE_HEAD most frequent
 # ids (vocabulary ids are ranked by frequency after the four specials).
 ADAPTIVE_ABOVE, ADAPTIVE_HEAD = 4000, 2000
@@ -122,7 +121,7 @@ class SentenceDecoder(nn.Module):
             drop &= (inputs != BOS_ID) & (inputs != PAD_ID)
             inputs = inputs.masked_fill(drop, UNK_ID)
         # Not packed: on the CPU the fused kernel over the padded batch is as fast, and batches of similar lengths
-        # (vaekit.train buckets text by length) carry little padding.
+        # (vaekit.training.train buckets text by length) carry little padding.
         output, _ = self.gru(self._inputs(inputs, z), self.first_state(z))
         return self.dropout(output)
 

@@ -31,7 +31,7 @@ from typing import Iterable, Sequence
 
 import torch
 
-from .. import limits
+from ..core import limits
 from ..errors import ConfigError, DataError
 
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"

@@ -15,7 +15,7 @@ import os
 import re
 from typing import Iterable
 
-from .errors import ConfigError, ResourceError
+from ..errors import ConfigError, ResourceError
 
 ENV_VAR = "VAEKIT_MAX_MEMORY"
 # Share of the available memory one request may use when VAEKIT_MAX_MEMORY is not set.

@@ -18,8 +18,8 @@ import copy
 import logging
 from typing import Any
 
-from .config import RunConfig, build_run_config, to_dict
-from .errors import CheckpointError
+from ..config import RunConfig, build_run_config, to_dict
+from ..errors import CheckpointError
 
 log = logging.getLogger(__name__)
 

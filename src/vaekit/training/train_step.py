@@ -1,7 +1,7 @@
 """One optimisation step's forward pass as a module, and what it is wrapped in: DDP, torch.compile, autocast.
 
 `TrainingStep(model, objective)` scores one (shard of a) batch: objective(model, batch, step), its scalar loss
-multiplied by the process's weight (see `vaekit.distributed`). Being one module call, it is what
+multiplied by the process's weight (see `vaekit.training.distributed`). Being one module call, it is what
 DistributedDataParallel wraps (the gradients of every parameter it reaches are all-reduced) and what
 torch.compile compiles (model, likelihood and objective in one graph).
 
@@ -19,9 +19,9 @@ import logging
 import torch
 from torch import nn
 
+from ..models.vae import VAE, Batch
+from ..objectives import Objective
 from .distributed import Cluster
-from .models.vae import VAE, Batch
-from .objectives import Objective
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterator, TypeVar
 
 import torch
 
-from .errors import ConfigError, PeerError, VaekitError
+from ..errors import ConfigError, PeerError, VaekitError
 
 log = logging.getLogger(__name__)
 

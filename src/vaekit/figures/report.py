@@ -1,7 +1,7 @@
 """What a run shows a person: sample and reconstruction grids, training curves, and images vs. tables.
 
 Plain functions over a loaded model that return figures, arrays and text; the run writer (after training) and the
-`sample` / `reconstruct` commands write them (`vaekit.writer.write_output`).
+`sample` / `reconstruct` commands write them (`vaekit.training.writer.write_output`).
 """
 
 from __future__ import annotations
@@ -10,14 +10,14 @@ from typing import Any, Iterator
 
 import torch
 
+from ..core.outputs import check_output_suffix
+from ..core.rng import seeded
+from ..core.runtime import to_model
+from ..data import DataBundle
+from ..models.vae import VAE
 from . import plots
 from .class_grid import class_rows_output, samples_per_class
-from .data import DataBundle
-from .models.vae import VAE
-from .outputs import check_output_suffix
 from .plots import to_nchw
-from .rng import seeded
-from .runtime import to_model
 
 OUTPUT_SUFFIXES = (".png", ".npy", ".csv")  # sample and reconstruction files: an image grid or an array
 

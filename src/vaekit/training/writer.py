@@ -24,15 +24,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import io
-from .config import RunConfig
-from .data import DataBundle
-from .errors import CheckpointError, DataError
-from .models.vae import VAE
-from .outputs import refuse_nonempty
-from .plots import write_output  # noqa: F401 (re-exported: the writer of every figure and array)
-from .runlock import LOCK_FILE, RunLock
-
+from .. import io
+from ..config import RunConfig
+from ..core.outputs import refuse_nonempty
+from ..core.runlock import LOCK_FILE, RunLock
+from ..data import DataBundle
+from ..errors import CheckpointError, DataError
+from ..figures.plots import write_output  # noqa: F401 (re-exported: the writer of every figure and array)
+from ..models.vae import VAE
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +86,7 @@ class RunWriter:
         if bundle is not None and bundle.standardizer is not None:
             io.atomic_write_text(self.run_dir / STANDARDIZER_FILE, json.dumps(bundle.standardizer.to_dict()) + "\n")
         if bundle is not None:  # what the data's modality keeps (the vocabulary of text)
-            from .modalities import MODALITIES
+            from ..modalities import MODALITIES
 
             for name, text in MODALITIES.get(bundle.modality)().state_files(bundle).items():
                 io.atomic_write_text(self.run_dir / name, text)
@@ -128,7 +127,7 @@ class RunWriter:
             io.load_weights(model, tensors, str(self.run_dir / io.MODEL_FILE))
         if not self.figures:
             return []
-        from .modalities import modality_of
+        from ..modalities import modality_of
 
         model.eval()
         return [write_output(content, self.run_dir / name) for name, content in

@@ -17,7 +17,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Callable, Generic, Iterator, Mapping, TypeVar
 
-from .errors import ConfigError
+from ..errors import ConfigError
 from .typecheck import check_type, type_name
 
 T = TypeVar("T", bound=Callable)

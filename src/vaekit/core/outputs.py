@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import CheckpointError, ConfigError
+from ..errors import CheckpointError, ConfigError
 
 
 def refuse_nonempty(path: str | Path, hint: str = "choose another --out") -> None:

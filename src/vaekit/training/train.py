@@ -2,7 +2,7 @@
 
 Plain PyTorch: the training split lives in memory as a tensor and is sliced with a fresh permutation each
 epoch (cheaper than a DataLoader on small data); loss terms are accumulated on the device and read once per
-epoch, not once per batch. Under `torchrun` the same loop trains data-parallel (`vaekit.distributed`): each
+epoch, not once per batch. Under `torchrun` the same loop trains data-parallel (`vaekit.training.distributed`): each
 process takes its shard of every global batch, DDP averages the gradients, the epoch's terms and validation
 losses are summed over processes, and only rank 0 writes. `fit` is three parts:
     setup      data, model, objective, optimiser and (when resuming) the saved state   -> `Training`
@@ -28,19 +28,19 @@ from typing import Iterator
 
 import torch
 
-from . import io
-from .build import build_model, resolve_model_config
-from .config import RunConfig, default_epochs, resolve_device
-from .data import DataBundle, Split, load_data
-from .data.streaming import batch_loader, check_batch_fits, is_streamed
+from .. import io
+from ..build import build_model, resolve_model_config
+from ..config import RunConfig, default_epochs, resolve_device
+from ..core.runtime import Runtime
+from ..data import DataBundle, Split, load_data
+from ..data.streaming import batch_loader, check_batch_fits, is_streamed
+from ..errors import TrainingError
+from ..evaluate import posterior_diagnostics
+from ..modalities import modality_of
+from ..models.vae import VAE, Batch
+from ..objectives import Objective, build_objective
 from .distributed import Cluster, check_shareable, shard_rows
-from .errors import TrainingError
-from .evaluate import posterior_diagnostics
-from .modalities import modality_of
-from .models.vae import VAE, Batch
-from .objectives import Objective, build_objective
 from .resume import check_resume
-from .runtime import Runtime
 from .train_step import StepNoise, TrainingStep, autocast, grad_scaler, samples_of, wrap_step
 from .writer import RunWriter
 
@@ -283,10 +283,10 @@ def fit(
     """Trains a VAE as `config` says, on `data` (e.g. `DataBundle.from_arrays(x)`) or the data set the config
     names. With `run_dir`, writes config, metrics and checkpoints there (and, with `figures`, samples,
     reconstructions and curves), holding a lock on the folder. `resume` continues the run in `run_dir` with
-    its saved config (`config` None, or one that differs only as `vaekit.resume` allows, e.g. more epochs).
+    its saved config (`config` None, or one that differs only as `vaekit.training.resume` allows, e.g. more epochs).
     `validate=False` skips the per-epoch validation pass (then the last weights are the result).
 
-    Started by `torchrun`, every process calls `fit` alike: it trains data-parallel (`vaekit.distributed`),
+    Started by `torchrun`, every process calls `fit` alike: it trains data-parallel (`vaekit.training.distributed`),
     rank 0 writing the run folder and the others only reading it (to resume)."""
     cluster = Cluster.from_environment()
     device = torch.device("cpu")

@@ -10,10 +10,10 @@ from typing import Sequence
 
 import torch
 
+from ..core.rng import seeded
+from ..errors import ConfigError
+from ..models.vae import VAE
 from . import plots
-from .errors import ConfigError
-from .models.vae import VAE
-from .rng import seeded
 
 # What a user sees when a command needs a conditional model and got another.
 NOT_CONDITIONAL = "needs a conditional model; train one with --set model.conditional=true"

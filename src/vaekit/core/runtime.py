@@ -9,8 +9,8 @@ Every command that runs a model (train, and eval, sample, latent ... with `--dev
 Device strings are `auto | cpu | cuda | cuda:N | mps`; "auto" is cuda when this machine has it, else cpu. A
 device this machine does not have is a one-line ConfigError.
 
-This module sits at the bottom of the package: it imports torch, vaekit.errors, vaekit.limits and
-vaekit.typecheck only (the config imports it, not the other way round).
+This module sits at the bottom of the package: it imports torch, vaekit.errors, vaekit.core.limits and
+vaekit.core.typecheck only (the config imports it, not the other way round).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from typing import Any
 
 import torch
 
+from ..errors import ConfigError
 from . import limits
-from .errors import ConfigError
 from .typecheck import shown
 
 DEVICE_TYPES = ("cpu", "cuda", "mps")
@@ -31,7 +31,7 @@ PRECISIONS = ("float32", "bfloat16", "float16")
 
 def parse_memory_limit(value: str | None, path: str = "data.memory_limit") -> int:
     """`value` ("2G", "512M", "2.5GiB", "1000000" bytes) in bytes, or vaekit's memory budget
-    (`vaekit.limits.memory_budget`) when it is None; a ConfigError naming `path` for anything else."""
+    (`vaekit.core.limits.memory_budget`) when it is None; a ConfigError naming `path` for anything else."""
     if value is None:
         return limits.memory_budget()
     try:

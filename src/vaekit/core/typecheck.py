@@ -17,7 +17,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 _SEQUENCES = (list, tuple, collections.abc.Sequence)
 INT64_MAX = 2**63 - 1

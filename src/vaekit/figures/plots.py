@@ -13,8 +13,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .errors import DataError
-from .atomic import atomic_output, atomic_write_text
+from ..core.atomic import atomic_output, atomic_write_text
+from ..errors import DataError
 
 ARRAY_SUFFIXES = (".npy", ".csv")  # arrays: NumPy binary or comma-separated text
 
@@ -105,7 +105,7 @@ MAX_GRID_IMAGES = 10_000
 
 def check_grid_size(n: int) -> None:
     """A ResourceError for a grid of more than MAX_GRID_IMAGES images (write an array instead)."""
-    from .errors import ResourceError
+    from ..errors import ResourceError
 
     if n > MAX_GRID_IMAGES:
         raise ResourceError(f"a PNG grid of {n:,} images is too large to view (at most {MAX_GRID_IMAGES:,}); "
