@@ -55,9 +55,10 @@ def test_a_text_file_loads_with_a_warning_for_long_sentences(tmp_path, caplog):
         data = vaekit.load_data(str(path), max_len=12)
     assert "1 of 31 sentences are longer than max_len=12" in caplog.text
     assert data.event_shape == (14,) and sum(len(s) for s in data.splits.values()) == 31
-    with pytest.raises(DataError, match="applies to text"):
+    with pytest.raises(DataError, match=r"max_len=5 does not apply to the file .*npy \(it takes: binarize,"):
         vaekit.load_data(str(_npy(tmp_path)), max_len=5)
-    with pytest.raises(DataError, match="does not apply to the text file"):
+    with pytest.raises(DataError, match=r"does not apply to the file .*my.txt \(it takes: valid_fraction, test_fraction, "
+                                        r"max_len, vocab_size\)"):
         vaekit.load_data(str(path), binarize="dynamic")
 
 

@@ -41,9 +41,8 @@ from .core.registry import REQUIRED
 from .core.runtime import (AUTO_DEVICE, DEVICE_TYPES, check_device_available, parse_memory_limit,  # noqa: F401
                            resolve_device)
 from .core.typecheck import Range, check_type, shown
-from .data.common import DEFAULT_TEST_FRACTION, DEFAULT_VALID_FRACTION
+from .data.common import DEFAULT_MAX_LEN, DEFAULT_TEST_FRACTION, DEFAULT_VALID_FRACTION, DEFAULT_VOCAB_SIZE
 from .errors import ConfigError
-from .text.data import DEFAULT_MAX_LEN, DEFAULT_VOCAB_SIZE
 
 # Seeds reach torch (which derives per-epoch seeds from them) and scikit-learn (random_state < 2**32).
 MAX_SEED = 2**32 - 1

@@ -55,8 +55,10 @@ class DataBundle:
     default_likelihood: str | None = None
     # The network used when model.network names none (None: "mlp").
     default_network: str | None = None
-    # Text data: the vaekit.text.Vocabulary of the token ids in x (built from the training split).
+    # Token data: the vaekit.text.Vocabulary of the token ids in x (built from the training split).
     vocab: Any = None
+    # The modality (vaekit.modalities) a loader names for its data; None: the one its shape says.
+    modality_hint: str | None = None
 
     def split(self, name: str) -> Split:
         """The split called `name`; a DataError naming the available splits otherwise."""
@@ -93,10 +95,10 @@ class DataBundle:
 
     @property
     def modality(self) -> str:
-        """What its values are (a `vaekit.modalities` name): "text" for token ids, "image" for (C, H, W),
-        "points" for 2-D points, else "table"."""
-        if self.value_kind == "tokens":
-            return "text"
+        """What its values are (a `vaekit.modalities` name): the one its loader names (`modality_hint`), else
+        "image" for (C, H, W), "points" for 2-D points and "table" for other arrays."""
+        if self.modality_hint is not None:
+            return self.modality_hint
         if len(self.event_shape) == 3:
             return "image"
         return "points" if tuple(self.event_shape) == (2,) else "table"
@@ -109,6 +111,13 @@ class DataBundle:
 
 # A loader takes the resolved options and returns a bundle.
 DATASETS: Registry[Callable[..., DataBundle]] = Registry("dataset")
+# Loaders of the user's files of a type other than the arrays, tables and images of vaekit.data.files, by suffix
+# (".txt", registered by vaekit.text.data): (path, *, seed, **options) -> DataBundle; their signature says which
+# data options they take.
+FILE_LOADERS: dict[str, Callable[..., DataBundle]] = {}
+# Checks of bundles whose values are not float arrays, by value kind ("tokens", registered by vaekit.text.data),
+# in place of the array checks of vaekit.data.loading.validate_bundle.
+VALUE_CHECKS: dict[str, Callable[[DataBundle], DataBundle]] = {}
 
 
 def _array_split(x, y, mask, what: str) -> Split:

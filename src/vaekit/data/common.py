@@ -19,6 +19,10 @@ from .base import DataBundle, Split
 
 DEFAULT_VALID_FRACTION = 0.1
 DEFAULT_TEST_FRACTION = 0.2
+# Defaults of the options of data sets of sequences (data.max_len: elements kept per example; data.vocab_size:
+# most frequent symbols kept): no PTB sentence is cut (the longest has 82 words), and PTB's 10,000 words all fit.
+DEFAULT_MAX_LEN = 100
+DEFAULT_VOCAB_SIZE = 20_000
 BINARIZE_MODES = ("dynamic", "threshold")
 # Evaluation splits of dynamically binarized data are drawn once with these seeds (valid: +1, test: +2), whatever
 # the training seed, so that test scores of different runs are comparable.

@@ -18,12 +18,13 @@ import torch
 
 from ..core.runtime import parse_memory_limit
 from ..errors import DataError, ResourceError
-from ..text.data import DEFAULT_MAX_LEN, DEFAULT_VOCAB_SIZE, load_text_file, validate_text_bundle
-from .base import DATASETS, DataBundle, Split
+from .base import DATASETS, FILE_LOADERS, VALUE_CHECKS, DataBundle, Split
 from .common import (
     BINARIZE_MODES,
+    DEFAULT_MAX_LEN,
     DEFAULT_TEST_FRACTION,
     DEFAULT_VALID_FRACTION,
+    DEFAULT_VOCAB_SIZE,
     check_fractions,
     count_nonfinite,
     limit_bundle,
@@ -41,10 +42,10 @@ def validate_bundle(bundle: DataBundle) -> DataBundle:
         raise DataError(f"data set {name!r} is empty")
     if "train" not in bundle.splits:
         raise DataError(f"data set {name!r} has no 'train' split (it has: {', '.join(bundle.splits)})")
-    if bundle.value_kind not in ("binary", "unit", "real", "tokens"):
+    if bundle.value_kind not in ("binary", "unit", "real", *VALUE_CHECKS):
         raise DataError(f"data set {name!r} has unknown value kind {bundle.value_kind!r}")
-    if bundle.value_kind == "tokens":
-        return validate_text_bundle(bundle)
+    if bundle.value_kind in VALUE_CHECKS:  # values that are not float arrays (token ids) have their own checks
+        return VALUE_CHECKS[bundle.value_kind](bundle)
     splits: dict[str, Split] = {}
     max_label = -1
     for split_name, split in bundle.splits.items():
@@ -107,8 +108,9 @@ def load_data(
     vocab_size: int = DEFAULT_VOCAB_SIZE,
     memory_limit: str | None = None,
 ) -> DataBundle:
-    """Load a registered data set (`spec` = its name) or the user's data at path `spec`, validated. `max_len`
-    (words kept per sentence) and `vocab_size` (most frequent tokens kept, specials included) apply to text.
+    """Load a registered data set (`spec` = its name) or the user's data at path `spec`, validated. Each option
+    the user sets must be one the data set's loader takes (`max_len` and `vocab_size`, for instance, are options of
+    data sets of sentences: words kept per sentence, most frequent tokens kept).
 
     Data whose float32 values (all splits, estimated from headers before loading) exceed `memory_limit` (a size
     such as "200M"; None: vaekit's memory budget, `vaekit.core.limits.memory_budget`) are streamed from disk when the
@@ -138,14 +140,7 @@ def load_data(
     if isinstance(spec, str) and spec in DATASETS:
         loader = DATASETS.get(spec)
         params = inspect.signature(loader).parameters
-        for key, value in options.items():
-            if key not in params:
-                takes = [p for p in params if p in ("binarize", "valid_fraction", "test_fraction", "label_column",
-                                                    "max_len", "vocab_size")]
-                raise DataError(
-                    f"option {key}={value!r} does not apply to data set {spec!r} "
-                    f"(it takes: {', '.join(takes) or 'no options'})"
-                )
+        _check_options(loader, options, f"data set {spec!r}")
         kwargs = dict(options)
         if "root" in params:
             kwargs["root"] = root
@@ -166,27 +161,35 @@ def load_data(
                 f"unknown data set {str(spec)!r}: not a registered name (choose: {', '.join(DATASETS.names())}) "
                 "nor an existing file or folder"
             )
-        if path.suffix.lower() == ".txt":  # one sentence a line
-            for key in ("binarize", "label_column"):
-                if key in options:
-                    raise DataError(f"option {key}={options[key]!r} does not apply to the text file {path}")
-            bundle = load_text_file(path, seed=seed, **options)
-        else:
-            for key in ("max_len", "vocab_size"):
-                if key in options:
-                    raise DataError(f"option {key}={options[key]!r} applies to text (.txt files, ptb), not to "
-                                    f"{path}")
-            if _should_stream(path, None, limit_bytes, memory_limit):
-                from .stream_bundle import stream_path
+        file_loader = FILE_LOADERS.get(path.suffix.lower())  # e.g. a .txt file of sentences
+        _check_options(file_loader or load_path, options, f"the file {path}")
+        if file_loader is not None:
+            bundle = file_loader(path, seed=seed, **options)
+        elif _should_stream(path, None, limit_bytes, memory_limit):
+            from .stream_bundle import stream_path
 
-                bundle = stream_path(path, seed=seed, **options)
-            else:
-                bundle = load_path(path, seed=seed, **options)
+            bundle = stream_path(path, seed=seed, **options)
+        else:
+            bundle = load_path(path, seed=seed, **options)
     if limit is not None:
         bundle = limit_bundle(bundle, limit)
     settings = {"limit": limit, "seed": seed, **options}
     bundle = dataclasses.replace(bundle, meta={**bundle.meta, "options": settings})
     return validate_bundle(bundle)
+
+
+# The data options a loader may take (the data.* keys that reach it), for messages.
+LOADER_OPTIONS = ("binarize", "valid_fraction", "test_fraction", "label_column", "max_len", "vocab_size")
+
+
+def _check_options(loader, options: dict[str, Any], what: str) -> None:
+    """A DataError naming the first option the user set that `loader` does not take, and those it takes."""
+    params = inspect.signature(loader).parameters
+    for key, value in options.items():
+        if key not in params:
+            takes = [p for p in params if p in LOADER_OPTIONS]
+            raise DataError(f"option {key}={value!r} does not apply to {what} "
+                            f"(it takes: {', '.join(takes) or 'no options'})")
 
 
 def _should_stream(spec, root, limit_bytes: int, memory_limit: str | None) -> bool:

@@ -16,18 +16,15 @@ from pathlib import Path
 
 import torch
 
-from ..data.base import DATASETS, DataBundle, Split
-from ..data.common import DEFAULT_TEST_FRACTION, DEFAULT_VALID_FRACTION, check_fractions, dataset_folder, find_file
+from ..data.base import DATASETS, FILE_LOADERS, VALUE_CHECKS, DataBundle, Split
+from ..data.common import (DEFAULT_MAX_LEN, DEFAULT_TEST_FRACTION, DEFAULT_VALID_FRACTION, DEFAULT_VOCAB_SIZE,
+                           check_fractions, dataset_folder, find_file)
 from ..errors import DataError
 from .corpus import PTB_FILES, read_sentences, tokenize, toy_corpus
 from .vocab import Vocabulary
 
 log = logging.getLogger(__name__)
 
-# The most words a sentence keeps (data.max_len) and the vocabulary size, the four special tokens included
-# (data.vocab_size): no PTB sentence is cut (the longest has 82 words), and PTB's 10,000 words all fit.
-DEFAULT_MAX_LEN = 100
-DEFAULT_VOCAB_SIZE = 20_000
 
 
 def text_bundle(name: str, splits: dict[str, list[list[str]]], max_len: int, vocab_size: int,
@@ -48,7 +45,7 @@ def text_bundle(name: str, splits: dict[str, list[list[str]]], max_len: int, voc
     info = {"vocab_size": len(vocab), "unk_rate": {k: round(vocab.unk_rate(v), 5) for k, v in splits.items()},
             "sentences": {k: len(v) for k, v in splits.items()}, "max_len": max_len, **(meta or {})}
     return DataBundle(name=name, splits=encoded, event_shape=(width,), value_kind="tokens", meta=info,
-                      default_likelihood="sentence", default_network="rnn", vocab=vocab)
+                      default_likelihood="sentence", default_network="rnn", vocab=vocab, modality_hint="text")
 
 
 def bundle_from_sentences(sentences, valid=None, *, name: str = "sentences", max_len: int = DEFAULT_MAX_LEN,
@@ -150,3 +147,7 @@ def load_text_file(path: Path, *, seed: int = 0, valid_fraction: float = DEFAULT
     sentences = _read(path, max_len)
     splits = _split_sentences(sentences, valid_fraction, test_fraction, seed)
     return text_bundle(path.name, splits, max_len, vocab_size, {"path": str(path.resolve()), "split_seed": seed})
+
+
+FILE_LOADERS[".txt"] = load_text_file  # one sentence a line
+VALUE_CHECKS["tokens"] = validate_text_bundle  # int64 ids within the vocabulary
