@@ -191,3 +191,15 @@ def test_eval_with_sample_quality_and_without_factors(cli_run, tmp_path, capsys)
     assert "KL(hist || data)" in stdout
     code, _, err = run_cli(capsys, "eval", cli_run, "--skip-likelihood", "--disentanglement", "--out", tmp_path / "d")
     assert code == 2 and "no generative factors" in err and len(err.strip().splitlines()) == 1
+
+
+def test_parsing_a_command_line_imports_nothing_heavy():
+    # `vaekit --help` and every command's argument parsing build the parser from light modules only: scikit-learn,
+    # SciPy's statistics, matplotlib and UMAP load when a command uses them, not to read its flags.
+    code = ("import sys\nfrom vaekit import cli\n"
+            "for argv in (['--help'], ['sample', '--help'], ['anomaly', 'fit', '--help'], ['latent', 'plot', '--help']):\n"
+            "    try:\n        cli.main(argv)\n    except SystemExit:\n        pass\n"
+            "print(sorted(m for m in ('sklearn', 'scipy.stats', 'matplotlib', 'umap') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout[-500:]

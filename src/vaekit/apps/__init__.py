@@ -4,7 +4,17 @@ imputation (`impute`, `imputer`, `tables`, `inpaint`), class-conditional generat
 The scikit-learn-style estimators are exported here; the task functions live in their modules.
 """
 
-from .anomaly import VAEAnomalyDetector
-from .imputer import VAEImputer
-
 __all__ = ["VAEAnomalyDetector", "VAEImputer"]
+
+
+def __getattr__(name: str):
+    """The estimators load on first use: they import scikit-learn, which the command line's parser need not."""
+    if name == "VAEAnomalyDetector":
+        from .anomaly import VAEAnomalyDetector
+
+        return VAEAnomalyDetector
+    if name == "VAEImputer":
+        from .imputer import VAEImputer
+
+        return VAEImputer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -51,11 +51,10 @@ from ..objectives import ELBO
 from ..training.train import fit, torch_threads
 from ..training.writer import STANDARDIZER_FILE
 from .budget import ESTIMATOR_THREADS, auto_epochs
+from .choices import SCALINGS, SCORES
 
 log = logging.getLogger(__name__)
 
-SCORES = ("nll", "elbo", "recon", "nll-entropy")
-SCALINGS = ("standard", "robust")
 DETECTOR_FILE = "detector.json"
 # Defaults that depend on the kind of input: (tabular, image). The tabular ones were chosen by the protocol of
 # benchmarks/anomaly_protocol.py (docs/bench_anomaly.md: grid best over the 43 ADBench tabular sets, where each

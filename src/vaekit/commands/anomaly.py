@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..apps.anomaly import SCORES
+from ..apps.choices import SCALINGS, SCORES
 from ..core.outputs import check_output_suffix
 from ..errors import DataError, VaekitError
 from .common import (
@@ -48,7 +48,7 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, help="run folder to create")
     p.add_argument("--score", choices=list(SCORES),
                    help="anomaly score (default: elbo for tables, nll for images; see vaekit.apps.anomaly)")
-    p.add_argument("--scaling", choices=["robust", "standard"], default="robust",
+    p.add_argument("--scaling", choices=list(SCALINGS), default="robust",
                    help="tables: per-column scaling, median/IQR (robust, default) or mean/std (standard)")
     p.add_argument("--contamination", type=float_range(0.0, 0.5, lo_open=True), default=0.1,
                    help="expected anomaly fraction, in (0, 0.5] (sets the threshold)")

@@ -9,17 +9,22 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .. import io
-from ..analysis.latents import Embedding, embedding_arrays
 from ..errors import DataError
-from ..metrics.sample_quality import Classifier
+
+if TYPE_CHECKING:  # the CLI imports this module to build its parser: analysis and metrics load scikit-learn
+    from ..analysis.latents import Embedding
+    from ..metrics.sample_quality import Classifier
 
 
 def save_embedding(embedding: Embedding, path: str | Path) -> Path:
     """Writes a `vaekit.analysis.Embedding` as a compressed `.npz` (`vaekit.analysis.load_embedding` reads it)."""
+    from ..analysis.latents import embedding_arrays  # (scikit-learn and SciPy behind it: loaded when used)
+
     path = Path(path)
     if path.suffix.lower() != ".npz":
         raise DataError(f"embeddings are saved as .npz; got {str(path)!r} (name the file e.g. z.npz)")
