@@ -193,6 +193,23 @@ def test_eval_with_sample_quality_and_without_factors(cli_run, tmp_path, capsys)
     assert code == 2 and "no generative factors" in err and len(err.strip().splitlines()) == 1
 
 
+
+def test_eval_samples_skips_the_likelihood_unless_asked(cli_run, tmp_path, capsys):
+    # Sample quality alone is quick; the importance-sampled NLL over a test set takes minutes: it runs next to
+    # --samples only when asked for (--likelihood, or an --iw-samples of one's own).
+    code, _, err = run_cli(capsys, "eval", cli_run, "--samples", "--n-samples", "100", "--out", tmp_path / "a.json")
+    assert code == 0 and "add --likelihood" in err
+    report = json.loads((tmp_path / "a.json").read_text())
+    assert "nll" not in report and report["samples"]["n_samples"] == 100
+    code, _, err = run_cli(capsys, "eval", cli_run, "--samples", "--n-samples", "100", "--likelihood",
+                           "--iw-samples", "5", "--out", tmp_path / "b.json")
+    assert code == 0, err
+    report = json.loads((tmp_path / "b.json").read_text())
+    assert report["iw_samples"] == 5 and "nll" in report and "samples" in report
+    code, _, err = run_cli(capsys, "eval", cli_run, "--skip-likelihood", "--iw-samples", "5", "--out", tmp_path / "c")
+    assert code != 0 and "contradicts" in err and len(err.strip().splitlines()) == 1
+
+
 def test_parsing_a_command_line_imports_nothing_heavy():
     # `vaekit --help` and every command's argument parsing build the parser from light modules only: scikit-learn,
     # SciPy's statistics, matplotlib and UMAP load when a command uses them, not to read its flags.

@@ -28,6 +28,9 @@ from .common import (
 )
 from .text import add_decoding_args, refuse_text_options
 
+# Importance samples per example of `vaekit eval` when --iw-samples is not given.
+DEFAULT_IW_SAMPLES = 1000
+
 
 def _train_parser(sub) -> None:
     p = sub.add_parser("train", help="train a VAE and write a run folder")
@@ -61,7 +64,9 @@ def register(sub) -> None:
     p = sub.add_parser("eval", help="test-set ELBO, importance-sampled NLL, bits/dim, active units")
     p.set_defaults(func=cmd_eval)
     run_args(p, "where to write the metrics (default: RUN/eval.json)")
-    p.add_argument("--iw-samples", type=positive_int, default=1000, help="importance samples per example (default 1000)")
+    p.add_argument("--iw-samples", type=positive_int,
+                   help=f"importance samples per example (default {DEFAULT_IW_SAMPLES}); given with --samples or "
+                        "--disentanglement, the likelihood is computed too")
     p.add_argument("--split", default="test")
     p.add_argument("--limit", type=positive_int, help="evaluate only the first N examples")
     p.add_argument("--data-root", help="folder holding the data files")
@@ -72,8 +77,10 @@ def register(sub) -> None:
                    help="samples for --samples, >= 2 for a Frechet distance (default 10000)")
     p.add_argument("--disentanglement", action="store_true",
                    help="also compute MIG, beta-VAE, FactorVAE, DCI and SAP scores (data sets with factors)")
-    p.add_argument("--skip-likelihood", action="store_true",
-                   help="skip ELBO/NLL (e.g. with --samples or --disentanglement alone)")
+    p.add_argument("--likelihood", action="store_true",
+                   help="with --samples or --disentanglement, compute the ELBO and importance-sampled NLL too "
+                        "(they are skipped there by default: over a test set they take minutes)")
+    p.add_argument("--skip-likelihood", action="store_true", help="skip the ELBO and NLL")
 
     p = sub.add_parser("sample", help="draw new data from the prior and save an image grid")
     p.set_defaults(func=cmd_sample)
@@ -150,12 +157,21 @@ def cmd_eval(args) -> int:
         factor_source(data)
     report: dict = {"split": args.split}
     rows: list[tuple[str, str]] = []
-    if not args.skip_likelihood:
+    if args.skip_likelihood and (args.likelihood or args.iw_samples is not None):
+        raise VaekitError("--skip-likelihood contradicts --likelihood and --iw-samples: give one or the other")
+    # The likelihood is what `eval` measures alone; next to --samples or --disentanglement it is skipped unless
+    # asked for (--likelihood, or an --iw-samples of one's own), since its importance sampling takes minutes.
+    others = args.samples or args.disentanglement
+    if others and not (args.likelihood or args.iw_samples is not None or args.skip_likelihood):
+        print("the ELBO and NLL are not computed next to --samples or --disentanglement (add --likelihood for them)",
+              file=sys.stderr)
+    if not args.skip_likelihood and (not others or args.likelihood or args.iw_samples is not None):
         split = data.split(args.split)
         x, y = split.x, split.y
         if args.limit:
             x, y = x[: args.limit], None if y is None else y[: args.limit]
-        result = evaluate(run.model, x, y, iw_samples=args.iw_samples, progress=True)
+        iw_samples = DEFAULT_IW_SAMPLES if args.iw_samples is None else args.iw_samples
+        result = evaluate(run.model, x, y, iw_samples=iw_samples, progress=True)
         report.update(result.to_dict())
         rows += _likelihood_rows(result, continuous=getattr(run.model.likelihood, "support", "") == "continuous")
         own = modality_step(run.model, "eval")  # e.g. how well sentences are reconstructed
