@@ -357,3 +357,25 @@ def test_decoded_output_is_a_figure_or_an_array_by_suffix(model, tmp_path):
     with pytest.raises(DataError, match="not images"):
         decoded_figure(torch.rand(4, 5), (5,), 2, "a table")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g.npy", "g.png"]
+
+
+def test_umap_says_once_that_its_first_use_compiles(monkeypatch, caplog):
+    import logging
+    import types
+
+    from vaekit.analysis import projection
+
+    class FakeUMAP:  # umap-learn's interface, without its half-minute compile
+        def __init__(self, n_components, **options):
+            self.n_components = n_components
+
+        def fit_transform(self, z):
+            return np.zeros((len(z), self.n_components))
+
+    monkeypatch.setitem(sys.modules, "umap", types.SimpleNamespace(UMAP=FakeUMAP))
+    monkeypatch.setattr(projection, "_umap_ran", [])
+    with caplog.at_level(logging.WARNING, logger="vaekit.analysis.projection"):
+        for _ in range(2):
+            projection._umap(np.random.default_rng(0).normal(size=(20, 3)), 2, 0, None, 5)
+    assert [r.getMessage() for r in caplog.records].count(
+        "UMAP: compiling its numerical code on first use in this process (up to half a minute) ...") == 1

@@ -19,6 +19,8 @@ import numpy as np
 from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
+# Non-empty once UMAP has run in this process (its compile is then done): the notice is given once.
+_umap_ran: list[bool] = []
 
 METHODS = ("auto", "none", "pca", "tsne", "umap")
 DEFAULT_PERPLEXITY = 30.0
@@ -127,6 +129,9 @@ def require_backend(method: str) -> None:
 
 def _umap(z: np.ndarray, dims: int, seed: int, n_jobs: int | None, neighbors: int) -> np.ndarray:
     require_backend("umap")
+    if not _umap_ran:
+        # umap-learn's numba code compiles on its first use in a process: say so, rather than sit silent
+        log.warning("UMAP: compiling its numerical code on first use in this process (up to half a minute) ...")
     import umap
     n = z.shape[0]
     if n < 4:
@@ -138,4 +143,6 @@ def _umap(z: np.ndarray, dims: int, seed: int, n_jobs: int | None, neighbors: in
         warnings.filterwarnings("ignore", message=".*n_jobs.*")
         reducer = umap.UMAP(n_components=dims, n_neighbors=min(neighbors, n - 1), random_state=seed,
                             n_jobs=n_jobs or 1)
-        return reducer.fit_transform(z)
+        coords = reducer.fit_transform(z)
+    _umap_ran.append(True)
+    return coords
