@@ -339,3 +339,18 @@ def test_no_command_sets_torch_threads_itself():
              for node in ast.walk(ast.parse(path.read_text()))
              if isinstance(node, ast.Attribute) and node.attr == "set_num_threads"]
     assert calls == [], f"set threads with Runtime.apply_threads instead: {calls}"
+
+
+def test_vaekit_lets_openmp_threads_sleep_unless_the_user_chose_a_policy(tmp_path):
+    # Set before torch loads its OpenMP runtime (at `import vaekit`); a policy in the environment is kept.
+    import os
+    import subprocess
+    import sys
+
+    code = "import os, vaekit; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.stdout.strip() == "PASSIVE", out.stderr
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**env, "OMP_WAIT_POLICY": "ACTIVE"})
+    assert out.stdout.strip() == "ACTIVE", out.stderr

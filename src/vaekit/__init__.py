@@ -6,7 +6,14 @@
     print(vaekit.evaluate(model, test_x))
 """
 
-from .build import build_model, resolve_model_config
+import os
+
+# PyTorch's OpenMP threads spin while they wait for work; next to any other busy process (a browser, a second job,
+# CI) that makes a 2-thread run several times slower. PASSIVE lets them sleep instead. It must be set before
+# torch loads its OpenMP runtime, so here, first; a policy the user set is kept (docs/benchmarks.md measures both).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from .build import build_model, resolve_model_config  # noqa: E402
 from .config import DataConfig, ModelConfig, Plugin, RunConfig, TrainConfig, build_run_config
 from .core.registry import REGISTRIES
 from .data import DataBundle, Split, load_data
