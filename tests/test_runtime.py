@@ -341,16 +341,27 @@ def test_no_command_sets_torch_threads_itself():
     assert calls == [], f"set threads with Runtime.apply_threads instead: {calls}"
 
 
-def test_vaekit_lets_openmp_threads_sleep_unless_the_user_chose_a_policy(tmp_path):
-    # Set before torch loads its OpenMP runtime (at `import vaekit`); a policy in the environment is kept.
-    import os
-    import subprocess
-    import sys
+class _Stat:
+    """/proc/stat read twice: the CPU line of each read in turn (user nice system idle iowait irq softirq steal)."""
 
-    code = "import os, vaekit; print(os.environ['OMP_WAIT_POLICY'])"
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
-    assert out.stdout.strip() == "PASSIVE", out.stderr
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         env={**env, "OMP_WAIT_POLICY": "ACTIVE"})
-    assert out.stdout.strip() == "ACTIVE", out.stderr
+    def __init__(self, *lines: str) -> None:
+        self.lines = list(lines)
+
+    def read_text(self) -> str:
+        return self.lines.pop(0) + "\ncpu0 0 0 0 0\n"
+
+
+def test_openmp_threads_sleep_only_where_other_work_keeps_the_cpus_busy():
+    from vaekit.core.openmp import busy_cpus, choose_wait_policy
+
+    # 2 CPUs over 200 jiffies: 100 busy (one CPU-bound process) -> 1.0 busy CPU; 10 busy -> 0.1
+    one_busy = ("cpu 100 0 0 100 0 0 0 0", "cpu 200 0 0 200 0 0 0 0")
+    quiet = ("cpu 10 0 0 190 0 0 0 0", "cpu 20 0 0 380 0 0 0 0")
+    assert busy_cpus(_Stat(*one_busy), seconds=0, cpus=2) == pytest.approx(1.0)
+    assert busy_cpus(_Stat(*quiet), seconds=0, cpus=2) == pytest.approx(0.1)
+    environ: dict[str, str] = {}
+    assert choose_wait_policy(environ, _Stat(*quiet)) is None and environ == {}
+    assert choose_wait_policy(environ, _Stat(*one_busy)) == "PASSIVE" and environ == {"OMP_WAIT_POLICY": "PASSIVE"}
+    mine = {"OMP_WAIT_POLICY": "ACTIVE"}  # the user's choice stays, busy or not
+    assert choose_wait_policy(mine, _Stat(*one_busy)) is None and mine == {"OMP_WAIT_POLICY": "ACTIVE"}
+    assert busy_cpus(_Stat("not a cpu line", "cpu 1 2")) is None  # unreadable: leave the setting alone

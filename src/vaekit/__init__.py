@@ -6,12 +6,11 @@
     print(vaekit.evaluate(model, test_x))
 """
 
-import os
+from .core.openmp import choose_wait_policy
 
-# PyTorch's OpenMP threads spin while they wait for work; next to any other busy process (a browser, a second job,
-# CI) that makes a 2-thread run several times slower. PASSIVE lets them sleep instead. It must be set before
-# torch loads its OpenMP runtime, so here, first; a policy the user set is kept (docs/benchmarks.md measures both).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Before torch loads its OpenMP runtime: on a machine that other work keeps busy, OpenMP threads that spin while
+# they wait would fight it for the cores; then they sleep instead (vaekit.core.openmp; a policy the user set stays).
+choose_wait_policy()
 
 from .build import build_model, resolve_model_config  # noqa: E402
 from .config import DataConfig, ModelConfig, Plugin, RunConfig, TrainConfig, build_run_config
