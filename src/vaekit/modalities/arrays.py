@@ -17,30 +17,32 @@ from ..figures.report import array_run_outputs, samples_2d_output
 from .base import MODALITIES, Modality
 
 
+class ArrayModality(Modality):
+    """What the array modalities share: a run shows samples and reconstructions (grids for images, CSV rows for
+    other arrays) and the training curves."""
+
+    def run_outputs(self, model: nn.Module, data: Any, history: list[dict]) -> Iterator[tuple[str, Any]]:
+        yield from array_run_outputs(model, data, history)
+
+
 @MODALITIES.register("image")
-class ImageModality(Modality):
+class ImageModality(ArrayModality):
     """Images (C, H, W): grey levels or binary pixels; runs show sample and reconstruction grids."""
 
     name = "image"
     values = "images"
 
-    def run_outputs(self, model: nn.Module, data: Any, history: list[dict]) -> Iterator[tuple[str, Any]]:
-        yield from array_run_outputs(model, data, history)
-
 
 @MODALITIES.register("table")
-class TableModality(Modality):
+class TableModality(ArrayModality):
     """Rows of numbers (F,): standardised reals, [0, 1] values or bits; runs show samples as CSV rows."""
 
     name = "table"
     values = "table rows"
 
-    def run_outputs(self, model: nn.Module, data: Any, history: list[dict]) -> Iterator[tuple[str, Any]]:
-        yield from array_run_outputs(model, data, history)
-
 
 @MODALITIES.register("points")
-class PointsModality(Modality):
+class PointsModality(ArrayModality):
     """2-D points (2,), the toy multi-modal data: runs also show a scatter of samples against the data."""
 
     name = "points"
