@@ -135,8 +135,8 @@ def encode_dataset(
 
 
 def embedding_arrays(embedding: Embedding) -> dict[str, np.ndarray]:
-    """The arrays of an embedding file (keys in the module docstring), as `vaekit.commands.outputs.save_embedding` writes
-    them."""
+    """The arrays of an embedding file (keys in the module docstring), as `vaekit.commands.outputs.save_embedding`
+    writes them."""
     arrays = {"mean": embedding.mean, "var": embedding.var, "index": embedding.index}
     for key in ("labels", "samples", "kl_per_dim"):
         value = getattr(embedding, key)

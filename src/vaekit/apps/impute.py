@@ -140,7 +140,8 @@ def impute(model: VAE, x: torch.Tensor, mask: torch.Tensor, method: str = "impor
             if out is None:
                 parts.append(filled.cpu())
             else:  # written as it is made: memory stays one batch
-                out[start : start + filled.shape[0]] = filled.cpu().numpy() if isinstance(out, np.ndarray) else filled.cpu()
+                filled = filled.cpu()
+                out[start : start + filled.shape[0]] = filled.numpy() if isinstance(out, np.ndarray) else filled
     return torch.cat(parts) if out is None else out
 
 

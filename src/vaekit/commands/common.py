@@ -21,9 +21,11 @@ from ..core.outputs import refuse_nonempty  # output folders: the library's rule
 from ..core.typecheck import INT64_MAX, Range
 from ..errors import ConfigError, VaekitError
 
-__all__ = ["add_device_arg", "class_names_of", "config_type", "device_type", "finite_float", "float_list", "float_range", "guard_output", "int_list",
-           "int_range", "load_with_data", "nonnegative_float", "nonnegative_int", "positive_float", "positive_int",
-           "load_run_of", "refuse_nonempty", "run_args", "runtime_of", "seed_int", "thread_count"]
+__all__ = ["add_device_arg", "check_index", "class_names_of", "config_type", "device_type", "finite_float",
+           "float_list", "float_range", "guard_output", "int_list", "int_range", "load_run_of", "load_with_data",
+           "modality_step", "MODALITY_STEPS", "nonnegative_float", "nonnegative_int", "positive_float",
+           "positive_int", "refuse_nonempty", "registers_step", "run_args", "runtime_of", "seed_int",
+           "thread_count"]
 
 
 def _quoted(text: str, limit: int = 40) -> str:

@@ -97,16 +97,20 @@ class DataBundle:
     def modality(self) -> str:
         """What its values are (a `vaekit.modalities` name): the one its loader names (`modality_hint`), else
         "image" for (C, H, W), "points" for 2-D points and "table" for other arrays."""
-        if self.modality_hint is not None:
-            return self.modality_hint
-        if len(self.event_shape) == 3:
-            return "image"
-        return "points" if tuple(self.event_shape) == (2,) else "table"
+        return self.modality_hint if self.modality_hint is not None else array_modality(self.event_shape)
 
     @property
     def is_image(self) -> bool:
         """True for (C, H, W) data."""
         return len(self.event_shape) == 3
+
+
+def array_modality(event_shape: tuple[int, ...]) -> str:
+    """The modality (a `vaekit.modalities` name) of arrays of this shape: "image" for (C, H, W), "points" for 2-D
+    points, else "table"."""
+    if len(event_shape) == 3:
+        return "image"
+    return "points" if tuple(event_shape) == (2,) else "table"
 
 
 # A loader takes the resolved options and returns a bundle.

@@ -147,8 +147,8 @@ def train_classifier(bundle: DataBundle, epochs: int | None = None, batch_size: 
 
 
 def load_classifier(path: str | Path) -> Classifier:
-    """Reads a classifier written by `vaekit.commands.outputs.save_classifier` (give either the .safetensors or the .json
-    path)."""
+    """Reads a classifier written by `vaekit.commands.outputs.save_classifier` (give either the .safetensors or
+    the .json path)."""
     path = Path(path).with_suffix(".safetensors")
     spec_path = path.with_suffix(".json")
     if not spec_path.is_file():

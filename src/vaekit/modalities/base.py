@@ -28,6 +28,7 @@ from torch import nn
 
 from ..core.registry import Registry
 from ..core.runtime import to_model
+from ..data.base import array_modality
 from ..errors import ConfigError
 from ..figures.plots import strip_png, to_png
 
@@ -168,11 +169,7 @@ def modality_of(model: nn.Module) -> Modality:
 
 def modality_for_shape(event_shape: tuple[int, ...], vocab_size: int = 0) -> str:
     """The modality name of array data of this shape (what runs saved before modalities were recorded had)."""
-    if vocab_size:
-        return "text"
-    if len(event_shape) == 3:
-        return "image"
-    return "points" if tuple(event_shape) == (2,) else "table"
+    return "text" if vocab_size else array_modality(event_shape)
 
 
 __all__ = ["MODALITIES", "Modality", "modality_of", "modality_for_shape", "DEFAULT_LIKELIHOOD"]

@@ -293,5 +293,6 @@ class VAE(nn.Module):
 def vae(parts: ModelParts) -> VAE:
     """One stochastic layer: q(z|x) from the encoder (a diagonal Gaussian, or a flow on it), p(z) any prior."""
     nets = parts.networks(parts.latent_dim)
-    return (parts.model_class or VAE)(nets.encoder, nets.decoder, parts.likelihood, parts.prior(parts.latent_dim), parts.latent_dim,
-               parts.event_shape, parts.num_classes, posterior=parts.posterior(parts.latent_dim))
+    model_class = parts.model_class or VAE
+    return model_class(nets.encoder, nets.decoder, parts.likelihood, parts.prior(parts.latent_dim), parts.latent_dim,
+                       parts.event_shape, parts.num_classes, posterior=parts.posterior(parts.latent_dim))

@@ -279,7 +279,7 @@ def sentence(
                               cutoffs=cutoffs, use_z=use_z, dropout=dropout)
 
 
-sentence.modality = "text"  # it scores sentences only: the builder refuses it for other data, and other likelihoods for text
+sentence.modality = "text"  # sentences only: the builder refuses it for other data, and other likelihoods for text
 
 
 __all__ = ["SentenceDecoder", "AutoregressiveSentence", "SentenceLikelihood", "PassCode", "sentence"]
