@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from .core.distributions import log_mean_exp
+from .core.progress import progress as progress_bar
 from .core.runtime import to_model
 from .modalities import modality_of
 from .models.base import split_per_layer
@@ -236,7 +237,6 @@ def evaluate(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None, iw_samp
              batch_size: int = 100, progress: bool = False) -> EvalResult:
     """All metrics of the module docstring over the examples `x` (labels `y` for conditional models). `x` may be
     a streamed split's rows (`vaekit.data.streaming.Rows`): it is read `batch_size` rows at a time."""
-    from tqdm.auto import tqdm
 
     model.eval()
     y = y if model.conditional else None
@@ -250,7 +250,7 @@ def evaluate(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None, iw_samp
     sums = {"loss": 0.0, "recon": 0.0, "kl": 0.0, "nll": 0.0}
     image = is_image_shape(model.event_shape)
     sharp = {"data": 0.0, "recon": 0.0}
-    for start in tqdm(range(0, x.shape[0], batch_size), disable=not progress, desc="evaluating", unit="batch"):
+    for start in progress_bar(range(0, x.shape[0], batch_size), disable=not progress, desc="evaluating", unit="batch"):
         xb = to_model(model, x[start : start + batch_size])  # the data stay on the CPU, a batch at a time
         yb = None if y is None else to_model(model, y[start : start + batch_size])
         terms = elbo(model, Batch(xb, yb)).terms

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core.progress import progress as progress_bar
 from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -129,7 +130,6 @@ def compare_clusterings(latent: np.ndarray, inputs: np.ndarray | None, labels: n
                         progress: bool = False) -> list[ClusteringResult]:
     """Each method on the latent means (N, D); with `inputs` (N, ...) also on the raw inputs and on their PCA
     with D components, so that the scores show what the latent space adds over the data itself."""
-    from tqdm.auto import tqdm
 
     latent = np.asarray(latent)
     feature_sets = [("latent means", latent)]
@@ -144,7 +144,7 @@ def compare_clusterings(latent: np.ndarray, inputs: np.ndarray | None, labels: n
                          (f"PCA of inputs ({n_comp} dims)", PCA(n_comp, random_state=seed).fit_transform(raw))]
     jobs = [(name, features, method) for name, features in feature_sets for method in methods]
     results = []
-    for name, features, method in tqdm(jobs, disable=not progress, desc="clustering", unit="fit", leave=False):
+    for name, features, method in progress_bar(jobs, disable=not progress, desc="clustering", unit="fit", leave=False):
         results.append(cluster_and_score(features, k, method, labels, name, seed))
     return results
 

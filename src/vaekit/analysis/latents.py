@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..core.progress import progress as progress_bar
 from ..errors import DataError
 from ..evaluate import KLPerDim
 from ..models.vae import VAE
@@ -100,7 +101,6 @@ def encode_dataset(
     slices of `batch_size` rows, so it may be a streamed split's rows (`vaekit.data.streaming.Rows`): memory is
     then one slice plus the (N, D) results.
     """
-    from tqdm.auto import tqdm
 
     if x.ndim < 2 or x.shape[0] == 0:
         raise DataError(f"nothing to encode: expected examples of shape (N, *event), got {tuple(x.shape)}")
@@ -112,7 +112,7 @@ def encode_dataset(
     kl = KLPerDim(model)
     device = next(model.parameters()).device
     starts = range(0, x.shape[0], batch_size)
-    for start in tqdm(starts, disable=not progress, desc="encoding", unit="batch", leave=False):
+    for start in progress_bar(starts, disable=not progress, desc="encoding", unit="batch", leave=False):
         xb = x[start : start + batch_size].to(device)
         yb = None if (y is None or not model.conditional) else y[start : start + batch_size].to(device)
         qz = model.encode(xb, yb)

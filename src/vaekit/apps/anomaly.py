@@ -40,6 +40,7 @@ from sklearn.base import BaseEstimator
 
 from .. import io
 from ..config import DataConfig, ModelConfig, Plugin, RunConfig, TrainConfig
+from ..core.progress import progress as progress_bar
 from ..core.rng import seeded
 from ..core.runtime import to_model
 from ..data import DataBundle
@@ -79,7 +80,6 @@ def anomaly_scores(model: VAE, x: torch.Tensor, score: str = "nll", k: int = 100
     samples ("nll") or Monte Carlo draws ("elbo"). Seeded with `seed` without touching torch's global RNG.
     `x` is read `batch_size` rows at a time, so it may be a streamed split's rows (`vaekit.data.streaming.Rows`).
     """
-    from tqdm.auto import tqdm
 
     if score not in SCORES:
         raise ConfigError(f"unknown anomaly score {score!r}; choose one of: {', '.join(SCORES)}")
@@ -93,7 +93,7 @@ def anomaly_scores(model: VAE, x: torch.Tensor, score: str = "nll", k: int = 100
     model.eval()
     out = []
     with seeded(seed):
-        for start in tqdm(range(0, x.shape[0], batch_size), disable=not progress, desc="scoring", unit="batch"):
+        for start in progress_bar(range(0, x.shape[0], batch_size), disable=not progress, desc="scoring", unit="batch"):
             xb = to_model(model, x[start : start + batch_size])  # a batch at a time on the model's device
             if score in ("nll", "nll-entropy"):
                 s = importance_sampled_nll(model, xb, None, k)  # (B,)

@@ -23,6 +23,7 @@ import torch
 
 from ..core import limits
 from ..core.distributions import Masked
+from ..core.progress import progress as progress_bar
 from ..core.rng import seeded
 from ..core.runtime import to_model
 from ..errors import ConfigError
@@ -115,7 +116,6 @@ def impute(model: VAE, x: torch.Tensor, mask: torch.Tensor, method: str = "impor
     `x` and `mask` may be streamed rows (`vaekit.data.streaming.Rows`), read a batch at a time; `out` (an array
     or tensor (N, *event), e.g. `np.lib.format.open_memmap(path, "w+", "float32", x.shape)`) then receives the
     result batch by batch, and is returned, instead of one tensor in memory."""
-    from tqdm.auto import tqdm
 
     from ..data.streaming import is_streamed
 
@@ -130,7 +130,8 @@ def impute(model: VAE, x: torch.Tensor, mask: torch.Tensor, method: str = "impor
                                 "(pass out=, e.g. an np.lib.format.open_memmap)")
     parts = []
     with seeded(seed):
-        for start in tqdm(range(0, x.shape[0], batch_size), disable=not progress, desc="imputing", unit="batch"):
+        for start in progress_bar(range(0, x.shape[0], batch_size), disable=not progress, desc="imputing",
+                                  unit="batch"):
             # a batch at a time on the model's device; the results come back to the CPU
             xb, mb = to_model(model, x[start : start + batch_size]), to_model(model, mask[start : start + batch_size])
             if method == "importance":

@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 from scipy.stats import entropy
 
+from ..core.progress import progress as progress_bar
 from ..errors import DataError
 from .factors import FactorGrid, Representation, encode_samples
 
@@ -143,11 +144,10 @@ def _chunks(n_points: int, batch: int, rows: int = 4096):
 def _beta_vae_points(source: FactorGrid, represent: Representation, n_points: int, batch: int,
                      rng: np.random.Generator, progress: str | None) -> tuple[np.ndarray, np.ndarray]:
     """Features mean_b |z(x1_b) - z(x2_b)| (n_points, D) and the fixed factor of each point (n_points,)."""
-    from tqdm.auto import tqdm
 
     labels = rng.integers(0, source.num_factors, n_points)
     features = []
-    for start, m in tqdm(_chunks(n_points, batch), disable=progress is None, desc=progress, unit="chunk"):
+    for start, m in progress_bar(_chunks(n_points, batch), disable=progress is None, desc=progress or "", unit="chunk"):
         ks = np.repeat(labels[start : start + m], batch)  # (m * batch,)
         f1, x1 = source.sample(len(ks), rng)
         _, x2 = source.sample_fixed(ks, f1[np.arange(len(ks)), ks], rng)  # pairs share factor ks
@@ -180,11 +180,10 @@ def beta_vae_score(source: FactorGrid, represent: Representation, *, batch_size:
 def _factor_vae_votes(source: FactorGrid, represent: Representation, n_points: int, batch: int, scale: np.ndarray,
                       active: np.ndarray, rng: np.random.Generator, progress: str | None) -> np.ndarray:
     """Votes (K, D): for each point, the factor held fixed and the active dimension of least normalised variance."""
-    from tqdm.auto import tqdm
 
     votes = np.zeros((source.num_factors, len(scale)), dtype=np.int64)
     labels = rng.integers(0, source.num_factors, n_points)
-    for start, m in tqdm(_chunks(n_points, batch), disable=progress is None, desc=progress, unit="chunk"):
+    for start, m in progress_bar(_chunks(n_points, batch), disable=progress is None, desc=progress or "", unit="chunk"):
         ks = labels[start : start + m]
         values = np.array([rng.integers(0, source.sizes[k]) for k in ks])  # one value per point
         _, x = source.sample_fixed(np.repeat(ks, batch), np.repeat(values, batch), rng)
@@ -242,11 +241,11 @@ def dci_importance(codes_train: np.ndarray, factors_train: np.ndarray, codes_tes
                    progress: bool = False) -> tuple[np.ndarray, float, float]:
     """Feature importances (D, K) of one gradient-boosted tree classifier per factor, mean train and test accuracy."""
     from sklearn.ensemble import GradientBoostingClassifier
-    from tqdm.auto import tqdm
 
     importance = np.zeros((codes_train.shape[1], factors_train.shape[1]))
     train_acc, test_acc = [], []
-    for k in tqdm(range(factors_train.shape[1]), disable=not progress, desc="DCI (trees per factor)", unit="factor"):
+    for k in progress_bar(range(factors_train.shape[1]), disable=not progress, desc="DCI (trees per factor)",
+                          unit="factor"):
         model = GradientBoostingClassifier(n_estimators=trees, random_state=seed).fit(codes_train, factors_train[:, k])
         importance[:, k] = np.abs(model.feature_importances_)
         train_acc.append(model.score(codes_train, factors_train[:, k]))

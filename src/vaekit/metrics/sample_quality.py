@@ -29,6 +29,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..core import limits
+from ..core.progress import progress as progress_bar
 from ..core.rng import seeded
 from ..data.base import DataBundle
 from ..errors import CheckpointError, DataError
@@ -249,10 +250,9 @@ def check_sample_quality(model: VAE, classifier: Classifier, n: int) -> int:
 def generate(model: VAE, n: int, labels: torch.Tensor | None, batch_size: int = 1000,
              progress: bool = False) -> torch.Tensor:
     """n samples E[p(x|z, y)] with z ~ p(z), (n, *event); `labels` (n,) for a conditional model."""
-    from tqdm.auto import tqdm
 
     chunks = []
-    for start in tqdm(range(0, n, batch_size), disable=not progress, desc="sampling", unit="batch"):
+    for start in progress_bar(range(0, n, batch_size), disable=not progress, desc="sampling", unit="batch"):
         stop = min(n, start + batch_size)
         chunks.append(model.sample(stop - start, None if labels is None else labels[start:stop]).cpu())
     return torch.cat(chunks)

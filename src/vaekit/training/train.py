@@ -31,6 +31,7 @@ import torch
 from .. import io
 from ..build import build_model, resolve_model_config
 from ..config import RunConfig, default_epochs, resolve_device
+from ..core.progress import above, announce_duration
 from ..core.runtime import Runtime
 from ..data import DataBundle, Split, load_data
 from ..data.streaming import batch_loader, check_batch_fits, is_streamed
@@ -345,8 +346,9 @@ def _loop(run: Training, writer: RunWriter) -> None:
     collapse = CollapseWatch(run.model.latent_dim, t.epochs) if main else None
     run.model.train()
     budget_start = time.perf_counter()
+    first_epoch = state["epoch"]
     try:
-        for epoch in range(state["epoch"], t.epochs):
+        for epoch in range(first_epoch, t.epochs):
             bar.set_description(f"epoch {epoch + 1}/{t.epochs}")
             _set_learning_rate(run.optimizer, t.lr, t.lr_schedule, epoch, t.epochs)
             started = time.perf_counter()
@@ -357,6 +359,9 @@ def _loop(run: Training, writer: RunWriter) -> None:
             improved = _update_state(state, record, epoch, step)
             run.history.append(record)
             writer.epoch(record, run.model, run.optimizer, state, improved)
+            if epoch == first_epoch and not bar.disable:  # a run of minutes says so after its first epoch
+                announce_duration(above(bar), "training", time.perf_counter() - budget_start, 1,
+                                  t.epochs - first_epoch, "epoch")
             bar.set_postfix(loss=f"{train_terms['loss']:.2f}", rate=f"{record['samples_per_s']:.0f}/s",
                             **({"valid": f"{record['valid_loss']:.2f}"} if "valid_loss" in record else {}))
             if main:
