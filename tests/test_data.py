@@ -359,3 +359,23 @@ def test_real_binarized_mnist() -> None:
     assert b.splits["train"].y is None and b.splits["valid"].y is None
     assert b.splits["test"].y.tolist() == [0] * 300  # the test split is sorted by label
     assert set(b.splits["train"].x.unique().tolist()) == {0.0, 1.0}
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_count_nonfinite_finds_each_kind_of_bad_value(bad):
+    from vaekit.data.common import count_nonfinite
+
+    x = torch.zeros(50, 3, 4)
+    x[7, 2, 1] = bad
+    x[9, 0, 0] = bad
+    assert count_nonfinite(x) == (2, (7, 2, 1))
+
+
+def test_count_nonfinite_is_not_fooled_by_a_sum_that_overflows():
+    from vaekit.data.common import count_nonfinite
+
+    x = torch.full((10, 4), 3e38)  # every value finite; their float32 sum is infinite
+    assert count_nonfinite(x) == (0, None)
+    x[3, 1] = float("nan")
+    assert count_nonfinite(x) == (1, (3, 1))
+    assert count_nonfinite(torch.arange(12).reshape(3, 4)) == (0, None)  # integers are always finite

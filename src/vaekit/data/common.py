@@ -149,6 +149,10 @@ def limit_bundle(bundle: DataBundle, limit: int) -> DataBundle:
 
 def count_nonfinite(x: torch.Tensor) -> tuple[int, tuple[int, ...] | None]:
     """How many values of `x` are NaN or infinite, and the index of the first."""
+    # A NaN or an infinity makes the sum non-finite: one reduction without a (N, ...) mask answers the usual case
+    # (a finite sum can only overflow to infinity, which falls through to the exact count below).
+    if not x.is_floating_point() or bool(torch.isfinite(x.sum())):
+        return 0, None
     bad = ~torch.isfinite(x)
     n = int(bad.sum())
     if n == 0:
