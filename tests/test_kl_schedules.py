@@ -49,3 +49,24 @@ def test_a_step_in_a_tensor_gives_the_same_weight(kind, options):
     schedule = KLSchedule(kind, **options)
     for step in range(0, 450, 7):
         assert float(schedule(torch.tensor(float(step), dtype=torch.float64))) == pytest.approx(schedule(step), abs=1e-12)
+
+
+@pytest.mark.parametrize("epochs, warns", [(2, True), (4, False)])
+def test_a_run_shorter_than_its_warm_up_warns_at_the_start(epochs, warns, caplog):
+    """A warm-up of 3 epochs: a 2-epoch run never gives the KL its full weight (warned), a 4-epoch run does."""
+    from vaekit.objectives import build_objective
+    from vaekit.training.train import warn_if_never_warm
+
+    objective = build_objective("elbo", steps_per_epoch=10, epochs=epochs, warmup_epochs=3.0)
+    with caplog.at_level("WARNING", logger="vaekit"):
+        assert warn_if_never_warm(objective, 10, epochs) is warns
+    assert ("KL warm-up is longer than the run" in caplog.text) is warns
+
+
+def test_the_cli_warns_when_the_run_is_shorter_than_its_warm_up(tmp_path, caplog):
+    from vaekit.cli import main
+
+    with caplog.at_level("WARNING", logger="vaekit"):
+        assert main(["train", "--data", "digits", "--epochs", "1", "--set", "objective.warmup_epochs=5",
+                     "--set", "model.network.hidden=[16]", "--no-progress", "--out", str(tmp_path / "run")]) == 0
+    assert "KL warm-up is longer than the run (1 epoch):" in caplog.text

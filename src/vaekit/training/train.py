@@ -344,6 +344,8 @@ def _loop(run: Training, writer: RunWriter) -> None:
     bar = tqdm(total=math.ceil(len(run.train) / t.batch_size) * t.epochs, initial=state["step"],
                disable=not (t.progress and main), unit="batch", dynamic_ncols=True)
     collapse = CollapseWatch(run.model.latent_dim, t.epochs) if main else None
+    if main:
+        warn_if_never_warm(run.objective, math.ceil(len(run.train) / t.batch_size), t.epochs)
     run.model.train()
     budget_start = time.perf_counter()
     first_epoch = state["epoch"]
@@ -373,6 +375,18 @@ def _loop(run: Training, writer: RunWriter) -> None:
         bar.close()
     if collapse is not None:
         collapse.finish(run.history)
+
+
+def warn_if_never_warm(objective: Objective, steps_per_epoch: int, epochs: int) -> bool:
+    """Warns (and returns True) when the run ends before the KL term reaches its full weight: its KL warm-up (or
+    capacity ramp) is longer than the run, so the posterior is never pulled onto the prior and samples drawn from
+    the prior come out as noise."""
+    if objective.warmed_up(steps_per_epoch * epochs):
+        return False
+    log.warning("the KL warm-up is longer than the run (%d epoch%s): the KL term never reaches its full weight, so "
+                "samples from the prior will be poor; train longer or shorten the warm-up "
+                "(objective.warmup_epochs, or capacity_steps)", epochs, "" if epochs == 1 else "s")
+    return True
 
 
 def _set_learning_rate(optimizer: torch.optim.Optimizer, lr: float, schedule: str, epoch: int, epochs: int) -> None:
