@@ -85,3 +85,22 @@ def test_training_estimates_its_remaining_epochs_after_the_first(digits, tmp_pat
     assert len(calls) == 1
     _, desc, elapsed, done, total, unit = calls[0]
     assert (desc, done, total, unit) == ("training", 1, 3, "epoch") and elapsed > 0
+
+
+def test_training_in_a_log_file_writes_one_line_per_epoch(digits, tmp_path, capsys):
+    """stderr captured by pytest is not a terminal: no bar updates, one short line per epoch."""
+    vaekit.fit(tiny_config(epochs=3, progress=True), tmp_path / "run", data=digits)
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("epoch ")]
+    assert [line.split()[1] for line in lines] == ["1/3", "2/3", "3/3"]
+    assert "samples/s" in lines[0] and "valid" in lines[0]
+    assert "\r" not in err and "batch/s" not in err  # no bar
+
+
+def test_epoch_line_reads_the_record():
+    from vaekit.training.train import epoch_line
+
+    record = {"epoch": 3, "train_loss": 98.123, "valid_loss": 99.014, "samples_per_s": 12345.6, "seconds": 4.06}
+    assert epoch_line(record, 50) == "epoch 3/50  loss 98.12  valid 99.01  12,346 samples/s  4.1 s"
+    del record["valid_loss"]
+    assert epoch_line(record, 50) == "epoch 3/50  loss 98.12  12,346 samples/s  4.1 s"

@@ -54,7 +54,8 @@ def _train_parser(sub) -> None:
     p.add_argument("--out", help="run folder (default: runs/<data>-<time>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint, with "
                    "its saved settings (--epochs N extends it)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress output (by default: a bar on a terminal, one line per epoch in a log file)")
 
 
 def register(sub) -> None:

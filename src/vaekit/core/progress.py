@@ -21,6 +21,7 @@ T = TypeVar("T")
 LONG_JOB_SECONDS = 60.0  # jobs estimated at least this long are announced
 TIMING_ITEMS = 2  # items timed before the estimate (the first one alone may include warm-up)
 TIMING_SECONDS = 3.0  # ... or this long, once the first item is done
+LOG_INTERVAL_SECONDS = 30.0  # between a bar's updates when stderr is not a terminal
 PLURALS = {"batch": "batches"}
 now = time.perf_counter  # the clock (a module attribute, so that tests can stand in for it)
 
@@ -39,6 +40,15 @@ def duration_line(desc: str, seconds: float, total: int, unit: str, timed: int) 
     """The announcement of a job estimated at `seconds` for `total` units, timed on the first `timed`."""
     units = PLURALS.get(unit, unit + "s")
     return f"{desc}: about {format_duration(seconds)} for {total:,} {units} (timed on the first {timed})"
+
+
+def on_terminal(stream=None) -> bool:
+    """True when `stream` (stderr by default) is a terminal: bars there, sparse lines in a log file."""
+    stream = sys.stderr if stream is None else stream
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # a closed or a bare stream
+        return False
 
 
 def above(bar) -> Callable[[str], None]:
@@ -68,7 +78,9 @@ def progress(iterable: Iterable[T], *, total: int | None = None, desc: str = "",
 
     if total is None:
         total = len(iterable)  # type: ignore[arg-type]
-    bar = tqdm(iterable, total=total, desc=desc, unit=unit, disable=disable, leave=leave)
+    # In a log file (not a terminal) a bar's every update would pile up on one line: one every LOG_INTERVAL s.
+    interval = 0.1 if on_terminal() else LOG_INTERVAL_SECONDS
+    bar = tqdm(iterable, total=total, desc=desc, unit=unit, disable=disable, leave=leave, mininterval=interval)
     say, clock = write or above(bar), clock or now
     started, done, pending = clock(), 0, not disable
     try:
@@ -84,4 +96,4 @@ def progress(iterable: Iterable[T], *, total: int | None = None, desc: str = "",
         bar.close()
 
 
-__all__ = ["progress", "announce_duration", "above", "format_duration", "LONG_JOB_SECONDS"]
+__all__ = ["progress", "announce_duration", "above", "on_terminal", "format_duration", "LONG_JOB_SECONDS"]

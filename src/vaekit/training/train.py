@@ -21,6 +21,7 @@ import copy
 import dataclasses
 import logging
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,7 @@ import torch
 from .. import io
 from ..build import build_model, resolve_model_config
 from ..config import RunConfig, default_epochs, resolve_device
-from ..core.progress import above, announce_duration
+from ..core.progress import above, announce_duration, on_terminal
 from ..core.runtime import Runtime
 from ..data import DataBundle, Split, load_data
 from ..data.streaming import batch_loader, check_batch_fits, is_streamed
@@ -341,8 +342,10 @@ def _loop(run: Training, writer: RunWriter) -> None:
 
     t, state = run.config.train, run.state
     main = run.cluster.is_main
+    # On a terminal a bar; in a log file (or CI) one short line per epoch instead of the bar's many updates.
+    lines = t.progress and main and not on_terminal()
     bar = tqdm(total=math.ceil(len(run.train) / t.batch_size) * t.epochs, initial=state["step"],
-               disable=not (t.progress and main), unit="batch", dynamic_ncols=True)
+               disable=not (t.progress and main) or lines, unit="batch", dynamic_ncols=True)
     collapse = CollapseWatch(run.model.latent_dim, t.epochs) if main else None
     if main:
         warn_if_never_warm(run.objective, math.ceil(len(run.train) / t.batch_size), t.epochs)
@@ -361,7 +364,9 @@ def _loop(run: Training, writer: RunWriter) -> None:
             improved = _update_state(state, record, epoch, step)
             run.history.append(record)
             writer.epoch(record, run.model, run.optimizer, state, improved)
-            if epoch == first_epoch and not bar.disable:  # a run of minutes says so after its first epoch
+            if lines:
+                print(epoch_line(record, t.epochs), file=sys.stderr, flush=True)
+            if epoch == first_epoch and (lines or not bar.disable):  # a run of minutes says so after its first epoch
                 announce_duration(above(bar), "training", time.perf_counter() - budget_start, 1,
                                   t.epochs - first_epoch, "epoch")
             bar.set_postfix(loss=f"{train_terms['loss']:.2f}", rate=f"{record['samples_per_s']:.0f}/s",
@@ -375,6 +380,13 @@ def _loop(run: Training, writer: RunWriter) -> None:
         bar.close()
     if collapse is not None:
         collapse.finish(run.history)
+
+
+def epoch_line(record: dict, epochs: int) -> str:
+    """One epoch's summary, for logs: "epoch 3/50  loss 98.12  valid 99.01  12,345 samples/s  4.1 s"."""
+    valid = f"  valid {record['valid_loss']:.2f}" if "valid_loss" in record else ""
+    return (f"epoch {record['epoch']}/{epochs}  loss {record['train_loss']:.2f}{valid}  "
+            f"{record['samples_per_s']:,.0f} samples/s  {record['seconds']:.1f} s")
 
 
 def warn_if_never_warm(objective: Objective, steps_per_epoch: int, epochs: int) -> bool:
