@@ -117,3 +117,20 @@ def test_defaults_by_input_kind():
     assert chosen.score_ == "nll-entropy" and chosen.config_.model.likelihood.name == "bernoulli"
     with pytest.raises(ConfigError, match="bernoulli"):  # the entropy of a Gaussian target is not sum_i H(x_i)
         VAEAnomalyDetector(score="nll-entropy", epochs=1, hidden=(16,), latent_dim=2, k=3).fit(_grey(40, 0))
+
+
+def test_the_score_histogram_uses_a_log_axis_when_scores_span_orders_of_magnitude(tmp_path):
+    from vaekit.apps.anomaly import histogram_bins, save_score_histogram
+
+    rng = np.random.default_rng(0)
+    spread = np.concatenate([rng.uniform(0.01, 0.1, 900), rng.uniform(10.0, 100.0, 100)])
+    bins, logarithmic = histogram_bins(spread)
+    assert logarithmic and np.allclose(np.diff(np.log(bins)), np.log(bins[1] / bins[0]))  # equal in log space
+    narrow = rng.normal(50.0, 5.0, 1000)
+    bins, logarithmic = histogram_bins(narrow)
+    assert not logarithmic and np.allclose(np.diff(bins), bins[1] - bins[0])
+    assert not histogram_bins(np.concatenate([[-1.0], spread]))[1]  # a score <= 0: no log axis
+    labels = np.arange(1000) >= 900
+    for scores in (spread, narrow):
+        path = save_score_histogram(scores, labels, tmp_path / "h.png", threshold=float(np.quantile(scores, 0.9)))
+        assert path.stat().st_size > 1000

@@ -426,6 +426,21 @@ def detection_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float |
     return metrics
 
 
+LOG_AXIS_SPAN = 100.0  # positive scores whose 99th percentile is this many times the smallest: a log axis
+
+
+def histogram_bins(scores: np.ndarray, threshold: float | None = None, count: int = 50) -> tuple[np.ndarray, bool]:
+    """The score histogram's bin edges, from the lowest score to the 99th percentile (or the threshold), and
+    whether they are log-spaced: positive scores spanning orders of magnitude would otherwise fall into the first
+    bins of a linear axis."""
+    lo, hi = np.quantile(scores, [0.0, 0.99])  # the top 1% would stretch the axis; they are counted in the legend
+    hi = max(hi, threshold if threshold is not None else hi)
+    logarithmic = bool(lo > 0 and hi / lo >= LOG_AXIS_SPAN)
+    if logarithmic:
+        return np.geomspace(lo, hi, count), True
+    return np.linspace(lo, hi if hi > lo else lo + 1.0, count), False
+
+
 def save_score_histogram(scores: np.ndarray, labels: np.ndarray, path: str | Path, threshold: float | None = None,
                          title: str = "Anomaly scores") -> Path:
     """Histograms of the scores of normal points and of anomalies (shared bins, densities), with the threshold."""
@@ -433,21 +448,24 @@ def save_score_histogram(scores: np.ndarray, labels: np.ndarray, path: str | Pat
 
     plt = _pyplot()
     labels = np.asarray(labels).astype(bool)
-    lo, hi = np.quantile(scores, [0.0, 0.99])  # the top 1% would stretch the axis; they are counted in the legend
-    hi = max(hi, threshold if threshold is not None else hi)
-    bins = np.linspace(lo, hi if hi > lo else lo + 1.0, 50)
+    bins, logarithmic = histogram_bins(scores, threshold)
+    lo = bins[0]
     beyond = int((scores > bins[-1]).sum())
     fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=120)
-    ax.hist(np.clip(scores[~labels], lo, bins[-1]), bins=bins, density=True, alpha=0.6, color="tab:blue",
-            label=f"normal ({(~labels).sum()})")
-    ax.hist(np.clip(scores[labels], lo, bins[-1]), bins=bins, density=True, alpha=0.6, color="tab:red",
-            label=f"anomaly ({labels.sum()})")
+    if logarithmic:
+        ax.set_xscale("log")
+    for group, color, name in ((~labels, "tab:blue", "normal"), (labels, "tab:red", "anomaly")):
+        values = np.clip(scores[group], lo, bins[-1])
+        # bins of unequal width (log axis): each bin's share of the group, not a density per unit of score
+        weights = np.full(len(values), 1.0 / max(1, len(values))) if logarithmic else None
+        ax.hist(values, bins=bins, density=not logarithmic, weights=weights, alpha=0.6, color=color,
+                label=f"{name} ({group.sum()})")
     if threshold is not None:
         ax.axvline(threshold, color="black", linestyle="--", linewidth=1, label=f"threshold {threshold:.3g}")
     ax.set_xlabel("anomaly score (higher = more anomalous)" + (f"; {beyond} above the axis in the last bin"
                                                                 if beyond else ""))
-    ax.set_ylabel("density")
-    ax.set_title(title)
+    ax.set_ylabel("share of each group" if logarithmic else "density")
+    ax.set_title(title + (" (log axis)" if logarithmic else ""))
     ax.legend(fontsize=8)
     fig.tight_layout()
     path = Path(path)

@@ -51,7 +51,8 @@ def register(sub) -> None:
     p.add_argument("--scaling", choices=list(SCALINGS), default="robust",
                    help="tables: per-column scaling, median/IQR (robust, default) or mean/std (standard)")
     p.add_argument("--contamination", type=float_range(0.0, 0.5, lo_open=True), default=0.1,
-                   help="expected anomaly fraction, in (0, 0.5] (sets the threshold)")
+                   help="expected anomaly fraction, in (0, 0.5]: the threshold is that upper quantile of the "
+                        "training scores (default: 0.1)")
     p.add_argument("--epochs", type=positive_int, help="training epochs (default: a short automatic length)")
     p.add_argument("--latent-dim", type=config_type("model.latent_dim"))
     p.add_argument("--likelihood", help="gaussian-learned (tables), bernoulli (images), gaussian, ...")
