@@ -119,6 +119,18 @@ def test_a_run_killed_before_its_first_checkpoint_resumes_from_scratch(straight,
         assert torch.allclose(value, weights(run)[name], atol=1e-6), name
 
 
+def test_resume_never_retrains_over_a_model_it_cannot_continue(straight, tmp_path, capsys):
+    """A finished run whose checkpoint was deleted holds a model but nothing to continue: refused, untouched."""
+    import shutil
+
+    run = Path(shutil.copytree(straight, tmp_path / "copy"))
+    (run / io.LAST_CHECKPOINT).unlink()
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    code, _, err = run_cli(capsys, "train", "--out", run, "--resume", "--no-progress")
+    assert code != 0 and "no checkpoints/last.safetensors to continue from" in err and len(err.splitlines()) == 1
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+
+
 def test_a_cut_last_metrics_line_is_dropped_a_damaged_one_refused(straight, tmp_path, capsys):
     run = tmp_path / "copy"
     subprocess.run(["cp", "-r", str(straight), str(run)], check=True)

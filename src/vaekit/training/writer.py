@@ -58,6 +58,13 @@ class RunWriter:
         config = io.load_config(self.run_dir)
         remove_orphans(self.run_dir)
         has_checkpoint = (self.run_dir / io.LAST_CHECKPOINT).is_file()
+        if not has_checkpoint and (self.run_dir / io.MODEL_FILE).is_file():
+            # A trained model with nothing to continue from (a finished run whose checkpoint was deleted, a run
+            # trained by another command): resuming would train a new model from scratch over it.
+            self._run_lock.release()
+            raise CheckpointError(f"cannot resume {str(self.run_dir)!r}: it holds a trained {io.MODEL_FILE} but no "
+                                  f"{io.LAST_CHECKPOINT} to continue from, and resuming would replace the model with "
+                                  "a new one; train into another --out (or delete the model file to start over)")
         if not has_checkpoint:  # killed before the first checkpoint: what was written is of no epoch
             log.warning("%s has no checkpoint yet: training starts from the beginning", self.run_dir)
             for name in (io.METRICS_FILE, io.MODEL_FILE):
