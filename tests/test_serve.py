@@ -321,6 +321,8 @@ def test_vaekit_serve_announces_its_address_answers_and_stops_on_ctrl_c(image_ru
     (["serve", "RUN", "--port", "70000"], "--port"),
     (["serve", "RUN", "--max-points", "0"], "--max-points"),
     (["serve", "RUN", "--host", "203.0.113.9"], "cannot listen on 203.0.113.9"),
+    (["serve", "RUN", "--host", ""], "the host is empty"),  # never every interface by accident
+    (["serve", "RUN", "--split", "bogus", "--port", "0"], "no 'bogus' split"),  # never another split instead
 ])
 def test_bad_serve_arguments_are_one_line_errors(image_run, args, match):
     args = [str(image_run) if a == "RUN" else a for a in args]

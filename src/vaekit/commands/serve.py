@@ -17,7 +17,8 @@ def register(sub) -> None:
     p.add_argument("run", help="run folder (anything vaekit.load opens)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int_range(0, 65535), default=0, help="port (default 0: a free one)")
-    p.add_argument("--split", default="test", help="split whose examples are the points (default: test)")
+    p.add_argument("--split", help="split whose examples are the points (default: test, or the data's first split "
+                   "when it has no test split)")
     p.add_argument("--data-root", help="folder holding the run's data files (default: as when it was trained)")
     p.add_argument("--max-points", type=int_range(1, MAX_POINTS), default=2000,
                    help=f"points on the map, a seeded subsample of the split (default 2000, at most {MAX_POINTS:,})")

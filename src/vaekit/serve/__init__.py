@@ -33,6 +33,9 @@ def require_web_stack() -> None:
 
 def open_socket(host: str, port: int) -> socket.socket:
     """A listening TCP socket on host:port (port 0: a free one), or a ConfigError saying why not."""
+    if not host.strip():  # an empty address would listen on every interface: often an unset shell variable
+        raise ConfigError("the host is empty: give an address (127.0.0.1 for this machine only, 0.0.0.0 to listen "
+                          "on every interface)")
     try:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
@@ -47,7 +50,7 @@ def open_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 0, split: str = "test",
+def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 0, split: str | None = None,
           max_points: int = 2000, data_root: str | None = None, announce=print, device: str = "cpu") -> None:
     """Serves the explorer of `run_dir` (its model on `device`) until interrupted (Ctrl-C), announcing its
     address first."""

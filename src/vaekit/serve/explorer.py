@@ -83,7 +83,7 @@ def check_choice(value, name: str, choices) -> str:
 class Explorer:
     """A run, its encoded points and the answers of the explorer page."""
 
-    def __init__(self, run_dir: str | Path, split: str = "test", max_points: int = 2000, seed: int = 0,
+    def __init__(self, run_dir: str | Path, split: str | None = None, max_points: int = 2000, seed: int = 0,
                  data_root: str | None = None, device: str | torch.device = "cpu") -> None:
         from ..io import load_run
         from ..training.train import load_bundle
@@ -97,7 +97,10 @@ class Explorer:
         self.lock = threading.Lock()
         bundle = load_bundle(self.config)
         self.bundle = bundle
-        self.split_name = split if split in bundle.splits else next(iter(bundle.splits))
+        # None: the test split, or the first one of data without one; a split named by the caller must exist
+        if split is None:
+            split = "test" if "test" in bundle.splits else next(iter(bundle.splits))
+        self.split_name = split
         self.split = bundle.split(self.split_name)
         self.seed = seed
         self.rows = subsample_indices(len(self.split), max_points, seed)  # the points: rows of the split
