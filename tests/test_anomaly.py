@@ -71,6 +71,22 @@ def test_save_load_gives_the_same_scores(fitted, tmp_path):
     assert loaded.threshold_ == detector.threshold_
 
 
+@pytest.mark.parametrize("damage", ["delete", "garbage", "list"])
+def test_a_table_detector_without_its_column_scaling_is_refused(fitted, tmp_path, damage):
+    """Without standardizer.json the model would score unscaled columns: refused, naming the file."""
+    from vaekit.errors import CheckpointError
+
+    detector, _, _ = fitted
+    run = detector.save(tmp_path / "run")
+    path = run / "standardizer.json"
+    if damage == "delete":
+        path.unlink()
+    else:
+        path.write_text("{not json" if damage == "garbage" else "[1, 2]")
+    with pytest.raises(CheckpointError, match="standardizer.json"):
+        VAEAnomalyDetector.load(run)
+
+
 def test_bad_input_gives_one_line_errors(fitted):
     detector, x, _ = fitted
     with pytest.raises(DataError, match="features"):

@@ -372,6 +372,10 @@ class VAEAnomalyDetector(BaseEstimator):
             detector.input_kind_ = state["input_kind"]
             detector.event_shape_ = tuple(state["event_shape"])
             detector.standardizer_ = _load_standardizer(run_dir, state)
+            if detector.standardizer_ is None and detector.input_kind_ == "tabular":
+                # the model learned scaled columns: scoring raw ones would give wrong scores without a word
+                raise CheckpointError(f"{run_dir / STANDARDIZER_FILE} is missing: the table detector needs its "
+                                      "column scaling to score new rows; fit the detector again")
             detector.threshold_ = float(state["threshold"])
             detector.feature_names_in_ = state["feature_names"]
             detector.decision_scores_ = np.asarray(state["train_scores"], dtype=np.float64)
@@ -400,7 +404,10 @@ def _load_standardizer(run_dir: Path, state: dict) -> Standardizer | None:
     """standardizer.json of the run; detectors saved before it existed kept mean and scale in detector.json."""
     path = run_dir / STANDARDIZER_FILE
     if path.is_file():
-        return Standardizer.from_dict(json.loads(path.read_text()))
+        try:
+            return Standardizer.from_dict(json.loads(path.read_text()))
+        except (json.JSONDecodeError, UnicodeDecodeError, DataError) as error:
+            raise CheckpointError(f"{path} is invalid ({error})") from None
     if state.get("mean") is not None:
         return Standardizer.from_dict({"mean": state["mean"], "scale": state["scale"]})
     return None
