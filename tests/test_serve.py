@@ -162,6 +162,23 @@ def test_bodies_that_are_not_json_objects_are_refused(client):
     _refused(client.post("/api/decode", content=b'{"z": [NaN, 0, 0, 0]}'), 400, "finite")
     _refused(client.post("/api/decode", content=b'{"z": [' + b"0," * 40_000 + b"0]}"), 413, "at most")
     assert client.get("/api/decode").status_code == 405
+    deep = b'{"z": ' + b"[" * 1000 + b"]" * 1000 + b"}"  # 2 KB, deeper than the JSON parser recurses
+    _refused(client.post("/api/decode", content=deep), 400, "nests too deeply")
+
+
+@pytest.mark.parametrize("path, body, match", [
+    ("/api/sample", {"n": "5"}, "n must be a whole number .a JSON number, not a string"),
+    ("/api/sample", {"n": 4, "seed": "1"}, "seed must be a whole number"),
+    ("/api/traverse", {"dim": 0, "z": [0, 0, 0, 0], "span": "2"}, "span must be a number"),
+    ("/api/interpolate", {"a": "0", "b": 1}, "point must be a whole number"),
+])
+def test_fields_of_the_wrong_json_type_are_refused_not_converted(client, path, body, match):
+    _refused(client.post(path, json=body), 404 if "point" in match else 400, match)
+
+
+def test_a_label_for_sentences_is_refused_like_a_label_for_an_unconditional_image_run(client, text_client):
+    _refused(client.post("/api/sample", json={"n": 2, "label": 1}), 400, "not conditional")
+    _refused(text_client.post("/api/sample", json={"n": 2, "label": 1}), 400, "takes no label")
 
 
 # --- strips -------------------------------------------------------------------------------------------------

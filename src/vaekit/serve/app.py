@@ -65,6 +65,8 @@ def create_app(explorer: Explorer):
             data = json.loads(raw or b"{}")
         except (ValueError, UnicodeDecodeError):
             raise RequestError("the request body must be JSON") from None
+        except RecursionError:  # nesting deeper than Python's parser goes (1,000 levels fit in 2 KB)
+            raise RequestError("the request body nests too deeply") from None
         if not isinstance(data, dict):
             raise RequestError("the request body must be a JSON object")
         return data

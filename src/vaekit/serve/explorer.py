@@ -47,8 +47,11 @@ class RequestError(VaekitError):
         self.status = status
 
 
-def check_int(value, name: str, lo: int, hi: int) -> int:
-    """`value` as an int in [lo, hi], else a RequestError naming `name`."""
+def check_int(value, name: str, lo: int, hi: int, text: bool = False) -> int:
+    """`value` as an int in [lo, hi], else a RequestError naming `name`. A JSON field must be a number (a string
+    such as "5" is refused, not converted); `text=True` for the digits of a URL path."""
+    if isinstance(value, str) and not text:
+        raise RequestError(f"{name} must be a whole number (a JSON number, not a string), got {value!r}")
     try:
         number = int(value) if not isinstance(value, bool) else None
         if number is None or (isinstance(value, float) and value != number) or (isinstance(value, str) and
@@ -64,7 +67,7 @@ def check_int(value, name: str, lo: int, hi: int) -> int:
 def check_float(value, name: str, lo: float, hi: float) -> float:
     """`value` as a finite float in [lo, hi], else a RequestError naming `name`."""
     try:
-        if isinstance(value, bool):
+        if isinstance(value, (bool, str)):  # a JSON field must be a number, not text to convert
             raise ValueError
         number = float(value)
     except (TypeError, ValueError, OverflowError):
@@ -176,17 +179,17 @@ class Explorer:
 
     # --- points and codes ------------------------------------------------------------------------------------
 
-    def check_point(self, value) -> int:
-        """A point id (0 .. N-1), or a RequestError 404."""
+    def check_point(self, value, text: bool = False) -> int:
+        """A point id (0 .. N-1), or a RequestError 404; `text=True` for an id read from a URL path."""
         try:
-            return check_int(value, "point", 0, len(self.rows) - 1)
+            return check_int(value, "point", 0, len(self.rows) - 1, text=text)
         except RequestError as error:
             raise RequestError(str(error), status=404) from None
 
     def point(self, value) -> dict:
         """One point: its row of the split, label, code (posterior mean) and the fields of JSON the modality
         shows of it and of what its code decodes to (none where the page asks for PNG)."""
-        i = self.check_point(value)
+        i = self.check_point(value, text=True)
         out = {"point": i, "row": int(self.rows[i]), "z": [round(float(v), 5) for v in self.mean[i]],
                "label": None if self.y is None else int(self.y[i])}
         with self.lock:
@@ -196,12 +199,12 @@ class Explorer:
     def input_png(self, value) -> bytes:
         """One point's example as PNG."""
         self._pictures_only()
-        return self.modality.show_example(self.model, self.x[self.check_point(value)])
+        return self.modality.show_example(self.model, self.x[self.check_point(value, text=True)])
 
     def reconstruction_png(self, value) -> bytes:
         """One point's reconstruction as PNG."""
         self._pictures_only()
-        i = self.check_point(value)
+        i = self.check_point(value, text=True)
         with self.lock:
             out = self.model.reconstruct(to_model(self.model, self.x[i : i + 1]),
                                          self._labels(self.y[i : i + 1] if self.y is not None else None)).cpu()
@@ -231,8 +234,13 @@ class Explorer:
         return torch.as_tensor(y).reshape(-1)
 
     def _strip_label(self, label) -> int | None:
-        """The class a strip decodes by: a checked label, or None where the modality decodes by none."""
-        return self.check_label(label, required=False) if self.modality.class_labels else None
+        """The class a strip decodes by: a checked label, or None where the modality decodes by none (a label
+        given there is refused, as on an unconditional run)."""
+        if not self.modality.class_labels:
+            if label is not None:
+                raise RequestError(f"{self.modality.values} decode from the code alone: this run takes no label")
+            return None
+        return self.check_label(label, required=False)
 
     def decode(self, z, label=None):
         """The decoded mean of one code as the modality shows it: PNG bytes or JSON."""
