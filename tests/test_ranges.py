@@ -382,3 +382,30 @@ def test_in_range_flags_run(entry, trained_run, tmp_path, capsys):
         COUNTS[f"cli in range: {words[0]} {flag}"]["correct result"] += 1
 
     check()
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["train", "--data", "digits", "--epochs", "9223372036854775807"], "--epochs: must be an integer in [1, 1000000]"),
+    (["impute", "t.csv", "--out", "o.csv", "--epochs", "100000000000"], "--epochs: must be an integer in [1, 1000000]"),
+    (["anomaly", "fit", "t.csv", "--out", "r", "--epochs", "100000000000"], "--epochs: must be an integer in [1,"),
+    (["train", "--data", "digits", "--set", "model.network.hidden=" + str([1] * 100_000)], "at most 100 are allowed"),
+])
+def test_unbounded_work_is_refused_where_it_enters(argv, match, tmp_path, capsys, monkeypatch):
+    """Numbers that would run for ever (epochs near 2^63, 1e11; 100,000 layers) are refused before any work."""
+    from vaekit.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert match in err and len(err.strip().splitlines()) == 1, err
+    assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_estimators_refuse_an_unbounded_number_of_epochs():
+    import numpy as np
+
+    from vaekit.apps import VAEAnomalyDetector
+    from vaekit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="epochs must be in"):
+        VAEAnomalyDetector(epochs=10**11).fit(np.random.default_rng(0).normal(size=(40, 3)))

@@ -27,7 +27,6 @@ import contextvars
 import dataclasses
 import functools
 import json
-import math
 import sys
 import typing
 from dataclasses import dataclass, field
@@ -38,8 +37,7 @@ from .core import runtime
 from .core.registry import REQUIRED
 
 # Device strings and memory limits are checked in vaekit.core.runtime; these names stay importable from here.
-from .core.runtime import (AUTO_DEVICE, DEVICE_TYPES, check_device_available, parse_memory_limit,  # noqa: F401
-                           resolve_device)
+from .core.runtime import AUTO_DEVICE, DEVICE_TYPES, check_device_available, parse_memory_limit, resolve_device  # noqa: F401
 from .core.typecheck import Range, check_type, shown
 from .data.common import DEFAULT_MAX_LEN, DEFAULT_TEST_FRACTION, DEFAULT_VALID_FRACTION, DEFAULT_VOCAB_SIZE
 from .errors import ConfigError
@@ -295,13 +293,18 @@ def default_epochs(steps_per_epoch: int) -> int:
     return max(MIN_EPOCHS, -(-MIN_STEPS // max(1, steps_per_epoch)))
 
 
+# Most epochs a run may ask for: a million passes over the data is beyond any use; a larger number (2^63, 1e11)
+# is a mistake that would run for ever.
+MAX_EPOCHS = 1_000_000
+
+
 @dataclass
 class TrainConfig(Section):
     """Optimisation."""
 
     _section: ClassVar[str] = "train"
 
-    epochs: int | None = ranged(None, 1)  # None: at least MIN_EPOCHS and at least MIN_STEPS optimiser steps
+    epochs: int | None = ranged(None, 1, MAX_EPOCHS)  # None: at least MIN_EPOCHS and MIN_STEPS optimiser steps
     batch_size: int = ranged(128, 1)
     lr: float = ranged(1e-3, 0.0, lo_open=True)
     weight_decay: float = ranged(0.0, 0.0)

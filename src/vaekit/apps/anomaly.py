@@ -39,7 +39,7 @@ import torch
 from sklearn.base import BaseEstimator
 
 from .. import io
-from ..config import DataConfig, ModelConfig, Plugin, RunConfig, TrainConfig
+from ..config import MAX_EPOCHS, DataConfig, ModelConfig, Plugin, RunConfig, TrainConfig
 from ..core.progress import progress as progress_bar
 from ..core.rng import seeded
 from ..core.runtime import to_model
@@ -200,8 +200,9 @@ class VAEAnomalyDetector(BaseEstimator):
             raise ConfigError(f"unknown scaling {self.scaling!r}; choose one of: {', '.join(SCALINGS)}")
         if not 0.0 < self.contamination <= 0.5:
             raise ConfigError(f"contamination must be in (0, 0.5], got {self.contamination}")
-        if self.epochs is not None and self.epochs < 1:
-            raise ConfigError(f"epochs must be >= 1 (or None for the automatic length), got {self.epochs}")
+        if self.epochs is not None and not 1 <= self.epochs <= MAX_EPOCHS:
+            raise ConfigError(f"epochs must be in [1, {MAX_EPOCHS:,}] (or None for the automatic length), "
+                              f"got {self.epochs}")
         if (self.latent_dim is not None and self.latent_dim < 1) or self.batch_size < 1 or self.k < 1 or self.lr <= 0:
             raise ConfigError("latent_dim, batch_size and k must be >= 1 and lr > 0")
 

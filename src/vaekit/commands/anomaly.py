@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..apps.choices import SCALINGS, SCORES
+from ..config import MAX_EPOCHS
 from ..core.outputs import check_output_suffix
 from ..errors import DataError, VaekitError
 from .common import (
@@ -53,7 +54,8 @@ def register(sub) -> None:
     p.add_argument("--contamination", type=float_range(0.0, 0.5, lo_open=True), default=0.1,
                    help="expected anomaly fraction, in (0, 0.5]: the threshold is that upper quantile of the "
                         "training scores (default: 0.1)")
-    p.add_argument("--epochs", type=positive_int, help="training epochs (default: a short automatic length)")
+    p.add_argument("--epochs", type=int_range(1, MAX_EPOCHS),
+                   help="training epochs (default: a short automatic length)")
     p.add_argument("--latent-dim", type=config_type("model.latent_dim"))
     p.add_argument("--likelihood", help="gaussian-learned (tables), bernoulli (images), gaussian, ...")
     p.add_argument("--network", default="mlp", help="mlp or conv (images)")
@@ -87,7 +89,7 @@ def register(sub) -> None:
     p.add_argument("--n-train", type=positive_int, default=2000, help="defect-free training images")
     p.add_argument("--n-test", type=int_range(2), default=400, help="test images, half of them defective (>= 2)")
     p.add_argument("--size", type=int_range(8), default=32, help="image side in pixels (>= 8)")
-    p.add_argument("--epochs", type=positive_int, default=30)
+    p.add_argument("--epochs", type=int_range(1, MAX_EPOCHS), default=30)
     p.add_argument("--seed", type=seed_int, default=0)
     add_device_arg(p)
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..config import MAX_EPOCHS
 from ..errors import DataError, VaekitError
-from .common import add_device_arg, guard_output, load_run_of, positive_int, runtime_of, seed_int
+from .common import add_device_arg, guard_output, int_range, load_run_of, positive_int, runtime_of, seed_int
 
 
 def register(sub) -> None:
@@ -26,7 +27,7 @@ def register(sub) -> None:
     p.add_argument("--seed", type=seed_int, default=0)
     add_device_arg(p)
     t = p.add_argument_group("tables")
-    t.add_argument("--epochs", type=positive_int, help="training epochs (default: automatic)")
+    t.add_argument("--epochs", type=int_range(1, MAX_EPOCHS), help="training epochs (default: automatic)")
     t.add_argument("--no-header", action="store_true", help="the first row is data, not column names")
     i = p.add_argument_group("images (SOURCE is a run folder)")
     i.add_argument("--image", help="PNG/JPEG or .npy/.npz of images (default: the run's test images)")
@@ -87,7 +88,6 @@ def _impute_table(args) -> int:
 
 
 def _impute_images(args) -> int:
-    import numpy as np
 
     from ..apps.impute import impute
     from ..apps.inpaint import as_images, hole_pattern, inpainting_figure, observation_mask, read_array_or_image

@@ -50,8 +50,15 @@ def check_activation(name: str, extra: tuple[str, ...] = ()) -> None:
         raise ConfigError(f"unknown activation {name!r}; choose one of: {', '.join([*ACTIVATIONS, *extra])}")
 
 
+# Most layers a network option may list: far beyond any VAE's depth; a longer list is a mistake that would take
+# hours to build (100,000 layers of width 1 pass the parameter budget).
+MAX_LAYERS = 100
+
+
 def check_sizes(what: str, sizes) -> None:
-    """A ConfigError unless every layer size is >= 1."""
+    """A ConfigError unless every layer size is >= 1 and there are at most MAX_LAYERS of them."""
+    if len(sizes) > MAX_LAYERS:
+        raise ConfigError(f"{what} lists {len(sizes):,} layers; at most {MAX_LAYERS} are allowed")
     if any(size < 1 for size in sizes):
         raise ConfigError(f"{what} must hold sizes >= 1, got {list(sizes)}")
 
