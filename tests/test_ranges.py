@@ -105,7 +105,7 @@ def _valid(section: str, key: str, value) -> bool:
     if not isinstance(value, int):
         return False
     lo, hi = {"limit": (1, None), "seed": (0, MAX_SEED), "latent_dim": (1, 65536), "num_classes": (0, 10**6),
-              "epochs": (1, None), "batch_size": (1, None), "patience": (1, None), "threads": (1, 1024),
+              "epochs": (1, 1_000_000), "batch_size": (1, None), "patience": (1, None), "threads": (1, 1024),
               "max_len": (1, 10_000), "vocab_size": (5 if section == "data" else 0, 10**6), "workers": (0, 256)}[key]
     return lo <= value and (hi is None or value <= hi) and value <= 2**63 - 1
 
