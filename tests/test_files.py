@@ -387,3 +387,23 @@ def test_sample_refuses_damaged_weights(run_dir, tmp_path, capsys, damage):
     assert ("checksum" if damage == "flip" else "not finite") in line
     assert not (tmp_path / "s.npy").exists()
     CASES["CLI sample with damaged weights"] += 1
+
+
+@pytest.mark.parametrize("command", [["eval"], ["reconstruct"], ["latent", "embed"]])
+def test_a_run_whose_data_file_changed_shape_is_a_one_line_error(tmp_path, capsys, command):
+    """Trained on (200, 8, 8), then the file is replaced by (200, 9, 9): both shapes in one line, exit 2."""
+    from vaekit.cli import main
+
+    rng = np.random.default_rng(0)
+    data = tmp_path / "mine.npy"
+    np.save(data, rng.random((200, 8, 8)).astype(np.float32))
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(data), "--epochs", "1", "--no-progress", "--set", "model.network.hidden=[16]",
+                 "--out", str(run)]) == 0
+    np.save(data, rng.random((200, 9, 9)).astype(np.float32))
+    capsys.readouterr()
+    code = main([*command, str(run), "--out", str(tmp_path / "out.png" if command == ["reconstruct"] else
+                                                  tmp_path / ("out.json" if command == ["eval"] else "out.npz"))])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "(1, 9, 9)" in err and "(1, 8, 8)" in err and "changed since training" in err

@@ -193,12 +193,12 @@ def load_run_of(args, path=None):
 def load_with_data(args, run=None):
     """(run, data bundle) of `args.run` (or of the already loaded `run`) with the model on --device, the data
     read from `args.data_root` when given."""
-    from ..training.train import load_bundle
+    from ..training.train import load_run_bundle
 
     run = run or load_run_of(args)
     if getattr(args, "data_root", None):
         run.config.data.root = args.data_root
-    return run, load_bundle(run.config)
+    return run, load_run_bundle(run.config, run.model)
 
 
 def class_names_of(run) -> list[str]:

@@ -89,7 +89,7 @@ class Explorer:
     def __init__(self, run_dir: str | Path, split: str | None = None, max_points: int = 2000, seed: int = 0,
                  data_root: str | None = None, device: str | torch.device = "cpu") -> None:
         from ..io import load_run
-        from ..training.train import load_bundle
+        from ..training.train import load_run_bundle
 
         self.run_dir = Path(run_dir)
         run = load_run(self.run_dir, device=device)
@@ -98,7 +98,7 @@ class Explorer:
         if data_root is not None:  # the run's data set, read from another folder than at training time
             self.config.data.root = data_root
         self.lock = threading.Lock()
-        bundle = load_bundle(self.config)
+        bundle = load_run_bundle(self.config, self.model)
         self.bundle = bundle
         # None: the test split, or the first one of data without one; a split named by the caller must exist
         if split is None:

@@ -36,7 +36,7 @@ from ..core.progress import above, announce_duration, on_terminal
 from ..core.runtime import Runtime
 from ..data import DataBundle, Split, load_data
 from ..data.streaming import batch_loader, check_batch_fits, is_streamed
-from ..errors import TrainingError
+from ..errors import DataError, TrainingError
 from ..evaluate import posterior_diagnostics
 from ..modalities import modality_of
 from ..models.vae import VAE, Batch
@@ -100,6 +100,21 @@ def load_bundle(config: RunConfig) -> DataBundle:
     # every data.* key is an option of load_data, but `workers`, which is how the loop reads streamed data
     options = {f.name: getattr(d, f.name) for f in dataclasses.fields(d) if f.name not in ("name", "root", "workers")}
     return load_data(d.name, d.root, **options)
+
+
+def load_run_bundle(config: RunConfig, model: VAE) -> DataBundle:
+    """The data set of a trained run, checked against its model: a file replaced since training (other shapes,
+    more classes) is a DataError naming both, not a shape error from deep inside the network."""
+    bundle = load_bundle(config)
+    data_shape, model_shape = tuple(bundle.event_shape), tuple(model.event_shape)
+    if data_shape != model_shape:
+        raise DataError(f"the data {config.data.name!r} now have examples of shape {data_shape}, but the run's model "
+                        f"was trained on shape {model_shape}: the data changed since training (point --data-root "
+                        "at the data it was trained on, or train a new run)")
+    if model.conditional and bundle.num_classes > model.num_classes:
+        raise DataError(f"the data {config.data.name!r} now have {bundle.num_classes} classes, but the run's model "
+                        f"was trained on {model.num_classes}: the data changed since training")
+    return bundle
 
 
 def make_optimizer(model: VAE, config: RunConfig) -> torch.optim.Optimizer:
