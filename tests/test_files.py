@@ -407,3 +407,43 @@ def test_a_run_whose_data_file_changed_shape_is_a_one_line_error(tmp_path, capsy
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert "(1, 9, 9)" in err and "(1, 8, 8)" in err and "changed since training" in err
+
+
+def _npy_with_header(header: bytes, version: int) -> bytes:
+    """A .npy file whose header dict is `header` (any bytes), padded as NumPy pads it, and 64 bytes of data."""
+    import struct
+
+    padded = header + b" " * (64 - (10 + len(header) + 1) % 64) + b"\n"
+    size = struct.pack("<H", len(padded)) if version == 1 else struct.pack("<I", len(padded))
+    return b"\x93NUMPY" + bytes([version, 0]) + size + padded + b"\0" * 64
+
+
+CRAFTED_NPY_HEADERS = {
+    "unterminated": b"{'descr': '<f4', 'fortran_order': False, 'shape': (",
+    "open string": b"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), \"\"\"}",
+    "deep nesting": b"{'descr': '<f4', 'fortran_order': False, 'shape': " + b"(" * 5000 + b")" * 5000 + b"}",
+    "huge shape": b"{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999, 3)}",
+    "long number": b"{'descr': '<f4', 'fortran_order': False, 'shape': (" + b"9" * 5000 + b",)}",
+    "negative shape": b"{'descr': '<f4', 'fortran_order': False, 'shape': (-2, 3)}",
+    "text shape": b"{'descr': '<f4', 'fortran_order': False, 'shape': 'abc'}",
+    "bad dtype": b"{'descr': 'zz', 'fortran_order': False, 'shape': (2, 3)}",
+    "object dtype": b"{'descr': '|O', 'fortran_order': False, 'shape': (2, 3)}",
+    "not a dict": b"[1, 2, 3]",
+    "a call": b"{'descr': '<f4', 'fortran_order': False, 'shape': __import__('os')}",
+    "bad bytes": b"{'descr': '\xff\xfe', 'fortran_order': False, 'shape': (2, 3)}",
+}
+
+
+@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("streamed", [False, True])
+@pytest.mark.parametrize("name", list(CRAFTED_NPY_HEADERS))
+def test_a_crafted_npy_header_is_a_data_error(tmp_path, name, version, streamed):
+    """NumPy parses the header as Python literals: every way that can fail is a DataError naming the file,
+    whether the file is loaded or memory-mapped (streamed)."""
+    from vaekit.data import load_data
+    from vaekit.errors import DataError
+
+    path = tmp_path / "crafted.npy"
+    path.write_bytes(_npy_with_header(CRAFTED_NPY_HEADERS[name], version))
+    with pytest.raises(DataError, match="crafted.npy"):
+        load_data(str(path), **({"memory_limit": "1"} if streamed else {}))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import tokenize
 from pathlib import Path
 from typing import Sequence
 
@@ -189,14 +190,16 @@ def _npy_header(fp, source: str) -> tuple[tuple[int, ...], "np.dtype"]:
             shape, _, dtype = fmt.read_array_header_2_0(fp, max_header_size=2**20)
         else:
             shape, _, dtype = fmt._read_array_header(fp, version, max_header_size=2**20)
-    except (ValueError, OSError, EOFError, SyntaxError, TypeError) as e:
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError, OverflowError, RecursionError, MemoryError,
+            tokenize.TokenError) as e:  # NumPy parses the header dict as Python literals: any of these may come
         if "magic" in str(e):
             raise DataError(f"{source} is not a NumPy .npy file (no .npy header; is it text?)") from None
         raise DataError(f"{source}: not a readable .npy array ({_first_line(e)})") from None
     return tuple(int(s) for s in shape), dtype
 
 
-def check_npy_stream(fp, source: str, file_bytes: int | None) -> tuple[tuple[int, ...], "np.dtype"]:
+def check_npy_stream(fp, source: str, file_bytes: int | None,
+                     budget: bool = True) -> tuple[tuple[int, ...], "np.dtype"]:
     """Reads the .npy header of `fp` and checks it: the data bytes it claims against what the stream of
     `file_bytes` bytes holds after the header (when known), and against the memory budget. DataErrors, before
     anything is allocated; `fp` is left just after the header."""
@@ -211,7 +214,8 @@ def check_npy_stream(fp, source: str, file_bytes: int | None) -> tuple[tuple[int
         if claimed > held:
             raise DataError(f"{source}: truncated or inconsistent .npy data: its header claims an array of shape "
                             f"{shown} {dtype} ({claimed:,} bytes) but only {max(held, 0):,} bytes follow it")
-    check_load(n, dtype.itemsize, f"loading {source} (an array of shape {shown} {dtype})")
+    if budget:  # (a memory-mapped file is read a slice at a time: its size is not held at once)
+        check_load(n, dtype.itemsize, f"loading {source} (an array of shape {shown} {dtype})")
     return shape, dtype
 
 

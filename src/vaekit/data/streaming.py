@@ -208,9 +208,13 @@ class NpySource(_Mapped):
 
     @staticmethod
     def _load(path: Path) -> np.ndarray:
+        from .common import check_npy_stream
+
         try:
+            with open(path, "rb") as fp:  # the header checked against the file's size before it is mapped
+                check_npy_stream(fp, str(path), os.fstat(fp.fileno()).st_size, budget=False)
             return np.load(path, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, OverflowError) as e:
             raise DataError(f"{path}: cannot map as .npy ({str(e).splitlines()[0] if str(e) else e})") from None
 
     def _open(self) -> np.ndarray:
