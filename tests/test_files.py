@@ -447,3 +447,28 @@ def test_a_crafted_npy_header_is_a_data_error(tmp_path, name, version, streamed)
     path.write_bytes(_npy_with_header(CRAFTED_NPY_HEADERS[name], version))
     with pytest.raises(DataError, match="crafted.npy"):
         load_data(str(path), **({"memory_limit": "1"} if streamed else {}))
+
+
+@pytest.mark.parametrize("command", [["train", "--data", "BIG", "--epochs", "1"], ["impute", "BIG", "--out", "o.csv"],
+                                     ["anomaly", "fit", "BIG", "--out", "r"]])
+def test_a_csv_cell_over_the_csv_modules_limit_is_a_one_line_error(tmp_path, capsys, monkeypatch, command):
+    from vaekit.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    big = tmp_path / "big.csv"
+    big.write_text("a,b\n1," + "9" * 200_000 + "\n2,3\n")
+    assert main([str(big) if a == "BIG" else a for a in command]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "big.csv: not a readable CSV file" in err and len(err.splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.csv"]  # nothing written
+
+
+@pytest.mark.parametrize("content", ["h\n" + "9" * 200_000 + "\n", b"\xff\xfeh\n1\n"])
+def test_an_unreadable_attribute_file_is_a_data_error(tmp_path, content):
+    from vaekit.analysis.arithmetic import read_attribute_file
+    from vaekit.errors import DataError
+
+    path = tmp_path / "attributes.csv"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(DataError, match="attributes.csv"):
+        read_attribute_file(path, None, 1)

@@ -12,7 +12,6 @@ built-in `ink` attribute of image data (total intensity above the median: thick 
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -21,6 +20,7 @@ import numpy as np
 import torch
 
 from ..core.runtime import device_of, to_model
+from ..data.common import csv_rows
 from ..data.standardize import Standardizer
 from ..errors import ConfigError, DataError
 from ..models.vae import VAE
@@ -154,8 +154,11 @@ def read_attribute_file(path: str | Path, column: str | int | None, n: int) -> n
             array = array[:, idx]
         values, name = array.reshape(-1), f"{path.name}[{column}]"
     else:
-        with open(path, newline="") as handle:
-            rows = [r for r in csv.reader(handle, delimiter="\t" if path.suffix == ".tsv" else ",") if r]
+        try:
+            with open(path, newline="", encoding="utf-8-sig") as handle:
+                rows = [r for r in csv_rows(handle, "\t" if path.suffix == ".tsv" else ",", path) if r]
+        except (OSError, UnicodeDecodeError) as error:
+            raise DataError(f"{path}: cannot read as text ({error})") from None
         if len(rows) < 2:
             raise DataError(f"{path}: expected a header row and one row per example")
         header = [h.strip() for h in rows[0]]

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.common import csv_rows
 from ..errors import DataError
 
 NA_VALUES = frozenset({"", "na", "n/a", "nan", "null", "none", "#n/a", "<na>", "?", "-"})
@@ -57,7 +58,7 @@ def read_table(path: str | Path, header: bool | None = None) -> Table:
     first_line = text.split("\n", 1)[0]
     delimiter = "\t" if path.suffix.lower() == ".tsv" else max(",;\t", key=first_line.count)
     # Blank lines are skipped; a line of separators only (",,") is a row whose cells are all missing.
-    rows = [r for r in csv.reader(io.StringIO(text), delimiter=delimiter) if r and not (len(r) == 1 and not r[0].strip())]
+    rows = [r for r in csv_rows(io.StringIO(text), delimiter, path) if r and not (len(r) == 1 and not r[0].strip())]
     if not rows:
         raise DataError(f"{path}: the file is empty")
     width = len(rows[0])

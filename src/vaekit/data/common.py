@@ -219,6 +219,17 @@ def check_npy_stream(fp, source: str, file_bytes: int | None,
     return shape, dtype
 
 
+def csv_rows(lines, delimiter: str, source: str | Path) -> list[list[str]]:
+    """Every row of CSV text (`lines`: a string's lines or an open file); a malformed file (a cell over the csv
+    module's 131,072-character limit, a stray quote at the end, a NUL byte) is a DataError naming `source`."""
+    import csv
+
+    try:
+        return list(csv.reader(lines, delimiter=delimiter))
+    except csv.Error as e:
+        raise DataError(f"{source}: not a readable CSV file ({_first_line(e)})") from None
+
+
 def load_npy(path: Path):
     """np.load of a .npy file after `check_npy_stream` of its header (no pickles)."""
     import numpy as np

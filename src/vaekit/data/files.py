@@ -8,7 +8,6 @@ per-feature mean and std (the bundle's `standardizer`: x_original = standardizer
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,8 +16,19 @@ import torch
 
 from ..errors import DataError
 from .base import DataBundle, Split, ValueKind
-from .common import (DEFAULT_TEST_FRACTION, DEFAULT_VALID_FRACTION, apply_binarize, check_load, count_nonfinite,
-                     image_header, load_npy, load_npz, open_image, split_tensors)
+from .common import (
+    DEFAULT_TEST_FRACTION,
+    DEFAULT_VALID_FRACTION,
+    apply_binarize,
+    check_load,
+    count_nonfinite,
+    csv_rows,
+    image_header,
+    load_npy,
+    load_npz,
+    open_image,
+    split_tensors,
+)
 from .standardize import Standardizer
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -161,7 +171,7 @@ def _read_csv(path: Path, label_column: str | int | None) -> tuple[Parts, tuple[
         raise DataError(f"{path}: cannot read as text ({e})") from None
     first_line = text.split("\n", 1)[0]
     delimiter = "\t" if path.suffix == ".tsv" else max(",;\t", key=first_line.count)
-    lines = csv.reader(text.splitlines(), delimiter=delimiter)
+    lines = csv_rows(text.splitlines(), delimiter, path)
     rows = [(i + 1, r) for i, r in enumerate(lines) if any(c.strip() for c in r)]  # (line number, cells)
     if not rows:
         raise DataError(f"{path}: empty csv file (expected one example per row)")
