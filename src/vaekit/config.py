@@ -37,7 +37,8 @@ from .core import runtime
 from .core.registry import REQUIRED
 
 # Device strings and memory limits are checked in vaekit.core.runtime; these names stay importable from here.
-from .core.runtime import AUTO_DEVICE, DEVICE_TYPES, check_device_available, parse_memory_limit, resolve_device  # noqa: F401
+from .core.runtime import (AUTO_DEVICE, DEVICE_TYPES, check_device_available, parse_memory_limit,  # noqa: F401
+                           resolve_device)
 from .core.typecheck import Range, check_type, shown
 from .data.common import DEFAULT_MAX_LEN, DEFAULT_TEST_FRACTION, DEFAULT_VALID_FRACTION, DEFAULT_VOCAB_SIZE
 from .errors import ConfigError
@@ -506,9 +507,11 @@ def read_config_file(path: str | Path) -> dict:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise ConfigError(f"cannot read config file {str(path)!r}: not a UTF-8 text file") from None
+    if path.suffix == ".json":
+        from .core.jsonfile import parse_json
+
+        return parse_json(text, f"config file {str(path)!r}", ConfigError)
     try:
-        if path.suffix == ".json":
-            return json.loads(text)
         if sys.version_info >= (3, 11):
             import tomllib
         else:  # pragma: no cover
@@ -523,6 +526,10 @@ def build_run_config(file: str | Path | None = None, overrides: list[str] | None
     values: dict = json.loads(json.dumps(base or {}))
     if file is not None:
         values = merge(values, read_config_file(file))
+        try:  # the file's own values checked first, so that an error in them names the file
+            from_dict(RunConfig, json.loads(json.dumps(values)))
+        except ConfigError as error:
+            raise ConfigError(f"config file {str(file)!r}: {error}") from None
     values = apply_overrides(values, overrides or [])
     config = from_dict(RunConfig, values)
     check_device_available(config.train.device)  # a config to train with: its device must be on this machine

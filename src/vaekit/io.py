@@ -33,7 +33,9 @@ from safetensors.torch import save as st_save
 
 from .build import build_model
 from .config import RunConfig, from_dict, to_dict, upgrade_legacy
-from .core.atomic import atomic_append_text, atomic_output, atomic_write_bytes, atomic_write_text, new_path_mode
+from .core.atomic import (atomic_append_text, atomic_output, atomic_write_bytes, atomic_write_text,  # noqa: F401
+                          new_path_mode)  # (re-exported: io is where the run's files are written)
+from .core.jsonfile import read_json
 from .errors import CheckpointError, ConfigError, VaekitError
 from .modalities import modality_of
 from .models.vae import VAE
@@ -60,7 +62,10 @@ def _split_safetensors(data: bytes) -> tuple[dict, bytes]:
     header_len = int.from_bytes(data[:8], "little")
     if header_len > len(data) - 8:
         raise ValueError(f"the header claims {header_len} bytes but the file has {len(data) - 8} after its length")
-    header = json.loads(data[8 : 8 + header_len].decode("utf-8"))
+    try:
+        header = json.loads(data[8 : 8 + header_len].decode("utf-8"))
+    except RecursionError:
+        raise ValueError("the header is JSON nested too deeply") from None
     if not isinstance(header, dict):
         raise ValueError("the header is not a JSON object")
     return header, data[8 + header_len :]
@@ -157,12 +162,10 @@ def load_config(run_dir: str | Path) -> RunConfig:
         raise CheckpointError(f"run folder {str(run_dir)!r} does not exist")
     if not path.is_file():
         raise CheckpointError(f"{str(run_dir)!r} is not a run folder: it has no {CONFIG_FILE}")
+    values = read_json(path, CheckpointError)  # any bytes: one line naming the file
     try:
-        values = json.loads(path.read_text())
-        if not isinstance(values, dict):
-            raise ConfigError(f"expected a JSON object, got {type(values).__name__}")
         return from_dict(RunConfig, upgrade_legacy(values))  # runs of earlier versions have flat sections
-    except (json.JSONDecodeError, ConfigError) as error:
+    except ConfigError as error:
         raise CheckpointError(f"{path} is invalid: {error}") from None
 
 
@@ -263,7 +266,7 @@ def load_training_state(path: str | Path, model: VAE, optimizer: torch.optim.Opt
         trainer = json.loads(metadata["trainer"])
         param_groups = json.loads(metadata["param_groups"])
         scalars = json.loads(metadata.get("optim_scalars", "{}"))
-    except (KeyError, json.JSONDecodeError):
+    except (KeyError, ValueError, RecursionError):  # JSONDecodeError is a ValueError
         raise CheckpointError(f"checkpoint {str(path)!r} has no trainer state; it cannot be resumed") from None
     _check_trainer_state(trainer, path)
     load_weights(model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, str(path))

@@ -40,6 +40,7 @@ from sklearn.base import BaseEstimator
 
 from .. import io
 from ..config import MAX_EPOCHS, DataConfig, ModelConfig, Plugin, RunConfig, TrainConfig
+from ..core.jsonfile import read_json
 from ..core.progress import progress as progress_bar
 from ..core.rng import seeded
 from ..core.runtime import to_model
@@ -367,7 +368,7 @@ class VAEAnomalyDetector(BaseEstimator):
                                   "make one with `vaekit anomaly fit`")
         run = io.load_run(run_dir, device=device)
         try:
-            state = json.loads(path.read_text())
+            state = read_json(path, CheckpointError)
             detector = cls(**state["params"])
             detector.device = str(device)  # where it runs now, not where it was fitted
             detector.input_kind_ = state["input_kind"]
@@ -406,8 +407,8 @@ def _load_standardizer(run_dir: Path, state: dict) -> Standardizer | None:
     path = run_dir / STANDARDIZER_FILE
     if path.is_file():
         try:
-            return Standardizer.from_dict(json.loads(path.read_text()))
-        except (json.JSONDecodeError, UnicodeDecodeError, DataError) as error:
+            return Standardizer.from_dict(read_json(path, CheckpointError))
+        except DataError as error:
             raise CheckpointError(f"{path} is invalid ({error})") from None
     if state.get("mean") is not None:
         return Standardizer.from_dict({"mean": state["mean"], "scale": state["scale"]})

@@ -84,8 +84,10 @@ def read(data: bytes) -> tuple[dict, np.ndarray]:
         raise CompressionError("the .vkz file is truncated (its header is incomplete)")
     try:
         header = json.loads(data[8 : 8 + length])
+        if not isinstance(header, dict):
+            raise TypeError("not a JSON object")
         int(header["count"]), list(header["shape"]), list(header["input_shape"]), str(header["dtype"])
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         raise CompressionError("the .vkz header is damaged") from None
     if header.get("version") != FORMAT_VERSION:
         raise CompressionError(f"unsupported .vkz format version {header.get('version')!r} (this vaekit reads "

@@ -29,6 +29,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..core import limits
+from ..core.jsonfile import read_json
 from ..core.progress import progress as progress_bar
 from ..core.rng import seeded
 from ..data.base import DataBundle
@@ -155,7 +156,7 @@ def load_classifier(path: str | Path) -> Classifier:
     if not spec_path.is_file():
         raise CheckpointError(f"classifier description {str(spec_path)!r} does not exist")
     try:
-        spec = json.loads(spec_path.read_text())
+        spec = read_json(spec_path, CheckpointError)
         net = Classifier(spec["event_shape"], spec["num_classes"], spec["feature_dim"], spec["channels"],
                          spec.get("info"))
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:

@@ -170,8 +170,8 @@ class Explorer:
     def _read_cache(self, path: Path) -> dict | None:
         """A cached projection of exactly these points, else None (a stale or damaged file is recomputed)."""
         try:
-            cached = json.loads(path.read_text())
-        except (OSError, ValueError):
+            cached = json.loads(path.read_bytes())
+        except (OSError, ValueError, RecursionError):  # a damaged cache is recomputed
             return None
         ok = isinstance(cached, dict) and cached.get("rows") == self.rows.tolist() and \
             len(cached.get("x", [])) == len(self.rows) == len(cached.get("y", []))

@@ -177,8 +177,10 @@ class Vocabulary:
         """The vocabulary of `to_json`'s text, checked (format, specials at their ids, no duplicate words)."""
         try:
             values = json.loads(text)
-        except json.JSONDecodeError as error:
+        except (ValueError, UnicodeDecodeError) as error:  # JSONDecodeError is a ValueError
             raise DataError(f"not valid JSON ({error})") from None
+        except RecursionError:
+            raise DataError("not valid JSON (nested too deeply)") from None
         if not isinstance(values, dict) or values.get("format") != FORMAT:
             raise DataError(f"not a vaekit vocabulary (expected a JSON object with \"format\": \"{FORMAT}\")")
         if values.get("version") != VERSION:

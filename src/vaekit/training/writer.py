@@ -19,9 +19,7 @@ import copy
 import json
 import logging
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import torch
 
 from .. import io
@@ -29,7 +27,7 @@ from ..config import RunConfig
 from ..core.outputs import refuse_nonempty
 from ..core.runlock import LOCK_FILE, RunLock
 from ..data import DataBundle
-from ..errors import CheckpointError, DataError
+from ..errors import CheckpointError
 from ..figures.plots import write_output  # noqa: F401 (re-exported: the writer of every figure and array)
 from ..models.vae import VAE
 
@@ -154,7 +152,7 @@ def _read_history(run_dir: Path) -> list[dict]:
             record = json.loads(line)
             if not isinstance(record, dict):
                 raise ValueError("not a JSON object")
-        except ValueError:
+        except (ValueError, RecursionError):
             if number == len(lines):
                 log.warning("%s: dropping its last line, cut short by an interrupted write", path)
                 break
