@@ -472,3 +472,22 @@ def test_an_unreadable_attribute_file_is_a_data_error(tmp_path, content):
     path.write_bytes(content if isinstance(content, bytes) else content.encode())
     with pytest.raises(DataError, match="attributes.csv"):
         read_attribute_file(path, None, 1)
+
+
+def test_readers_of_single_examples_refuse_empty_and_oversized_files(trained_run, tmp_path, capsys):
+    """An empty array given to inpainting, a 20000x20000 PNG given to `latent interpolate`: one-line errors."""
+    from PIL import Image
+
+    from vaekit.cli import main
+
+    empty, big = tmp_path / "empty.npy", tmp_path / "big.png"
+    np.save(empty, np.zeros((0, 8, 8), np.float32))
+    Image.new("L", (20000, 20000)).save(big)  # a few KB on disk, 400 million pixels decoded
+    for argv, match in ((["impute", str(trained_run), "--image", str(empty), "--out", str(tmp_path / "o.png")],
+                         "no images to fill"),
+                        (["latent", "interpolate", str(trained_run), "--a", str(big), "--b", "0",
+                          "--out", str(tmp_path / "i.png")], "too large to read safely")):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert match in err and len(err.splitlines()) == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.png", "empty.npy"]

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from ..core.progress import progress as progress_bar
+from ..data.common import load_npy, open_image
 from ..errors import DataError
 from ..evaluate import KLPerDim
 from ..models.vae import VAE
@@ -173,19 +174,17 @@ def read_example(path: str | Path, event_shape: tuple[int, ...]) -> torch.Tensor
     path = Path(path)
     shape = tuple(event_shape)
     if path.suffix.lower() == ".npy":
-        try:
-            array = np.load(path, allow_pickle=False).astype(np.float32)
-        except (OSError, ValueError, EOFError) as error:
-            if "pickled" in str(error):
-                raise DataError(f"{path} is not a NumPy .npy file (no .npy header; is it text?)") from None
-            raise DataError(f"{path}: cannot read as .npy ({error})") from None
+        array = load_npy(path)  # its header checked against the file and the memory budget first
+        if array.dtype.kind not in "biuf":
+            raise DataError(f"{path} holds {array.dtype} values; give numbers")
+        array = array.astype(np.float32)
     else:
-        from PIL import Image, UnidentifiedImageError
+        from PIL import UnidentifiedImageError
 
         if len(shape) != 3:
             raise DataError(f"{path}: this model's data are not images (shape {shape}); give a .npy array")
         try:
-            with Image.open(path) as image:
+            with open_image(path) as image:  # its size checked from the header before anything is decoded
                 image = image.convert("L" if shape[0] == 1 else "RGB")
                 array = np.asarray(image, dtype=np.float32) / 255.0  # grey levels 0..255 -> [0, 1]
         except (OSError, UnidentifiedImageError) as error:

@@ -92,6 +92,8 @@ def as_images(array: np.ndarray, event_shape: tuple[int, ...], what: str = "imag
     elif a.ndim != 4 or a.shape[1:] != (c, h, w):
         raise DataError(f"the {what} has shape {a.shape}; the model works on images of shape {(c, h, w)} "
                         f"(or {(h, w)} for one grey image)")
+    if a.shape[0] == 0:
+        raise DataError(f"no images to fill: the {what} has shape {a.shape}")
     if not np.isfinite(a).all() or a.min() < 0:
         raise DataError(f"the {what} holds values outside [0, 1]")
     return torch.from_numpy(a.astype(np.float32))
