@@ -194,7 +194,10 @@ def test_traversal_changes_only_the_chosen_dimension(model, digits, train_embedd
 def test_traversal_marks_collapsed_dimensions_and_rejects_bad_dims(model, train_embedding):
     from dataclasses import replace
 
-    fake = replace(train_embedding, kl_per_dim=np.array([0.0, 2.0, 0.001, 1.0], dtype=np.float32))
+    # dimensions 0 and 2 collapsed: their posterior means do not vary over the data (the rows are ranked by KL)
+    mean = train_embedding.mean.copy()
+    mean[:, [0, 2]] = 0.5
+    fake = replace(train_embedding, mean=mean, kl_per_dim=np.array([0.0, 2.0, 0.001, 1.0], dtype=np.float32))
     result = traverse(model, embedding=fake)
     assert result.dims == (1, 3, 2, 0)
     assert result.collapsed.tolist() == [False, False, True, True]
@@ -379,3 +382,17 @@ def test_umap_says_once_that_its_first_use_compiles(monkeypatch, caplog):
             projection._umap(np.random.default_rng(0).normal(size=(20, 3)), 2, 0, None, 5)
     assert [r.getMessage() for r in caplog.records].count(
         "UMAP: compiling its numerical code on first use in this process (up to half a minute) ...") == 1
+
+
+def test_active_units_are_counted_one_way_everywhere(trained_run):
+    """`latent embed`, traversals and the explorer mark as collapsed exactly what `vaekit eval` does not count
+    as an active unit, on the same examples."""
+    from vaekit.analysis import encode_dataset
+    from vaekit.evaluate import evaluate
+
+    run = vaekit.load_run(trained_run)
+    x = vaekit.load_data("digits").split("test").x
+    emb = encode_dataset(run.model, x)
+    result = evaluate(run.model, x, iw_samples=2)
+    assert int(emb.active().sum()) == result.active_units
+    assert (emb.collapsed() == ~emb.active()).all()

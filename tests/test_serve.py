@@ -97,7 +97,10 @@ def test_info_lists_the_dimensions_by_kl_with_collapsed_ones_marked(client):
     assert info["classes"] == [str(i) for i in range(10)] and info["labels"] is True
     kls = [d["kl"] for d in info["dims"]]
     assert sorted(d["dim"] for d in info["dims"]) == [0, 1, 2, 3] and kls == sorted(kls, reverse=True)
-    assert all(d["collapsed"] == (d["kl"] < 0.01) for d in info["dims"])
+    # collapsed: not an active unit over the explorer's points, Cov_x(E_q[z_d]) <= 0.01, as `vaekit eval` counts
+    codes = np.array([client.get(f"/api/point/{i}").json()["z"] for i in range(info["points"])])
+    active = codes.var(0, ddof=1) > 0.01
+    assert all(d["collapsed"] == (not active[d["dim"]]) for d in info["dims"])
 
 
 def test_projections_are_computed_once_and_cached_in_the_run_folder(image_run, client, monkeypatch):

@@ -36,6 +36,7 @@ from .figures import confusion_figure, decoded_figure, decoded_output, palette, 
 from .html import scatter_html
 from .interpolation import Interpolation, LatentGrid, interpolate, interpolate_codes, latent_grid, lerp, slerp
 from .latents import (
+                         ACTIVE_UNIT_THRESHOLD,
                          COLLAPSED_KL,
                          Embedding,
                          embedding_arrays,
@@ -49,6 +50,7 @@ from .traversal import Traversal, prior_moments, traverse
 
 __all__ = [
     "Embedding", "encode_dataset", "embedding_arrays", "load_embedding", "subsample_indices", "read_example",
+    "ACTIVE_UNIT_THRESHOLD",
     "COLLAPSED_KL",
     "Projection", "project", "scatter_figure", "scatter_html", "palette",
     "Traversal", "traverse", "prior_moments",

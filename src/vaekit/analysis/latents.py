@@ -24,13 +24,15 @@ import torch
 from ..core.progress import progress as progress_bar
 from ..data.common import load_npy, open_image
 from ..errors import DataError
-from ..evaluate import KLPerDim
+from ..evaluate import ACTIVE_UNIT_THRESHOLD, KLPerDim
 from ..models.vae import VAE
 
 log = logging.getLogger(__name__)
 
-# A dimension whose mean KL to the prior is below this many nats carries (almost) no information: collapsed.
-COLLAPSED_KL = 0.01
+# A dimension is active when its posterior mean varies across the data, Cov_x(E_q[z_d]) > ACTIVE_UNIT_THRESHOLD
+# (Burda et al. 2016): the one definition of eval, metrics.jsonl, `latent embed`, traversals and the explorer.
+# A dimension that is not active is collapsed. (COLLAPSED_KL: the name earlier versions exported.)
+COLLAPSED_KL = ACTIVE_UNIT_THRESHOLD
 
 
 @dataclass(frozen=True)
@@ -61,9 +63,16 @@ class Embedding:
             return self.kl_per_dim
         return self.mean.var(0) if len(self) > 1 else np.zeros(self.latent_dim)
 
-    def collapsed(self, threshold: float = COLLAPSED_KL) -> np.ndarray:
-        """(D,) bool: dimensions whose score is below `threshold` (nats of KL, or variance of the means)."""
-        return self.informativeness() < threshold
+    def active(self, threshold: float = ACTIVE_UNIT_THRESHOLD) -> np.ndarray:
+        """(D,) bool: the active units of these examples, Cov_x(E_q[z_d]) > `threshold` (as `vaekit eval` counts
+        them, `vaekit.evaluate.active_units`); none for fewer than 2 examples."""
+        if len(self) < 2:
+            return np.zeros(self.latent_dim, dtype=bool)
+        return self.mean.astype(np.float64).var(0, ddof=1) > threshold
+
+    def collapsed(self, threshold: float = ACTIVE_UNIT_THRESHOLD) -> np.ndarray:
+        """(D,) bool: the dimensions that are not active units."""
+        return ~self.active(threshold)
 
     def subset(self, rows: np.ndarray) -> "Embedding":
         """The embedding of the given rows (a new object; this one is unchanged)."""

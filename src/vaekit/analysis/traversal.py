@@ -6,8 +6,9 @@ centre) in units of the prior's standard deviation, keeping every other dimensio
     z[r, s] = z0 + v_s * sigma_prior[d_r] * e_{d_r},    v_s in linspace(-span, span, steps)
 
 Rows are ordered by how much information each dimension carries (mean KL to the prior over a data set, the
-most informative first); dimensions below `COLLAPSED_KL` nats are marked collapsed: they decode to the same
-picture along the whole row.
+most informative first); dimensions that are not active units (their posterior mean hardly varies over the data,
+Cov_x(E_q[z_d]) <= 0.01, the definition `vaekit eval` counts by) are marked collapsed: they decode to nearly the
+same picture along the whole row.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import torch
 
 from ..errors import ConfigError
 from ..models.vae import VAE
-from .latents import COLLAPSED_KL, Embedding
+from .latents import ACTIVE_UNIT_THRESHOLD, Embedding
 
 PRIOR_MOMENT_SAMPLES = 8192  # draws used when the prior has no closed-form mean / standard deviation
 
@@ -84,7 +85,7 @@ def traverse(
     steps: int = 9,
     embedding: Embedding | None = None,
     label: int | None = None,
-    collapsed_threshold: float = COLLAPSED_KL,
+    collapsed_threshold: float = ACTIVE_UNIT_THRESHOLD,
 ) -> Traversal:
     """Decodes one row per latent dimension in `dims` (default: all), varied over +-`span` prior standard
     deviations around `base` (D,) (default: the prior's mean). With `embedding` the rows are sorted by each
@@ -107,7 +108,7 @@ def traverse(
         info = embedding.informativeness()
         dims = tuple(sorted(dims, key=lambda d: -float(info[d])))  # stable: equal scores keep the given order
         scores = np.array([info[d] for d in dims], dtype=np.float64)
-        collapsed = scores < collapsed_threshold
+        collapsed = embedding.collapsed(collapsed_threshold)[list(dims)]
     n = len(dims) * int(steps)
     model.check_generate(n, f"a traversal of {len(dims)} dimensions x {steps:,} steps "
                             f"({n:,} decoded examples of {'x'.join(map(str, model.event_shape))})",

@@ -231,7 +231,7 @@ def cmd_embed(args) -> int:
     print(f"encoded {len(emb)} examples of the {args.split} split to {emb.latent_dim} dimensions")
     if emb.kl_per_dim is not None:
         print("KL per dim (nats): " + " ".join(f"{v:.2f}" for v in emb.kl_per_dim)
-              + f"  ({int((~emb.collapsed()).sum())} of {emb.latent_dim} informative)")
+              + f"  (active units: {int(emb.active().sum())} of {emb.latent_dim})")
     print(f"wrote {out}")
     return 0
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..analysis.latents import COLLAPSED_KL, encode_dataset, subsample_indices
+from ..analysis.latents import encode_dataset, subsample_indices
 from ..analysis.projection import METHODS as PROJECTION_METHODS
 from ..core.atomic import atomic_write_text
 from ..core.runtime import to_model
@@ -116,6 +116,7 @@ class Explorer:
         kl = self.embedding.kl_per_dim if self.embedding.kl_per_dim is not None else np.zeros(self.latent_dim)
         self.kl_per_dim = np.asarray(kl, dtype=float)
         self.order = [int(d) for d in np.argsort(-self.kl_per_dim, kind="stable")]  # most informative first
+        self.collapsed = self.embedding.collapsed()  # not active units, as `vaekit eval` counts them
         self._projections: dict[str, dict] = {}
         self._neighbours: tuple[torch.Tensor, torch.Tensor] | None = None
 
@@ -138,7 +139,7 @@ class Explorer:
             "conditional": self.model.conditional, "classes": names, "labels": self.y is not None,
             "event_shape": list(self.model.event_shape), "projections": list(PROJECTIONS),
             "dims": [{"dim": d, "kl": round(float(self.kl_per_dim[d]), 4),
-                      "collapsed": bool(self.kl_per_dim[d] < COLLAPSED_KL)} for d in self.order],
+                      "collapsed": bool(self.collapsed[d])} for d in self.order],
         }
 
     def projection(self, method: str) -> dict:
