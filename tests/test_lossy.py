@@ -99,3 +99,12 @@ def test_float_reconstructions_stay_within_the_range_of_the_original():
     assert raw.min() < x.min() or raw.max() > x.max()  # the decoder's means overshoot: the clip has work to do
     y = decompress(model, compress(model, x, lossy=True, step=0.05))
     assert y.min() >= x.min() and y.max() <= x.max()
+
+
+@pytest.mark.parametrize("value, dtype, message", [(1e30, np.float32, "latent codes of these images reach"),
+                                                   (1e39, np.float64, "beyond what the model's float32")])
+def test_values_that_overflow_later_are_refused_up_front(trained, value, dtype, message):
+    """Finite in the file, but not in float32 (1e39) or not through the encoder (1e30): refused before coding."""
+    model, x = trained
+    with pytest.raises(CompressionError, match=message):
+        compress(model, np.full_like(x[:4], value, dtype=dtype), lossy=True)

@@ -30,6 +30,9 @@ from . import vkz
 from .vkz import CompressionError, model_fingerprint
 
 MIN_STEP, MAX_STEP = 1e-4, 10.0  # quantisation steps in prior standard deviations
+# Largest posterior mean coded (prior standard deviations): codes of the data stay within a few; far larger ones
+# come from inputs unlike the data (and at MIN_STEP they would overflow the coder's 32-bit symbols).
+MAX_ABS_LATENT = 1e4
 MIN_STD = 0.1  # the fitted density's smallest standard deviation, in steps (a dimension whose symbols all agree)
 
 
@@ -47,7 +50,11 @@ def _as_unit_values(model: VAE, array: np.ndarray) -> np.ndarray:
         return (x.astype(np.float64) / top).astype(np.float32)
     if x.dtype.kind != "f" or not np.isfinite(x).all():
         raise CompressionError("the images must be finite numbers")
-    return x.astype(np.float32)
+    values = x.astype(np.float32)
+    if not np.isfinite(values).all():  # finite in float64, beyond float32's 3.4e38
+        raise CompressionError(f"the images hold values up to {np.abs(x).max():.3g}, beyond what the model's float32 "
+                               "arithmetic holds")
+    return values
 
 
 def _from_unit_values(values: np.ndarray, model: VAE, dtype: np.dtype,
@@ -164,6 +171,11 @@ def compress_latents(model: VAE, array: np.ndarray, step: float | None = None, r
     x = _as_unit_values(model, source)
     with vkz.in_eval_mode(model):
         means = posterior_means(model, x)
+    largest = float(np.abs(means).max()) if np.isfinite(means).all() else math.inf
+    if largest > MAX_ABS_LATENT:  # e.g. images of 1e30: the encoder overflows, or nearly
+        raise CompressionError(f"the model's latent codes of these images reach {largest:.3g} (the data it was trained "
+                               f"on stay within a few prior standard deviations); their values span "
+                               f"{float(x.min()):.3g} to {float(x.max()):.3g}")
     fixed = {"codec": "latent", "model": model_fingerprint(model), "shape": list(model.event_shape),
              "input_shape": list(source.shape), "dtype": str(source.dtype), "count": len(means),
              "range": [float(x.min()), float(x.max())]}
