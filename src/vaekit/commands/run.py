@@ -72,8 +72,8 @@ def register(sub) -> None:
     p.add_argument("--limit", type=positive_int, help="evaluate only the first N examples")
     p.add_argument("--data-root", help="folder holding the data files")
     p.add_argument("--samples", action="store_true",
-                   help="also measure generated samples with a classifier trained on the data (cached in RUN): "
-                        "conditional accuracy, mode coverage, Frechet distance")
+                   help="also measure generated samples: the report of `vaekit quality RUN` (a classifier trained on "
+                        "the data, cached in RUN: conditional accuracy, mode coverage, Frechet distance) in eval.json")
     p.add_argument("--n-samples", type=int_range(2), default=10_000,
                    help="samples for --samples, >= 2 for a Frechet distance (default 10000)")
     p.add_argument("--disentanglement", action="store_true",
