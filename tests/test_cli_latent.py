@@ -68,6 +68,10 @@ def test_cluster_writes_scores_and_confusion(trained_run, tmp_path, capsys):
                                                                           "PCA of inputs"]
     assert all(0 <= r["accuracy"] <= 1 and 0 <= r["nmi"] <= 1 for r in report["results"])
     assert "latent means" in text and "NMI" in text
+    latent, *baselines = report["results"]
+    best = max(baselines, key=lambda r: r["nmi"])
+    verdict = "better than" if latent["nmi"] > best["nmi"] else "worse than" if latent["nmi"] < best["nmi"] else "as well"
+    assert f"kmeans: the latent means cluster {verdict} {best['features']}" in text
     assert_png(tmp_path / "c_kmeans.png")
 
 
@@ -141,3 +145,20 @@ def test_out_is_never_overwritten_without_force(trained_run, tmp_path, capsys):
     code, _, err = run_cli(capsys, "embed", str(trained_run), "--out", str(out), "--force", "--samples", "2")
     assert code == 0, err
     assert load_embedding(out).samples.shape[0] == 2
+
+
+def test_clustering_verdicts_say_when_the_latent_code_is_worse_than_a_baseline():
+    from types import SimpleNamespace as NS
+
+    from vaekit.commands.latent import clustering_verdicts
+
+    def result(features, method, nmi):
+        return NS(features=features, method=method, scores=NS(nmi=nmi))
+
+    results = [result("latent means", "kmeans", 0.5), result("raw inputs", "kmeans", 0.7),
+               result("PCA of inputs (8 dims)", "kmeans", 0.6), result("latent means", "gmm", 0.8),
+               result("raw inputs", "gmm", 0.4)]
+    assert clustering_verdicts(results) == [
+        "  kmeans: the latent means cluster worse than raw inputs (NMI 0.500 against 0.700)",
+        "  gmm: the latent means cluster better than raw inputs (NMI 0.800 against 0.400)"]
+    assert clustering_verdicts(results[:1]) == []  # no baseline: nothing to say

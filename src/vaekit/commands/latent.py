@@ -390,8 +390,28 @@ def cmd_cluster(args) -> int:
         print(f"  {r.features:<26} {r.method:<7}{scores}")
     if labels is None:
         print("  (no labels: scores need a labelled split)")
+    for line in clustering_verdicts(results):
+        print(line)
     print("wrote " + ", ".join(str(p) for p in [out, *figures]))
     return 0
+
+
+def clustering_verdicts(results) -> list[str]:
+    """One line per method saying whether the latent means cluster better or worse (by NMI) than the best
+    baseline (raw inputs, their PCA) with the same method; nothing without labels or baselines."""
+    lines = []
+    for method in dict.fromkeys(r.method for r in results):
+        scored = [r for r in results if r.method == method and r.scores is not None]
+        latent = [r for r in scored if r.features == "latent means"]
+        others = [r for r in scored if r.features != "latent means"]
+        if not latent or not others:
+            continue
+        best = max(others, key=lambda r: r.scores.nmi)
+        gap = latent[0].scores.nmi - best.scores.nmi
+        verdict = "better than" if gap > 0 else "worse than" if gap < 0 else "as well as"
+        lines.append(f"  {method}: the latent means cluster {verdict} {best.features} (NMI {latent[0].scores.nmi:.3f} "
+                     f"against {best.scores.nmi:.3f})")
+    return lines
 
 
 def cmd_arithmetic(args) -> int:

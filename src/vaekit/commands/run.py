@@ -135,13 +135,16 @@ def cmd_train(args) -> int:
         config = build_run_config(args.config, overrides)
     out = Path(args.out or f"runs/{Path(config.data.name).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
     result = fit(config, out, resume=args.resume, figures=True)
-    if not Cluster.from_environment().is_main:  # a process of a torchrun job: rank 0 reports
+    cluster = Cluster.from_environment()
+    if not cluster.is_main:  # a process of a torchrun job: rank 0 reports
         return 0
     last = result.history[-1] if result.history else {}
     print(f"run folder: {out}")
     if last:
-        print(f"epochs: {last['epoch']}  train loss: {last['train_loss']:.3f}  valid loss: {last['valid_loss']:.3f} "
-              f"nats  ({last['samples_per_s']:.0f} samples/s)")
+        processes = f", {cluster.world} processes" if cluster.distributed else ""
+        valid = f"  valid loss: {last['valid_loss']:.3f}" if "valid_loss" in last else ""
+        print(f"epochs: {last['epoch']}  train loss: {last['train_loss']:.3f}{valid} nats  "
+              f"({last['samples_per_s']:.0f} samples/s{processes})")
     print("wrote: " + ", ".join(p.name for p in result.figures))
     return 0
 

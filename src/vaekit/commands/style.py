@@ -96,7 +96,8 @@ def cmd_style(args) -> int:
     title = "Analogies: each row one style, each column one class" if args.grid else "Style transfer"
     out = Path(args.out or run.path / ("analogies.png" if args.grid else "style.png"))
     write_output(analogy_output(grid, out.suffix, names, row_labels=rows, title=title), out)
-    print(f"styles of {args.split} images {', '.join(rows)} in {grid.classes.numel()} classes")
+    k = grid.classes.numel()
+    print(f"styles of {args.split} images {', '.join(rows)} in {k} class{'' if k == 1 else 'es'}")
     print(f"wrote {out}")
     return 0
 
