@@ -162,3 +162,15 @@ def test_clustering_verdicts_say_when_the_latent_code_is_worse_than_a_baseline()
         "  kmeans: the latent means cluster worse than raw inputs (NMI 0.500 against 0.700)",
         "  gmm: the latent means cluster better than raw inputs (NMI 0.800 against 0.400)"]
     assert clustering_verdicts(results[:1]) == []  # no baseline: nothing to say
+
+
+def test_arithmetic_notes_examples_outside_the_source_group(trained_run, tmp_path, capsys):
+    import vaekit
+
+    labels = vaekit.load_data("digits").split("test").y
+    inside = int(np.flatnonzero(labels.numpy() == 0)[0])
+    outside = int(np.flatnonzero(labels.numpy() != 0)[0])
+    code, _, err = run_cli(capsys, "arithmetic", str(trained_run), "--target", "1", "--source", "0", "--apply",
+                           f"{inside},{outside}", "--out", str(tmp_path / "a.png"), *FAST)
+    assert code == 0, err
+    assert f"note: #{outside} is not in the source group" in err and f"#{inside}," not in err

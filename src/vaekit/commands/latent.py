@@ -472,6 +472,11 @@ def cmd_arithmetic(args) -> int:
     if indices is None:
         indices = np.flatnonzero(source)[:8].tolist()
     indices = [check_index(i, n, args.split) for i in indices]
+    outside = [i for i in indices if not source[i]]
+    if outside:  # moving an example that is not of the source group is allowed, but rarely what was meant
+        shown = ", ".join(f"#{i}" for i in outside[:8]) + (" ..." if len(outside) > 8 else "")
+        print(f"note: {shown} {'is' if len(outside) == 1 else 'are'} not in the source group; without --apply the "
+              "first 8 examples of the source group are moved", file=sys.stderr)
     strengths = args.strength
     idx = torch.as_tensor(indices)
     shifted = apply_vector(model, split.x[idx], vec.vector, strengths, None if split.y is None else split.y[idx])
