@@ -60,6 +60,7 @@ def test_reconstruct_and_interpolate_sentences(text_run, capsys, tmp_path):
                               "--steps", "4", "--out", tmp_path / "i.txt")
     assert code == 0 and "# linear" in stdout and "# slerp" in stdout and "1.00  " in stdout
     assert "a: the dog slept ." in (tmp_path / "i.txt").read_text()
+    assert "t = 0.00 and t = 1.00 are the model's reconstructions of a and b" in stdout
 
 
 def test_eval_reports_perplexity_and_reconstruction_scores(text_run, capsys, tmp_path):

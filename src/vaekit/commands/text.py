@@ -118,7 +118,8 @@ def interpolate_text(args, run, split) -> int:
             raise ConfigError(f"index {index} is out of range: the {args.split} split has {len(split)} sentences")
         ends.append(to_text(run.model, split.x[index % len(split)][None])[0])
     methods = ("linear", "slerp") if args.method == "both" else (args.method,)
-    lines = [f"a: {ends[0]}", f"b: {ends[1]}", ""]
+    lines = [f"a: {ends[0]}", f"b: {ends[1]}",
+             "(each line decodes the code at t; t = 0.00 and t = 1.00 are the model's reconstructions of a and b)", ""]
     for method in methods:
         path = interpolate_sentences(run.model, ends[0], ends[1], args.steps, method=method)
         lines += [f"# {method}"] + [f"{t:.2f}  {s}" for t, s in zip(_steps(args.steps), path)] + [""]
