@@ -253,7 +253,7 @@ def write_output(content: Any, path: str | Path) -> Path:
 
 # Enlarge small images to at least this many pixels on their longer side (whole factors only).
 MIN_SIDE = 112
-GAP = 2  # pixels between the images of a strip
+GAP = 8  # pixels between the images of a strip (enough to stay visible when the page shrinks the strip)
 TABLE_HEIGHT = 40  # pixels of a tabular example's row of cells
 
 

@@ -74,7 +74,7 @@ async function loadProjection(method) {
   }));
   const layout = { margin: { l: 50, r: 10, t: 10, b: 45 }, dragmode: "pan", hovermode: "closest",
                    xaxis: { title: { text: p.axes[0] } }, yaxis: { title: { text: p.axes[1] } },
-                   legend: { orientation: "v" } };
+                   legend: { orientation: "v", y: 0.88 } };  // below the plot's toolbar, which would cover the first entry
   const plot = $("scatter");
   await Plotly.react(plot, traces, layout, { scrollZoom: true, displaylogo: false, responsive: true });
   if (!plot.dataset.wired) {
@@ -178,9 +178,16 @@ async function strip(path, body, img, list) {
 }
 
 function wireStrips() {
-  $("traverse").onclick = () => strip("/api/traverse", {
-    dim: Number($("trav-dim").value), z: state.z, span: Number($("trav-span").value), steps: 9,
-    label: labelValue($("label")) }, $("traversal"), $("traversal-text"));
+  $("traverse").onclick = async () => {
+    const span = Number($("trav-span").value), steps = 9;
+    await strip("/api/traverse", { dim: Number($("trav-dim").value), z: state.z, span, steps,
+                                   label: labelValue($("label")) }, $("traversal"), $("traversal-text"));
+    // the value of the dimension under each picture, in prior standard deviations from the code
+    const values = Array.from({ length: steps }, (_, i) => -span + (2 * span * i) / (steps - 1));
+    $("traversal-values").replaceChildren(...values.map((v) => {
+      const cell = document.createElement("span"); cell.textContent = `${v > 0 ? "+" : ""}${v.toFixed(1)}`; return cell;
+    }));
+  };
   $("interpolate").onclick = () => {
     if (state.a === null || state.b === null) { status("click a point (A) and shift-click another (B) first", true); return; }
     strip("/api/interpolate", { a: state.a, b: state.b, steps: 8, method: $("interp-method").value,
@@ -236,7 +243,7 @@ async function start() {
   document.body.classList.toggle("text", info.text);
   document.body.classList.toggle("conditional", info.conditional);
   document.body.classList.toggle("labelled", info.labels);
-  $("run-info").textContent = `${info.run}: ${info.data}, ${info.latent_dim} latent dimensions`;
+  $("run-info").textContent = `run ${info.run} (data: ${info.data}, ${info.split} split), ${info.latent_dim} latent dimensions`;
   options($("method"), info.projections.map((m) => [m, m]));
   $("method").onchange = () => loadProjection($("method").value).catch((e) => status(e.message, true));
   const classes = info.classes.map((name, i) => [i, name]);
