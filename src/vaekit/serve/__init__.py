@@ -67,7 +67,8 @@ def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 0, split: st
     address = sock.getsockname()
     shown = f"[{address[0]}]" if ":" in address[0] else address[0]
     announce(f"vaekit serve: exploring {explorer.run_dir} at http://{shown}:{address[1]}/  (Ctrl-C stops)")
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    # Ctrl-C: open keep-alive connections (a browser holds some) get a second to finish, not uvicorn's wait for them
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1))
     try:
         server.run(sockets=[sock])
     except KeyboardInterrupt:  # uvicorn has shut down cleanly and passes the Ctrl-C on: the normal way to stop
