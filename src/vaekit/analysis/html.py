@@ -84,15 +84,33 @@ function resize() {
   W = Math.max(360, Math.min(window.innerWidth - 240, 1000)); H = Math.round(W * 0.75);
   const r = window.devicePixelRatio || 1; canvas.width = W * r; canvas.height = H * r;
   canvas.style.width = W + "px"; canvas.style.height = H + "px"; ctx.setTransform(r, 0, 0, r, 0, 0); draw(); }
-function scale() { return 0.42 * Math.min(W, H) * view.zoom; }
-// 2-D: screen = centre + s * (x + pan). 3-D: turntable rotation, yaw about the vertical (third) axis, then pitch.
+const CORNERS = [];
+for (const a of [-1, 1]) for (const b of [-1, 1]) for (const c of [-1, 1]) CORNERS.push([a, b, c]);
+// 3-D: turntable rotation, yaw about the vertical (third) axis, then pitch: [across, up, depth].
+function rotate(x, y, z) {
+  const cy = Math.cos(view.yaw), sy_ = Math.sin(view.yaw), cp = Math.cos(view.pitch), sp = Math.sin(view.pitch);
+  const xr = x * cy - y * sy_, yr = x * sy_ + y * cy;    // rotate about the up axis
+  return [xr, z * cp - yr * sp, z * sp + yr * cp];        // tilt towards the viewer
+}
+// 2-D: the [-1, 1] square fills the canvas. 3-D: the rotated cube fits it whatever the angle, with room for the
+// tick values and axis names around it.
+function scale() {
+  if (DIMS === 2) return 0.42 * Math.min(W, H) * view.zoom;
+  let mx = 0, my = 0;
+  for (const c of CORNERS) { const q = rotate(...c); mx = Math.max(mx, Math.abs(q[0])); my = Math.max(my, Math.abs(q[1])); }
+  return Math.min((W / 2 - 70) / mx, (H / 2 - 40) / my) * view.zoom;
+}
+// 2-D: screen = centre + s * (x + pan).
 function toScreen(x, y, z) {
   const s = scale();
   if (DIMS === 2) return [W / 2 + s * (x + view.panX), H / 2 - s * (y + view.panY), 0];
-  const cy = Math.cos(view.yaw), sy_ = Math.sin(view.yaw), cp = Math.cos(view.pitch), sp = Math.sin(view.pitch);
-  const xr = x * cy - y * sy_, yr = x * sy_ + y * cy;    // rotate about the up axis
-  const up = z * cp - yr * sp, depth = z * sp + yr * cp;  // tilt towards the viewer
-  return [W / 2 + s * xr, H / 2 - s * up, depth];
+  const q = rotate(x, y, z);
+  return [W / 2 + s * q[0], H / 2 - s * q[1], q[2]];
+}
+// Text kept inside the canvas, whatever the rotation or zoom.
+function label(text, x, y) {
+  const w = ctx.measureText(text).width;
+  ctx.fillText(text, Math.max(w / 2 + 2, Math.min(W - w / 2 - 2, x)), Math.max(12, Math.min(H - 4, y)));
 }
 function axes() {
   ctx.strokeStyle = "#999"; ctx.fillStyle = "#333"; ctx.font = "12px sans-serif"; ctx.lineWidth = 1;
@@ -109,10 +127,34 @@ function axes() {
     ctx.save(); ctx.translate(62, H / 2); ctx.rotate(-Math.PI / 2); ctx.fillText(D.axes[1], 0, 0); ctx.restore();
     return;
   }
-  const o = toScreen(-1, -1, -1);
-  [[1, -1, -1], [-1, 1, -1], [-1, -1, 1]].forEach((e, k) => {
-    const p = toScreen(...e); ctx.beginPath(); ctx.moveTo(o[0], o[1]); ctx.lineTo(p[0], p[1]); ctx.stroke();
-    ctx.textAlign = "center"; ctx.fillText(D.axes[k], p[0], p[1] - 6); });
+  // the bounding cube in light grey, the three axes from its corner (-1, -1, -1) darker, with tick values in data
+  // units at both ends and the middle of each, and the axis names past their ends
+  ctx.strokeStyle = "#ddd";
+  for (let i = 0; i < 8; i++) for (let j = i + 1; j < 8; j++) {
+    const a = CORNERS[i], b = CORNERS[j];
+    if (a.filter((v, k) => v !== b[k]).length !== 1) continue;  // an edge: the corners differ in one coordinate
+    const p = toScreen(...a), q = toScreen(...b);
+    ctx.beginPath(); ctx.moveTo(p[0], p[1]); ctx.lineTo(q[0], q[1]); ctx.stroke();
+  }
+  ctx.strokeStyle = "#888"; ctx.textAlign = "center";
+  // the axes run from the bottom corner nearest the viewer (the lowest on screen), along the outside of the cube
+  let origin = null;
+  for (const c of CORNERS) if (c[2] === -1 && (!origin || toScreen(...c)[1] > toScreen(...origin)[1])) origin = c;
+  const o = toScreen(...origin), mid = toScreen(0, 0, 0);
+  for (let k = 0; k < 3; k++) {
+    const end = origin.slice(); end[k] = -origin[k];
+    const p = toScreen(...end);
+    ctx.beginPath(); ctx.moveTo(o[0], o[1]); ctx.lineTo(p[0], p[1]); ctx.stroke();
+    for (const t of [origin[k], 0, -origin[k]]) {
+      if (k < 2 && t === origin[k]) continue;  // the shared corner shows the vertical axis' value only
+      const at = origin.slice(); at[k] = t;
+      const q = toScreen(...at), dx = q[0] - mid[0], dy = q[1] - mid[1], n = Math.hypot(dx, dy) || 1;
+      ctx.fillStyle = "#666";  // away from the cube's centre, so the value does not sit on the points
+      label((P[k].c + t * P[k].h).toPrecision(3), q[0] + 18 * dx / n, q[1] + 18 * dy / n + 4);
+    }
+    const dx = p[0] - mid[0], dy = p[1] - mid[1], n = Math.hypot(dx, dy) || 1;
+    ctx.fillStyle = "#222"; label(D.axes[k], p[0] + 40 * dx / n, p[1] + 40 * dy / n + 4);
+  }
 }
 function draw() {
   if (!view) reset();
