@@ -220,3 +220,23 @@ def test_parsing_a_command_line_imports_nothing_heavy():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout[-500:]
+
+
+def test_a_command_failing_half_way_leaves_none_of_its_files(trained_run, tmp_path, capsys, monkeypatch):
+    """`latent cluster` writes a confusion figure per method, then its report: when the report's write fails,
+    the figures written before it are removed too (a file that was there before is kept)."""
+    import vaekit.io
+    from vaekit.cli import main
+    from vaekit.errors import DataError
+
+    kept = tmp_path / "unrelated.txt"
+    kept.write_text("the user's")
+
+    def failing_write(path, text):
+        raise DataError("disk full (simulated)")
+
+    monkeypatch.setattr(vaekit.io, "atomic_write_text", failing_write)  # the report, written after the figures
+    code = main(["latent", "cluster", str(trained_run), "--k", "10", "--methods", "kmeans,gmm",
+                 "--out", str(tmp_path / "c.json"), "--max-points", "200"])
+    assert code == 2 and "disk full" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["unrelated.txt"]

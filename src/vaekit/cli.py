@@ -7,6 +7,7 @@ so a new command is one new file; modules without it (`commands.common`) hold sh
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import pkgutil
@@ -14,6 +15,7 @@ import sys
 import time
 
 from . import commands
+from .core.atomic import all_or_nothing
 from .errors import PeerError, VaekitError
 
 EXIT_USAGE_OR_INPUT = 2
@@ -50,8 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exit:  # argparse has printed its one-line error (or the help)
         return exit.code if isinstance(exit.code, int) else EXIT_USAGE_OR_INPUT
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    # A command's files are written all or nothing, but training's: a stopped run keeps what it needs to resume.
+    outputs = contextlib.nullcontext() if args.command == "train" else all_or_nothing()
     try:
-        return args.func(args)
+        with outputs:
+            return args.func(args)
     except PeerError:  # a process of a torchrun job: rank 0 prints the message, and should exit first (torchrun
         time.sleep(PEER_EXIT_DELAY)  # stops the other processes when one exits with an error)
         return EXIT_USAGE_OR_INPUT

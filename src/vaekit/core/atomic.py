@@ -4,11 +4,39 @@ so that any module may write files without importing the model code."""
 
 from __future__ import annotations
 
+import contextvars
 import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+# Paths that the writes of the current `all_or_nothing` block created (None outside one).
+_CREATED: contextvars.ContextVar[list[Path] | None] = contextvars.ContextVar("vaekit_created", default=None)
+
+
+@contextmanager
+def all_or_nothing() -> Iterator[None]:
+    """A command's outputs as one: files the atomic writes inside the block create are removed again when the
+    block raises, so that a command failing half-way through a multi-file output leaves none of it behind.
+    Files that existed before (replaced with --force) stay as written."""
+    created: list[Path] = []
+    token = _CREATED.set(created)
+    try:
+        yield
+    except BaseException:
+        for path in reversed(created):
+            path.unlink(missing_ok=True)
+        raise
+    finally:
+        _CREATED.reset(token)
+
+
+def _will_create(path: Path) -> None:
+    """Notes `path` as created by the current `all_or_nothing` block, when there is one and it is new."""
+    created = _CREATED.get()
+    if created is not None and not path.exists():
+        created.append(path)
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)  # reading the umask means setting it; put it straight back
@@ -31,6 +59,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        _will_create(path)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -75,6 +104,7 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
             raise OSError(f"the writer of {path} did not write its temporary file {tmp.name}")
         with open(tmp, "rb+") as handle:  # on disk before the rename, so a crash cannot leave an empty file
             os.fsync(handle.fileno())
+        _will_create(path)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
