@@ -43,7 +43,7 @@ AUTO_EPOCHS = (20, 1000)
 # (docs/bench_impute.md, "Early stopping").
 VALID_FRACTION = 0.05
 VALID_SAMPLES = 50
-PATIENCE_STEPS = 400
+PATIENCE_STEPS = 800
 PATIENCE_EPOCHS = 5
 
 
@@ -99,10 +99,9 @@ def _observed_mask(X: Any, what: str = "X", n_features: int | None = None) -> tu
 class VAEImputer(TransformerMixin, BaseEstimator):
     """Fills NaNs with a VAE trained on the observed entries (MIWAE).
 
-    Parameters: `latent_dim` (None: min(10, F - 1), at least 1); `hidden` MLP sizes; `epochs` (None: about
-    4,000 optimiser steps); `batch_size`; `lr`; `k` importance samples of the training bound; `likelihood`
-    ("gaussian-learned", "gaussian-hetero" or "gaussian"); `method` ("importance", "pseudo-gibbs",
-    "metropolis"); `samples` (importance samples, or chain steps for the Gibbs samplers); `random_state`;
+    Parameters: `latent_dim` (None: min(10, F - 1), at least 1); `hidden` MLP sizes; `epochs` (None: automatic,
+    below); `batch_size`; `lr`; `k` importance samples of the training bound; `likelihood` ("gaussian-learned",
+    "gaussian-hetero" or "gaussian"); `method` ("importance", "pseudo-gibbs", "metropolis"); `samples` (importance samples, or chain steps for the Gibbs samplers); `random_state`;
     `verbose` (progress bars); `device` the model trains and imputes on ("cpu", "cuda", "cuda:N", "mps", "auto");
     `early_stopping` (used only when `epochs` is None).
 
@@ -110,7 +109,7 @@ class VAEImputer(TransformerMixin, BaseEstimator):
     `early_stopping=True` (the default) the length follows the table: a random 5% of the observed entries (never
     the only observed entry of a row) are held out of training, after every epoch the model fills them (importance
     sampling, 50 samples, the same draws each epoch), and training stops when their squared error has not improved
-    for max(5 epochs, 400 optimiser steps), at most about 4,000 steps; the weights of the best epoch are kept. The
+    for max(5 epochs, 800 optimiser steps), at most about 4,000 steps; the weights of the best epoch are kept. The
     held-out entries are only hidden from training: `transform` reads every observed entry as usual and returns
     them unchanged. With `epochs=None, early_stopping=False`: about 4,000 optimiser steps (20-1,000 epochs) on
     every observed entry.
