@@ -27,7 +27,8 @@ from ..training.train import fit, torch_threads
 from .budget import ESTIMATOR_THREADS, auto_epochs
 from .impute import METHODS, impute, impute_importance
 
-# Default training length: about this many optimiser steps, within these many epochs.
+# Default training length: about this many optimiser steps, within these many epochs (with early stopping, the
+# default, the cap).
 # The defaults (MLP 128-128 tanh, latent min(10, F - 1), 4,000 steps, batch 64, lr 1e-3, k = 20, learned
 # per-column Gaussian scale) are what benchmarks/imputation_protocol.py chose: tuned on one fixed half of the
 # benchmark's table sets with tuning masks the report never uses, reported on the other half, then swapped; both
