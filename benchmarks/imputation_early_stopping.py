@@ -36,6 +36,7 @@ CANDIDATES = (200, 400, 800, 1600)
 
 def tune(root: Path, path: Path) -> None:
     out = json.loads(path.read_text()) if path.exists() else {}
+    patience_epochs = imputer_module.PATIENCE_EPOCHS
     imputer_module.PATIENCE_EPOCHS = 10**9  # never stops: the whole curve is recorded
     held_out_error = imputer_module._held_out_error
     for name in HALVES["A"]:
@@ -69,7 +70,7 @@ def tune(root: Path, path: Path) -> None:
                                      "per_epoch": -(-x.shape[0] // 64), "seconds": time.perf_counter() - start}
             print(name, rate, len(true), flush=True)
             path.write_text(json.dumps(out))
-    imputer_module._held_out_error = held_out_error
+    imputer_module._held_out_error, imputer_module.PATIENCE_EPOCHS = held_out_error, patience_epochs
 
 
 def stop(valid: list[float], patience: int) -> tuple[int, int]:
