@@ -9,13 +9,12 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import REPO
 
 from vaekit.apps import VAEImputer
 from vaekit.apps.budget import auto_epochs
 from vaekit.apps.imputer import AUTO_EPOCHS, AUTO_STEPS
 from vaekit.errors import ConfigError
-
-from conftest import REPO
 
 RESULTS = REPO / "benchmarks" / "results"
 
@@ -92,3 +91,21 @@ def test_latent_dim_and_epochs_zero_are_refused_not_replaced_by_the_default(para
     x = np.random.default_rng(0).normal(size=(20, 3))
     with pytest.raises(ConfigError, match="integer >= 1"):
         VAEImputer(**params).fit(x)
+
+
+def test_early_stopping_constants_are_the_ones_chosen_on_half_a():
+    """The automatic training length stops early on held-out entries (docs/bench_impute.md, "Early stopping"): the
+    patience was chosen on half A's tuning masks only (PATIENCE_STEPS from 200/400/800/1,600 steps); the held-out
+    fraction and the validation samples were fixed before, not tuned. AUTO_STEPS (the cap) is the protocol's."""
+    from vaekit.apps import imputer
+
+    assert (imputer.VALID_FRACTION, imputer.VALID_SAMPLES) == (0.05, 50)
+    assert (imputer.PATIENCE_STEPS, imputer.PATIENCE_EPOCHS) == (800, 5)
+    assert VAEImputer().early_stopping is True
+
+
+def test_the_protocols_fits_run_their_epochs_exactly(protocol):
+    """The tuning grid's configurations give explicit epochs, so early stopping (automatic mode only) leaves the
+    protocol's fits, and the defaults chosen from them, as they were."""
+    imputer = protocol.vae(protocol.configuration("previous default"), 569, 30, seed=0)
+    assert imputer.epochs == auto_epochs(569, 64, AUTO_STEPS, AUTO_EPOCHS)

@@ -27,7 +27,8 @@ from ..training.train import fit, torch_threads
 from .budget import ESTIMATOR_THREADS, auto_epochs
 from .impute import METHODS, impute, impute_importance
 
-# Default training length: about this many optimiser steps, within these many epochs.
+# Default training length: about this many optimiser steps, within these many epochs (with early stopping, the
+# default, the cap).
 # The defaults (MLP 128-128 tanh, latent min(10, F - 1), 4,000 steps, batch 64, lr 1e-3, k = 20, learned
 # per-column Gaussian scale) are what benchmarks/imputation_protocol.py chose: tuned on one fixed half of the
 # benchmark's table sets with tuning masks the report never uses, reported on the other half, then swapped; both
@@ -35,6 +36,41 @@ from .impute import METHODS, impute, impute_importance
 # were chosen"; benchmarks/results/imputation_tuning.json). tests/test_imputer_defaults.py holds them to it.
 AUTO_STEPS = 4000
 AUTO_EPOCHS = (20, 1000)
+# Early stopping (automatic training length, `early_stopping=True`): VALID_FRACTION of the observed entries are
+# hidden from training (never a row's last one), the model fills them after every epoch by importance sampling
+# with VALID_SAMPLES samples (fixed draws), and training stops once their mean squared error has not improved for
+# max(PATIENCE_EPOCHS, PATIENCE_STEPS optimiser steps) epochs; the best epoch's weights are kept. AUTO_STEPS is
+# then a cap. Chosen on half A of benchmarks/imputation_protocol.py's sets with its tuning masks
+# (docs/bench_impute.md, "Early stopping").
+VALID_FRACTION = 0.05
+VALID_SAMPLES = 50
+PATIENCE_STEPS = 800
+PATIENCE_EPOCHS = 5
+
+
+def held_out_entries(mask: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """About `fraction` of the observed entries (True in `mask`), chosen at random, never every observed entry of
+    a row (a row with a single observed entry keeps it); bool like `mask`."""
+    held = mask & (rng.random(mask.shape) < fraction)
+    for row in np.flatnonzero((held == mask).all(1) & held.any(1)):  # a row that would lose every observed entry
+        held[row, rng.choice(np.flatnonzero(held[row]))] = False
+    return held
+
+
+def _held_out_error(x: torch.Tensor, mask: torch.Tensor, held: torch.Tensor, seed: int):
+    """The validation loss of early stopping: mean squared error (standardised units) of the importance-sampling
+    fill of the `held` entries, from the other observed entries of their rows, with the same draws every call."""
+    rows = held.any(1)
+    x, visible, held = x[rows], (mask * ~held)[rows], held[rows]
+
+    def score(model) -> float:
+        xm, mm = to_model(model, x), to_model(model, visible)
+        with seeded(seed):
+            filled = torch.cat([impute_importance(model, xm[i : i + 256], mm[i : i + 256], k=VALID_SAMPLES)[0]
+                                for i in range(0, xm.shape[0], 256)]).cpu()
+        return float((filled - x)[held].pow(2).mean())
+
+    return score
 
 
 def _observed_mask(X: Any, what: str = "X", n_features: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -64,20 +100,31 @@ def _observed_mask(X: Any, what: str = "X", n_features: int | None = None) -> tu
 class VAEImputer(TransformerMixin, BaseEstimator):
     """Fills NaNs with a VAE trained on the observed entries (MIWAE).
 
-    Parameters: `latent_dim` (None: min(10, F - 1), at least 1); `hidden` MLP sizes; `epochs` (None: about
-    4,000 optimiser steps); `batch_size`; `lr`; `k` importance samples of the training bound; `likelihood`
-    ("gaussian-learned", "gaussian-hetero" or "gaussian"); `method` ("importance", "pseudo-gibbs",
-    "metropolis"); `samples` (importance samples, or chain steps for the Gibbs samplers); `random_state`;
-    `verbose` (progress bars); `device` the model trains and imputes on ("cpu", "cuda", "cuda:N", "mps", "auto").
+    Parameters: `latent_dim` (None: min(10, F - 1), at least 1); `hidden` MLP sizes; `epochs` (None: automatic,
+    below); `batch_size`; `lr`; `k` importance samples of the training bound; `likelihood` ("gaussian-learned",
+    "gaussian-hetero" or "gaussian"); `method` ("importance", "pseudo-gibbs", "metropolis"); `samples` (importance samples, or chain steps for the Gibbs samplers); `random_state`;
+    `verbose` (progress bars); `device` the model trains and imputes on ("cpu", "cuda", "cuda:N", "mps", "auto");
+    `early_stopping` (used only when `epochs` is None).
 
-    Fitted attributes: `model_`, `config_` (the run config it trained with), `standardizer_` (per-column
-    standardisation), `n_features_in_`, `history_` (training loss per epoch).
+    Training length: an explicit `epochs` is run exactly, on every observed entry. With `epochs=None` and
+    `early_stopping=True` (the default) the length follows the table: a random 5% of the observed entries (never
+    the only observed entry of a row) are held out of training, after every epoch the model fills them (importance
+    sampling, 50 samples, the same draws each epoch), and training stops when their squared error has not improved
+    for max(5 epochs, 800 optimiser steps), at most about 4,000 steps; the weights of the best epoch are kept. The
+    held-out entries are only hidden from training: `transform` reads every observed entry as usual and returns
+    them unchanged. With `epochs=None, early_stopping=False`: about 4,000 optimiser steps (20-1,000 epochs) on
+    every observed entry.
+
+    Fitted attributes: `model_`, `config_` (the run config it trained with; `train.epochs` is the cap when
+    stopping early), `standardizer_` (per-column standardisation), `n_features_in_`, `history_` (training loss
+    per epoch run), `valid_history_` (held-out squared error per epoch; empty without early stopping),
+    `best_epoch_` (the epoch whose weights were kept).
     """
 
     def __init__(self, latent_dim: int | None = None, hidden: Sequence[int] = (128, 128), epochs: int | None = None,
                  batch_size: int = 64, lr: float = 1e-3, k: int = 20, likelihood: str = "gaussian-learned",
                  method: str = "importance", samples: int = 1000, random_state: int | None = None,
-                 verbose: bool = False, device: str = "cpu") -> None:
+                 verbose: bool = False, device: str = "cpu", early_stopping: bool = True) -> None:
         self.latent_dim = latent_dim
         self.hidden = hidden
         self.epochs = epochs
@@ -90,6 +137,7 @@ class VAEImputer(TransformerMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
         self.device = device
+        self.early_stopping = early_stopping
 
     def fit(self, X: Any, y: Any = None) -> "VAEImputer":
         """Trains the model on the observed entries of X (NaN = missing)."""
@@ -110,10 +158,23 @@ class VAEImputer(TransformerMixin, BaseEstimator):
         self.n_features_in_ = f
         self.standardizer_ = Standardizer.fit(x, mask)
         xt, mt = self._tensors(x, mask)
+        config = self._run_config(n, f)
+        score = None
+        if self.epochs is None and self.early_stopping:
+            # a stream of its own: seeded like the model, yet not the draws of a mask made from the same seed
+            held = held_out_entries(mask, VALID_FRACTION, np.random.default_rng([config.train.seed, 7919]))
+            if held.any():
+                score = _held_out_error(xt, mt, torch.from_numpy(held), config.train.seed)
+                mt = mt * torch.from_numpy(~held)  # hidden from training only
+                per_epoch = -(-n // self.batch_size)
+                config.train.patience = max(PATIENCE_EPOCHS, -(-PATIENCE_STEPS // per_epoch))
         # MIWAE: the IWAE bound over observed entries (the mask travels with every batch), by the one loop.
-        result = fit(self._run_config(n, f), data=DataBundle.from_arrays(xt, mask=mt), validate=False)
+        result = fit(config, data=DataBundle.from_arrays(xt, mask=mt), validate=False, valid_score=score)
         self.model_, self.config_ = result.model, result.config
         self.history_ = [record["train_loss"] for record in result.history]
+        self.valid_history_ = [record["valid_loss"] for record in result.history if "valid_loss" in record]
+        self.best_epoch_ = result.history[-1]["epoch"] if score is None else \
+            1 + int(np.argmin(self.valid_history_))
         return self
 
     def _run_config(self, n: int, f: int) -> RunConfig:

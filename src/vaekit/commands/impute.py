@@ -27,7 +27,9 @@ def register(sub) -> None:
     p.add_argument("--seed", type=seed_int, default=0)
     add_device_arg(p)
     t = p.add_argument_group("tables")
-    t.add_argument("--epochs", type=int_range(1, MAX_EPOCHS), help="training epochs (default: automatic)")
+    t.add_argument("--epochs", type=int_range(1, MAX_EPOCHS),
+                   help="training epochs, run exactly (default: automatic, stopping early once held-out entries "
+                        "stop improving)")
     t.add_argument("--no-header", action="store_true", help="the first row is data, not column names")
     i = p.add_argument_group("images (SOURCE is a run folder)")
     i.add_argument("--image", help="PNG/JPEG or .npy/.npz of images (default: the run's test images)")

@@ -11,7 +11,9 @@ losses are summed over processes, and only rank 0 writes. `fit` is three parts:
 Each epoch's permutation is seeded by (seed, epoch), so a resumed run sees the same batches and the same KL
 schedule as an uninterrupted one. With a validation split, every epoch also logs the posterior-collapse
 diagnostics of that split (`valid_kl_per_dim`, `active_units`) and the best weights by validation loss are
-kept; without one (in-memory training of the applications), the last weights are the result.
+kept; without one (in-memory training of the applications), the last weights are the result, unless the caller
+scores the model itself (`fit(..., valid_score=...)`, e.g. the imputer's error on held-out entries): that score is
+then the validation loss, for early stopping and the best weights alike.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 
@@ -88,6 +90,7 @@ class Training:
     step_module: torch.nn.Module | None = None  # TrainingStep, in DDP and/or compiled (set by `setup`)
     noise: StepNoise | None = None
     scaler: object | None = None  # a GradScaler for float16
+    valid_score: Callable[[VAE], float] | None = None  # the caller's validation loss (fit's `valid_score`)
 
     @property
     def device(self) -> torch.device:
@@ -193,12 +196,13 @@ def _batch(split: Split, index, conditional: bool) -> Batch:
 
 def setup(config: RunConfig, data: DataBundle | None = None, validate: bool = True,
           writer: RunWriter | None = None, resume: bool = False, cluster: Cluster | None = None,
-          checkpoint: Path | None = None) -> Training:
+          checkpoint: Path | None = None, valid_score: Callable[[VAE], float] | None = None) -> Training:
     """Data, model, objective and optimiser for `config` (resolved against the data); when resuming, the
     weights, optimiser and trainer state of the writer's last checkpoint (or of `checkpoint`, for the processes
     of a distributed run that do not write)."""
     cluster = cluster or Cluster()
-    run = cluster.together(lambda: _prepare(config, data, validate, writer, resume, cluster, checkpoint))
+    run = cluster.together(lambda: _prepare(config, data, validate, writer, resume, cluster, checkpoint,
+                                            valid_score))
     t = run.config.train
     step = TrainingStep(run.model, run.objective)
     run.noise = StepNoise(t.seed, run.device)
@@ -210,7 +214,7 @@ def setup(config: RunConfig, data: DataBundle | None = None, validate: bool = Tr
 
 
 def _prepare(config: RunConfig, data: DataBundle | None, validate: bool, writer: RunWriter | None, resume: bool,
-             cluster: Cluster, checkpoint: Path | None) -> Training:
+             cluster: Cluster, checkpoint: Path | None, valid_score: Callable[[VAE], float] | None = None) -> Training:
     """`setup` up to the training step: the parts that every process does alone."""
     config = copy.deepcopy(config)  # resolved below; the caller's config stays as it was
     # Every train.* value was range-checked where it entered the config; the device is checked here too (by the
@@ -225,10 +229,10 @@ def _prepare(config: RunConfig, data: DataBundle | None, validate: bool, writer:
     modality_of(model).attach(model, bundle)  # the state its outputs need (the vocabulary of text)
     train = _to_device(bundle.split("train"), device)
     valid = None
-    if validate:
+    if validate and valid_score is None:
         valid = bundle.splits.get("valid") or bundle.splits.get("test")
         valid = None if valid is None else _to_device(valid, device)
-    if t.patience is not None and valid is None:
+    if t.patience is not None and valid is None and valid_score is None:
         raise TrainingError("train.patience needs a validation split, and this data has none")
     if model.conditional and (train.y is None or (valid is not None and valid.y is None)):
         raise TrainingError(f"model.conditional needs labels on the train and validation splits of {bundle.name!r}")
@@ -245,7 +249,8 @@ def _prepare(config: RunConfig, data: DataBundle | None, validate: bool, writer:
         check_batch_fits(train, t.batch_size, runtime.memory_limit_bytes, workers=config.data.workers)
         log.info("the training split (%d examples) is streamed from disk by %d worker(s)", len(train),
                  config.data.workers)
-    run = Training(config, bundle, model, objective, make_optimizer(model, config), train, valid, cluster=cluster)
+    run = Training(config, bundle, model, objective, make_optimizer(model, config), train, valid, cluster=cluster,
+                   valid_score=valid_score)
     if resume and writer is not None and writer.run_dir is not None:
         run.state, run.history = writer.restore(model, run.optimizer)
     elif resume and checkpoint is not None:
@@ -296,12 +301,16 @@ def fit(
     *,
     validate: bool = True,
     figures: bool = False,
+    valid_score: Callable[[VAE], float] | None = None,
 ) -> FitResult:
     """Trains a VAE as `config` says, on `data` (e.g. `DataBundle.from_arrays(x)`) or the data set the config
     names. With `run_dir`, writes config, metrics and checkpoints there (and, with `figures`, samples,
     reconstructions and curves), holding a lock on the folder. `resume` continues the run in `run_dir` with
     its saved config (`config` None, or one that differs only as `vaekit.training.resume` allows, e.g. more epochs).
     `validate=False` skips the per-epoch validation pass (then the last weights are the result).
+    `valid_score(model)`, called after every epoch with the model in eval mode and no gradients, replaces the
+    validation pass: its value (lower is better) is the epoch's `valid_loss`, which train.patience and the best
+    weights follow (the data then needs no validation split).
 
     Started by `torchrun`, every process calls `fit` alike: it trains data-parallel (`vaekit.training.distributed`),
     rank 0 writing the run folder and the others only reading it (to resume)."""
@@ -324,7 +333,8 @@ def fit(
                 raise TrainingError("fit needs a config (None only when resuming a run)")
             with torch_threads(config.train.threads):
                 last = None if cluster.is_main or not checkpoint else Path(run_dir) / io.LAST_CHECKPOINT
-                run = setup(config, data, validate, writer, resume=checkpoint, cluster=cluster, checkpoint=last)
+                run = setup(config, data, validate, writer, resume=checkpoint, cluster=cluster, checkpoint=last,
+                            valid_score=valid_score)
                 if resume:
                     cluster.from_main(lambda: writer.save_config(run.config))  # an extended run records its length
                 else:  # only once data, model, objective are valid: no empty folder
@@ -429,7 +439,13 @@ def _epoch_record(run: Training, epoch: int, step: int, train_terms: dict, elaps
               "samples_per_s": round(len(run.train) / elapsed, 1), **{f"train_{k}": v for k, v in train_terms.items()}}
     if run.cluster.distributed:
         record["processes"] = run.cluster.world
-    if run.valid is not None:
+    if run.valid_score is not None:
+        was_training = run.model.training
+        run.model.eval()
+        with torch.no_grad():
+            record["valid_loss"] = float(run.valid_score(run.model))
+        run.model.train(was_training)
+    elif run.valid is not None:
         valid_terms = average_terms(run.model, run.objective, run.valid, step, cluster=run.cluster,
                                     noise_seed=run.config.train.seed + VALID_NOISE_SEED)
         record.update({f"valid_{k}": v for k, v in valid_terms.items()})
