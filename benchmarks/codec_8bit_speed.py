@@ -8,8 +8,11 @@ interleaved in one process on the same images, with the bits/dim of both files.
 The reference run is configs/mnist_8bit.toml trained fully (docs/benchmarks.md); without --run, the same
 configuration is trained for --train-epochs epochs (a few minutes), which is enough to compare speed and size.
 Each round codes the first --images test images with the old codec, then the new one, each way; the figures are
-the medians over --rounds rounds. Both files must decode bit-exactly, and the new decoder must also read the
-old file (format version 2).
+the medians over --rounds rounds, from wall time and from the process's CPU time (less disturbed by other jobs on
+a shared machine). Both files must decode bit-exactly, and the new decoder must also read the old file (format
+version 2). A file's size is one draw of the bits-back code length (the latents drawn depend on every earlier
+bit), so sizes differ by a few hundredths of a percent between any two codings; --size-seeds N codes the images
+N times with different initial words and reports the mean and spread of both codecs.
 """
 
 from __future__ import annotations
@@ -124,9 +127,10 @@ def old_decompress(model, data):
 
 
 def _timed(function, *args):
-    started = time.perf_counter()
+    """The result, the wall seconds and the process's CPU seconds (all threads) of function(*args)."""
+    started, cpu = time.perf_counter(), time.process_time()
     result = function(*args)
-    return result, time.perf_counter() - started
+    return result, (time.perf_counter() - started, time.process_time() - cpu)
 
 
 def _train(out: str, epochs: int) -> str:
@@ -146,6 +150,8 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=10000, help="test images coded (the first N; all: 10000)")
     parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds; medians are reported")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (docs/benchmarks.md used 1)")
+    parser.add_argument("--size-seeds", type=int, default=1,
+                        help="code the images with this many seeds of the initial words (sizes only; mean, stdev)")
     parser.add_argument("--train-epochs", type=int, default=3, help="without --run: epochs of the short model")
     parser.add_argument("--out", default="runs/codec8-short", help="without --run: where to train it")
     args = parser.parse_args()
@@ -170,19 +176,35 @@ def main() -> None:
         assert np.array_equal(restored, x), "new round trip failed"
     assert np.array_equal(decompress(model, old_blob), x), "the new decoder does not read the old file"
 
-    rate = {key: len(x) / statistics.median(values) for key, values in times.items()}
+    # wall time, and CPU time, which other jobs on a shared machine disturb less (with 1 thread, the same)
+    rate = {key: len(x) / statistics.median(wall for wall, _ in values) for key, values in times.items()}
+    cpu_rate = {key: len(x) / statistics.median(cpu for _, cpu in values) for key, values in times.items()}
     neg_elbo = float(vaekit.evaluate(model, test, iw_samples=1).neg_elbo)
     result = {
         "run": run, "images": len(x), "threads": args.threads, "rounds": args.rounds,
         "images_per_s": {key: round(value, 1) for key, value in rate.items()},
         "speed-up": {"encode": rate["new encode"] / rate["old encode"],
                      "decode": rate["new decode"] / rate["old decode"]},
+        "images_per_cpu_s": {key: round(value, 1) for key, value in cpu_rate.items()},
+        "cpu speed-up": {"encode": cpu_rate["new encode"] / cpu_rate["old encode"],
+                         "decode": cpu_rate["new decode"] / cpu_rate["old decode"]},
         "bytes": {"old": len(old_blob), "new": len(new_blob)},
         "bits_per_dim": {"old": 8 * len(old_blob) / x.size, "new": 8 * len(new_blob) / x.size,
                          "test neg-ELBO (1 sample)": neg_elbo / (math.prod(x.shape[1:]) * math.log(2))},
         "new / old size": len(new_blob) / len(old_blob),
         "batch": {"old": old_default_batch(model), "new": vkz.read(new_blob)[0]["batch"]},
     }
+    if args.size_seeds > 1:
+        # A file's size is one draw of the bits-back code length (the latents decoded depend on every bit before):
+        # both codecs over several seeds of the initial random words, mean and spread.
+        sizes = {"old": [len(old_blob)], "new": [len(new_blob)]}
+        for seed in range(1, args.size_seeds):
+            sizes["old"].append(len(old_compress(model, x, None, seed)))
+            sizes["new"].append(len(compress(model, x, seed=seed)))
+        result["bits_per_dim over seeds"] = {
+            key: {"mean": 8 * statistics.mean(v) / x.size, "stdev": 8 * statistics.stdev(v) / x.size}
+            for key, v in sizes.items()}
+        result["new / old size over seeds"] = statistics.mean(sizes["new"]) / statistics.mean(sizes["old"])
     print(json.dumps(result, indent=2))
 
 

@@ -168,8 +168,8 @@ def test_two_step_tables_match_the_one_step_tables():
         np.testing.assert_allclose(two_step.sum(1), 1.0, atol=1e-5)
 
         one_step = codec._posterior_buckets(model, x, 256, edges)  # (15, 256)
-        mu, sigma = codec._posterior(model, x, 256)
-        latent_cdf = codec._latent_cdf(mu, sigma, edges[::codec.GROUP])
+        mu, sigma = codec._posterior_row(model, x, 256)
+        latent_cdf = codec._latent_cdf(mu, sigma, edges[::codec.GROUP, None])
         group = codec._latent_group_rows(latent_cdf)
         places = [codec._latent_place_rows(mu, sigma, latent_cdf, np.full(15, g), edges) for g in range(16)]
         two_step = np.concatenate([group[:, g, None] * places[g] for g in range(16)], axis=1)

@@ -116,6 +116,12 @@ def _posterior(model: VAE, symbols: np.ndarray, levels: int) -> tuple[np.ndarray
     return mu, qz.base_dist.scale.double().cpu().numpy().reshape(-1, 1)
 
 
+def _posterior_row(model: VAE, symbols: np.ndarray, levels: int) -> tuple[np.ndarray, np.ndarray]:
+    """The mean and standard deviation of q(z|x) for each latent of the batch: (1, B * D) float64 each."""
+    mu, sigma = _posterior(model, symbols, levels)
+    return mu.reshape(1, -1), sigma.reshape(1, -1)
+
+
 def _posterior_buckets(model: VAE, symbols: np.ndarray, levels: int, edges: np.ndarray) -> np.ndarray:
     """q(z_d|x) as probabilities over the buckets: (B * D, bins) float64, each row summing to 1."""
     from scipy.special import ndtr
@@ -149,15 +155,19 @@ def _decode(model: VAE, z_buckets: np.ndarray, centres: np.ndarray, batch: int):
 GROUP = 16
 
 
-def _rows(low: torch.Tensor, inner: torch.Tensor, high: torch.Tensor, normalise: bool = True) -> np.ndarray:
-    """Probabilities from a CDF at consecutive boundaries, `low` (..., 1), `inner` (..., G - 1), `high` (..., 1):
-    (R, G) float64 rows, each at least MIN_PROBABILITY and normalised (without `normalise`, rows from 0 to 1 are
-    taken as they are; a row without mass, a far tail emptied by rounding, becomes uniform)."""
-    masses = torch.diff(inner, dim=-1, prepend=low, append=high)
-    masses = masses.reshape(-1, masses.shape[-1])
+def _rows(low, inner: torch.Tensor, high, normalise: bool = True) -> np.ndarray:
+    """Probabilities from a CDF at consecutive boundaries, laid out boundary by boundary: `inner` (G - 1, ...)
+    and the ends `low` and `high` (1, ...) or scalars. Returns (R, G) float64 rows, each at least MIN_PROBABILITY
+    and normalised (without `normalise`, rows from 0 to 1 are taken as they are; a row without mass, a far tail
+    emptied by rounding, becomes uniform)."""
+    masses = torch.empty((inner.shape[0] + 1, *inner.shape[1:]), dtype=inner.dtype)  # the CDF's differences
+    torch.sub(inner[:1], low, out=masses[:1])
+    torch.sub(inner[1:], inner[:-1], out=masses[1:-1])
+    torch.sub(high, inner[-1:], out=masses[-1:])
+    masses = masses.reshape(len(masses), -1)
     if normalise:
-        masses = masses.clamp_min_(0.0).div_(masses.sum(-1, keepdim=True).clamp_min_(torch.finfo(masses.dtype).tiny))
-    return masses.clamp_min_(MIN_PROBABILITY).numpy().astype(np.float64, copy=False)
+        masses = masses.clamp_min_(0.0).div_(masses.sum(0, keepdim=True).clamp_min_(torch.finfo(masses.dtype).tiny))
+    return np.ascontiguousarray(masses.clamp_min_(MIN_PROBABILITY).numpy().T, dtype=np.float64)
 
 
 def _split(symbols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -167,27 +177,26 @@ def _split(symbols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _value_group_cdf(model: VAE, px, levels: int) -> torch.Tensor:
-    """P(k < g * GROUP | z) at the inner group boundaries g = 1 .. levels / GROUP - 1: (B, *event, G - 1)."""
-    return model.likelihood.level_cdf(px, torch.arange(GROUP, levels, GROUP))
+    """P(k < g * GROUP | z) at the inner group boundaries g = 1 .. levels / GROUP - 1: (G - 1, B, *event)."""
+    return model.likelihood.level_cdf(px, torch.arange(GROUP, levels, GROUP)).movedim(-1, 0)
 
 
 def _value_group_rows(group_cdf: torch.Tensor) -> np.ndarray:
-    ends = group_cdf[..., :1]
-    return _rows(torch.zeros_like(ends), group_cdf, torch.ones_like(ends), normalise=False)
+    return _rows(torch.zeros(()), group_cdf, torch.ones(()), normalise=False)
 
 
 def _value_place_rows(model: VAE, px, group_cdf: torch.Tensor, groups: np.ndarray) -> np.ndarray:
     """P(k % GROUP = j | k // GROUP = g, z) for each value's group g: (B * F, GROUP) float64."""
-    g = torch.from_numpy(groups.astype(np.int64)).reshape(group_cdf.shape[:-1])  # (B, *event)
-    inner = model.likelihood.level_cdf(px, torch.arange(1, GROUP), first=g * GROUP)  # (B, *event, GROUP - 1)
-    padded = torch.nn.functional.pad(group_cdf, (1, 1), value=0.0)  # CDF at every group boundary, 0 .. G
-    padded[..., -1] = 1.0
-    g = g.unsqueeze(-1)
-    return _rows(padded.gather(-1, g), inner, padded.gather(-1, g + 1))
+    g = torch.from_numpy(groups.astype(np.int64)).reshape(group_cdf.shape[1:])  # (B, *event)
+    inner = model.likelihood.level_cdf(px, torch.arange(1, GROUP), first=g * GROUP).movedim(-1, 0)
+    padded = torch.empty((len(group_cdf) + 2, *group_cdf.shape[1:]))  # the CDF at every group boundary, 0 .. G
+    padded[0], padded[1:-1], padded[-1] = 0.0, group_cdf, 1.0
+    g = g.unsqueeze(0)
+    return _rows(padded.gather(0, g), inner, padded.gather(0, g + 1))
 
 
 def _latent_cdf(mu: np.ndarray, sigma: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """The posterior Gaussian's CDF at the latent bucket edges (rows of edges, or one row for all)."""
+    """The posterior Gaussian's CDF at latent bucket edges (E, 1) or (E, B * D): (E, B * D) float64."""
     from scipy.special import ndtr
 
     return ndtr((edges - mu) / sigma)
@@ -195,23 +204,23 @@ def _latent_cdf(mu: np.ndarray, sigma: np.ndarray, edges: np.ndarray) -> np.ndar
 
 def _latent_group_rows(latent_cdf: np.ndarray) -> np.ndarray:
     cdf = torch.from_numpy(latent_cdf)
-    return _rows(cdf[:, :1], cdf[:, 1:-1], cdf[:, -1:])
+    return _rows(cdf[:1], cdf[1:-1], cdf[-1:])
 
 
 def _latent_place_rows(mu, sigma, latent_cdf: np.ndarray, groups: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """q(z % GROUP = j | z // GROUP = g, x) for each latent's bucket group g: (B * D, GROUP) float64."""
-    inner = _latent_cdf(mu, sigma, edges[groups[:, None] * GROUP + np.arange(1, GROUP)])  # (B * D, GROUP - 1)
-    rows = np.arange(len(groups))
-    return _rows(*(torch.from_numpy(c) for c in (latent_cdf[rows, groups][:, None], inner,
-                                                 latent_cdf[rows, groups + 1][:, None])))
+    inner = _latent_cdf(mu, sigma, edges[groups * GROUP + np.arange(1, GROUP)[:, None]])  # (GROUP - 1, B * D)
+    columns = np.arange(len(groups))
+    return _rows(*(torch.from_numpy(c) for c in (latent_cdf[groups, columns][None], inner,
+                                                 latent_cdf[groups + 1, columns][None])))
 
 
 def _push_grouped(coder, family, model: VAE, xb: np.ndarray, levels: int, edges: np.ndarray,
                   centres: np.ndarray) -> np.ndarray:
     """Codes one batch in two steps: z ~ q(z|x) decoded from the stack (bits back), then x under p(x|z) pushed;
     returns the latent buckets z (the caller pushes them under p(z))."""
-    mu, sigma = _posterior(model, xb, levels)
-    latent_cdf = _latent_cdf(mu, sigma, edges[::GROUP])  # at the group edges, (B * D, LATENT_BINS / GROUP + 1)
+    mu, sigma = _posterior_row(model, xb, levels)
+    latent_cdf = _latent_cdf(mu, sigma, edges[::GROUP, None])  # at the group edges, (LATENT_BINS / GROUP + 1, B * D)
     z_groups = coder.decode(family, _latent_group_rows(latent_cdf))
     z_places = coder.decode(family, _latent_place_rows(mu, sigma, latent_cdf, z_groups, edges))
     z = z_groups * GROUP + z_places
@@ -234,8 +243,8 @@ def _pop_grouped(coder, family, model: VAE, z: np.ndarray, levels: int, edges: n
     groups = coder.decode(family, _value_group_rows(group_cdf))
     places = coder.decode(family, _value_place_rows(model, px, group_cdf, groups))
     xb = (groups * GROUP + places).astype(np.uint8).reshape(n, *model.event_shape)
-    mu, sigma = _posterior(model, xb, levels)
-    latent_cdf = _latent_cdf(mu, sigma, edges[::GROUP])
+    mu, sigma = _posterior_row(model, xb, levels)
+    latent_cdf = _latent_cdf(mu, sigma, edges[::GROUP, None])
     z_groups, z_places = _split(z)
     coder.encode_reverse(z_places, family, _latent_place_rows(mu, sigma, latent_cdf, z_groups, edges))
     coder.encode_reverse(z_groups, family, _latent_group_rows(latent_cdf))
