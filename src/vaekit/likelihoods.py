@@ -217,9 +217,9 @@ class DiscretizedLogisticMixture(D.Distribution):
         inv_s = torch.exp(-self.log_scale)  # (..., M, *event)
         start = -1.0 - 1.0 / (N_BINS - 1)
         if first is not None:
-            start = first.unsqueeze(self.mix_dim).to(inv_s.dtype) * (2.0 / (N_BINS - 1)) + start
+            start = first.unsqueeze(self.mix_dim).to(inv_s) * (2.0 / (N_BINS - 1)) + start
         scaled = (start - self.loc) * inv_s  # the first boundary standardised, (..., M, *event)
-        steps = (k.double() * (2.0 / (N_BINS - 1))).to(inv_s.dtype)
+        steps = (k.to(inv_s.device, torch.float64) * (2.0 / (N_BINS - 1))).to(inv_s.dtype)
         steps = steps.reshape(-1, *[1] * (inv_s.dim() - 1))  # (E, 1, ...): broadcasts against one component
         n_mix = self.loc.shape[self.mix_dim]
         weights = torch.softmax(self.logits, self.mix_dim) if n_mix > 1 else None

@@ -158,7 +158,8 @@ def _decode(model: VAE, z_buckets: np.ndarray, centres: np.ndarray, batch: int):
 # 8-bit value) is coded as its group s // GROUP, then its place s % GROUP in the group. The group's mass is a
 # difference of the CDF at two group boundaries, the place's a difference of the CDF at two boundaries inside
 # the group, divided by the group's mass; so P(group) P(place | group) = P(s), the code length is that of one
-# n-level categorical, and a symbol needs the CDF at 2 x (GROUP + 1) boundaries instead of an n-entry table.
+# n-level categorical, and a symbol needs the CDF at 2 x (GROUP - 1) inner boundaries instead of an n-entry table.
+# The CDFs are laid out boundary by boundary, (boundaries, symbols), so that each step vectorises over the symbols.
 GROUP = 16
 
 
@@ -185,7 +186,7 @@ def _split(symbols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _value_group_cdf(model: VAE, px, levels: int) -> torch.Tensor:
     """P(k < g * GROUP | z) at the inner group boundaries g = 1 .. levels / GROUP - 1: (G - 1, B, *event)."""
-    return model.likelihood.level_cdf(px, torch.arange(GROUP, levels, GROUP)).movedim(-1, 0)
+    return model.likelihood.level_cdf(px, torch.arange(GROUP, levels, GROUP)).movedim(-1, 0).cpu()
 
 
 def _value_group_rows(group_cdf: torch.Tensor) -> np.ndarray:
@@ -195,7 +196,7 @@ def _value_group_rows(group_cdf: torch.Tensor) -> np.ndarray:
 def _value_place_rows(model: VAE, px, group_cdf: torch.Tensor, groups: np.ndarray) -> np.ndarray:
     """P(k % GROUP = j | k // GROUP = g, z) for each value's group g: (B * F, GROUP) float64."""
     g = torch.from_numpy(groups.astype(np.int64)).reshape(group_cdf.shape[1:])  # (B, *event)
-    inner = model.likelihood.level_cdf(px, torch.arange(1, GROUP), first=g * GROUP).movedim(-1, 0)
+    inner = model.likelihood.level_cdf(px, torch.arange(1, GROUP), first=g * GROUP).movedim(-1, 0).cpu()
     padded = torch.empty((len(group_cdf) + 2, *group_cdf.shape[1:]))  # the CDF at every group boundary, 0 .. G
     padded[0], padded[1:-1], padded[-1] = 0.0, group_cdf, 1.0
     g = g.unsqueeze(0)
