@@ -131,3 +131,78 @@ def test_level_probabilities_are_the_likelihoods_masses():
         assert fast.shape == (4, 1, 2, 3, likelihood.levels)
         assert torch.allclose(fast.sum(-1), torch.ones(()).double(), atol=1e-6)
         assert torch.allclose(fast, general, atol=1e-5)
+
+
+def test_level_cdf_gives_the_level_masses():
+    from vaekit.likelihoods import build_likelihood
+
+    torch.manual_seed(0)
+    for n_mix, per_entry in [(1, 2), (3, 9)]:
+        likelihood = build_likelihood("discretized-logistic", (1, 2, 3), n_mix=n_mix)
+        px = likelihood(torch.randn(4, per_entry, 1, 2, 3) * 2)
+        inner = likelihood.level_cdf(px, torch.arange(1, 256))  # (4, 1, 2, 3, 255)
+        cdf = torch.cat([torch.zeros_like(inner[..., :1]), inner, torch.ones_like(inner[..., :1])], -1)
+        assert torch.allclose(cdf.diff(dim=-1).double(), likelihood.level_probs(px), atol=2e-5)
+        first = torch.randint(0, 16, (4, 1, 2, 3)) * 16
+        shifted = likelihood.level_cdf(px, torch.arange(1, 16), first=first)
+        assert torch.allclose(shifted, inner.gather(-1, first.unsqueeze(-1) + torch.arange(0, 15)), atol=1e-6)
+
+
+def test_two_step_tables_match_the_one_step_tables():
+    """P(group) P(place | group) of the two-step code equals the 256-level table of the one-step code, for the
+    values under p(x|z) and for the latent buckets under q(z|x)."""
+    from vaekit.apps import compress as codec
+
+    model = _tiny_8bit(n_mix=2, seed=3)
+    x = np.random.default_rng(0).integers(0, 256, (5, 1, 4, 4)).astype(np.uint8)
+    z = np.random.default_rng(1).integers(0, 256, 5 * 3).astype(np.int32)
+    edges, centres = codec._bucket_edges(codec.LATENT_BINS), codec._bucket_centres(codec.LATENT_BINS)
+    with torch.no_grad():
+        one_step = codec._value_probabilities(model, z, centres, 5)  # (80, 256)
+        px = codec._decode(model, z, centres, 5)
+        group_cdf = codec._value_group_cdf(model, px, 256)
+        group = codec._value_group_rows(group_cdf)  # (80, 16)
+        places = [codec._value_place_rows(model, px, group_cdf, np.full(80, g)) for g in range(16)]
+        two_step = np.concatenate([group[:, g, None] * places[g] for g in range(16)], axis=1)
+        np.testing.assert_allclose(two_step, one_step, atol=3e-6)
+        np.testing.assert_allclose(two_step.sum(1), 1.0, atol=1e-5)
+
+        one_step = codec._posterior_buckets(model, x, 256, edges)  # (15, 256)
+        mu, sigma = codec._posterior_row(model, x, 256)
+        latent_cdf = codec._latent_cdf(mu, sigma, edges[::codec.GROUP, None])
+        group = codec._latent_group_rows(latent_cdf)
+        places = [codec._latent_place_rows(mu, sigma, latent_cdf, np.full(15, g), edges) for g in range(16)]
+        two_step = np.concatenate([group[:, g, None] * places[g] for g in range(16)], axis=1)
+        np.testing.assert_allclose(two_step, one_step, atol=3e-6)
+
+
+def test_8bit_files_code_in_two_steps_and_one_step_files_still_decode(monkeypatch):
+    from vaekit.apps import compress as codec
+
+    model = _tiny_8bit(seed=1)
+    x = np.random.default_rng(2).integers(0, 256, (12, 1, 4, 4)).astype(np.uint8)
+    header, _ = read_header(compress(model, x))
+    assert header["version"] == 3 and header["group"] == 16
+    with monkeypatch.context() as patch:  # the one-step code, as files of format version 2 hold it
+        patch.setattr(codec, "_group", lambda model, levels: 0)
+        old = compress(model, x, batch=5)
+    header, _ = read_header(old)
+    assert header["version"] == 2 and "group" not in header
+    assert np.array_equal(decompress(model, old), x)
+    binary = _tiny()
+    header, _ = read_header(compress(binary, np.ones((3, 1, 4, 4), dtype=np.uint8)))
+    assert header["version"] == 2 and "group" not in header  # binary images keep the one-step code
+
+
+def test_two_step_files_with_a_wrong_group_are_refused():
+    import json
+    import struct
+
+    model = _tiny_8bit()
+    blob = compress(model, np.zeros((3, 1, 4, 4), dtype=np.uint8))
+    (length,) = struct.unpack("<I", blob[4:8])
+    header = json.loads(blob[8 : 8 + length])
+    for bad in ({**header, "group": 8}, {**header, "version": 2}):
+        encoded = json.dumps(bad).encode()
+        with pytest.raises(CompressionError, match="does not fit"):
+            decompress(model, blob[:4] + struct.pack("<I", len(encoded)) + encoded + blob[8 + length :])

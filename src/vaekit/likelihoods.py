@@ -202,6 +202,37 @@ class DiscretizedLogisticMixture(D.Distribution):
         weights = torch.softmax(self.logits, self.mix_dim).unsqueeze(-1)
         return (weights * masses).sum(self.mix_dim - 1).double()  # (..., *event, 256)
 
+    def level_cdf(self, k: torch.Tensor, first: torch.Tensor | None = None) -> torch.Tensor:
+        """P(level < b) at inner level boundaries b = first + k in 1..255, float32 (..., *event, E); P(level < 0)
+        = 0 and P(level < 256) = 1 need no call.
+
+        `k` (E,) holds integers shared by every entry; `first` (..., *event) optionally shifts them per entry
+        (integers; 0 when not given). The mass of levels b0 .. b1 - 1 is the difference of the CDF at b1 and b0:
+        a few boundaries give the mass of a group of levels without the 256-level table of `level_probs`.
+        The result is a view of a tensor laid out boundary by boundary, (E, ..., *event): `.movedim(-1, 0)` is
+        contiguous (computing it so vectorises over the entries, twice as fast as over the few boundaries)."""
+        # Boundary b lies at (b - 1/2) / 255 in [0, 1], 2b/255 - 1 - 1/255 in [-1, 1] units: (first - loc) / s,
+        # with the first's distance from the location taken before scaling (as precise as (edge - loc) / s), plus
+        # the steps 2k/255 / s.
+        inv_s = torch.exp(-self.log_scale)  # (..., M, *event)
+        start = -1.0 - 1.0 / (N_BINS - 1)
+        if first is not None:
+            start = first.unsqueeze(self.mix_dim).to(inv_s) * (2.0 / (N_BINS - 1)) + start
+        scaled = (start - self.loc) * inv_s  # the first boundary standardised, (..., M, *event)
+        steps = (k.to(inv_s.device, torch.float64) * (2.0 / (N_BINS - 1))).to(inv_s.dtype)
+        steps = steps.reshape(-1, *[1] * (inv_s.dim() - 1))  # (E, 1, ...): broadcasts against one component
+        n_mix = self.loc.shape[self.mix_dim]
+        weights = torch.softmax(self.logits, self.mix_dim) if n_mix > 1 else None
+        cdf = None
+        for m in range(n_mix):  # sum_m pi_m sigma(t_m), one component at a time, each (E, ..., *event)
+            component = torch.addcmul(scaled.select(self.mix_dim, m), steps, inv_s.select(self.mix_dim, m))
+            component = component.sigmoid_()
+            if weights is None:
+                return component.movedim(0, -1)
+            w = weights.select(self.mix_dim, m)
+            cdf = component.mul_(w) if cdf is None else cdf.addcmul_(component, w)
+        return cdf.movedim(0, -1)
+
     @property
     def mean(self) -> torch.Tensor:
         """Mixture mean of the logistics, mapped to [0, 1] and clipped (the discretization is ignored)."""
@@ -237,6 +268,10 @@ class DiscretizedLogisticLikelihood(Likelihood):
 
     def level_probs(self, px: D.Independent) -> torch.Tensor:
         return px.base_dist.level_probs()
+
+    def level_cdf(self, px: D.Independent, k: torch.Tensor, first: torch.Tensor | None = None) -> torch.Tensor:
+        """P(level < first + k) at inner level boundaries (see `DiscretizedLogisticMixture.level_cdf`)."""
+        return px.base_dist.level_cdf(k, first)
 
     def __init__(self, event_shape: tuple[int, ...], n_mix: int = 5) -> None:
         super().__init__(event_shape)

@@ -24,6 +24,10 @@ from ..priors import StandardNormalPrior
 
 MAGIC = b"VKZ\x00"
 FORMAT_VERSION = 2
+# Lossless files whose symbols are coded in two steps (group, then place in the group: compress.GROUP, the 8-bit
+# ones) carry this version, so that a vaekit which reads only FORMAT_VERSION refuses them clearly; both are read.
+GROUP_VERSION = 3
+READ_VERSIONS = (FORMAT_VERSION, GROUP_VERSION)
 CODECS = ("bb-ans", "latent")
 
 
@@ -67,10 +71,11 @@ def as_batch(model: VAE, array: np.ndarray) -> np.ndarray:
     return x
 
 
-def write(header: dict, payload: np.ndarray) -> bytes:
-    """The .vkz bytes of `header` (JSON-ready) and `payload` (uint32 words); adds version and payload checksum."""
+def write(header: dict, payload: np.ndarray, version: int | None = None) -> bytes:
+    """The .vkz bytes of `header` (JSON-ready) and `payload` (uint32 words); adds the version (FORMAT_VERSION
+    unless given) and the payload checksum."""
     words = payload.astype("<u4").tobytes()
-    full = {"version": FORMAT_VERSION, **header, "payload_sha256": hashlib.sha256(words).hexdigest()}
+    full = {"version": version or FORMAT_VERSION, **header, "payload_sha256": hashlib.sha256(words).hexdigest()}
     encoded = json.dumps(full).encode()
     return MAGIC + struct.pack("<I", len(encoded)) + encoded + words
 
@@ -89,9 +94,9 @@ def read(data: bytes) -> tuple[dict, np.ndarray]:
         int(header["count"]), list(header["shape"]), list(header["input_shape"]), str(header["dtype"])
     except (ValueError, KeyError, TypeError, RecursionError):
         raise CompressionError("the .vkz header is damaged") from None
-    if header.get("version") != FORMAT_VERSION:
+    if header.get("version") not in READ_VERSIONS:
         raise CompressionError(f"unsupported .vkz format version {header.get('version')!r} (this vaekit reads "
-                               f"{FORMAT_VERSION})")
+                               f"{' and '.join(map(str, READ_VERSIONS))})")
     if header.get("codec") not in CODECS:
         raise CompressionError(f"unknown .vkz codec {header.get('codec')!r}")
     payload = data[8 + length :]
