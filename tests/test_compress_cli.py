@@ -102,7 +102,7 @@ def test_lossless_png_folder_round_trips_keep_pixels_and_mode(runs, tmp_path, mo
     original, _ = read_images(source)
     assert info.form == "png-folder" and info.mode == mode and restored.dtype == original.dtype
     assert np.array_equal(restored, original) and np.array_equal(restored.astype(np.uint8), x[:20])
-    assert info.names == tuple(f"{i:05d}.png" for i in range(20))  # the .vkz keeps no file names
+    assert info.names == tuple(f"img{i:03d}.png" for i in range(20))  # the .vkz keeps the file names
     for name in info.names[:3]:
         with Image.open(tmp_path / "out" / name) as im:
             assert im.mode == mode and im.size == (SIZE, SIZE)
@@ -241,3 +241,44 @@ def test_png_names_and_mode_come_back_with_the_source(tmp_path):
     assert read_images(tmp_path / "b")[1] == source
     write_images(tmp_path / "c/", images)  # without a source: numbered, and 0/1 values are binary images
     assert read_images(tmp_path / "c")[1] == ImageSource("png-folder", ("00000.png", "00001.png", "00002.png"), "1")
+
+
+@pytest.mark.parametrize("flags", [(), ("--lossy",)])
+def test_black_and_white_pngs_stored_as_0_255_code_with_a_binary_model(runs, tmp_path, flags):
+    """Ordinary black-and-white PNGs (grey levels 0 and 255) for a Bernoulli model: coded as 0/1, decoded as
+    0/255 again (bit-exact when lossless), with their names."""
+    run, x = runs["bernoulli"]
+    source = _png_folder(tmp_path / "pngs", 255 * x[:12], "L", names=[f"scan-{i}.png" for i in range(12)])
+    _round_trip(run, source, tmp_path / "x.vkz", tmp_path / "out", *flags)
+    restored, info = read_images(tmp_path / "out")
+    assert info.names == tuple(sorted(f"scan-{i}.png" for i in range(12))) and restored.dtype == np.uint8
+    assert set(np.unique(restored)) <= {0, 255}
+    if not flags:
+        assert np.array_equal(restored, read_images(source)[0])
+
+
+def test_flattened_rows_code_with_a_model_of_images(runs, tmp_path):
+    """(N, 36) rows, as binarized MNIST ships them, for a model of (1, 6, 6) images: the same values."""
+    run, x = runs["bernoulli"]
+    rows = x[:10].reshape(10, -1)
+    np.save(tmp_path / "rows.npy", rows)
+    _round_trip(run, tmp_path / "rows.npy", tmp_path / "x.vkz", tmp_path / "out.npy")
+    assert np.array_equal(np.load(tmp_path / "out.npy"), rows)
+
+
+def test_file_names_in_a_crafted_header_cannot_leave_the_output_folder():
+    from vaekit.apps.vkz import CompressionError, names_of
+
+    import base64
+    import zlib
+
+    def header(names):
+        return {"count": len(names), "names": base64.b64encode(zlib.compress("\n".join(names).encode())).decode()}
+
+    assert names_of(header(["a.png", "b.png"])) == ["a.png", "b.png"]
+    for bad in (["../a.png", "b.png"], ["/tmp/a.png", "b.png"], [".hidden.png", "b.png"], ["a.png", "a.png"],
+                ["a.txt", "b.png"]):
+        with pytest.raises(CompressionError, match="file names"):
+            names_of(header(bad))
+    with pytest.raises(CompressionError, match="damaged"):
+        names_of({"count": 1, "names": "not base64!"})

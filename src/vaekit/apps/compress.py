@@ -320,6 +320,8 @@ def compress(model: VAE, array: np.ndarray, batch: int | None = None, seed: int 
     if step is not None or rate is not None:
         raise CompressionError("a step or a rate applies to lossy compression only (lossy=True, or --lossy)")
     levels = _levels(model)
+    source = np.asarray(array)
+    array, top = vkz.as_two_levels(array, levels)  # black-and-white 0/255 images for a Bernoulli model
     symbols = to_symbols(model, array)
     batch = default_batch(model) if batch is None else batch
     if batch < 1:
@@ -341,14 +343,15 @@ def compress(model: VAE, array: np.ndarray, batch: int | None = None, seed: int 
                 coder.encode_reverse(xb.reshape(-1).astype(np.int32), values,
                                      _value_probabilities(model, z, centres, n))
             coder.encode_reverse(z, uniform)  # p(z): uniform over buckets of equal prior mass
-    source = np.asarray(array)
     header = {"codec": "bb-ans", "model": model_fingerprint(model), "shape": list(symbols.shape[1:]),
               "input_shape": list(source.shape), "dtype": str(source.dtype), "count": len(symbols),
               "levels": levels, "batch": batch, "bins": LATENT_BINS, "initial_words": initial,
               "data_sha256": hashlib.sha256(symbols.tobytes()).hexdigest()}
     if group:  # a new field, in a new format version: older readers refuse the file instead of misreading it
         header["group"] = group
-    return vkz.write(header, coder.get_compressed(), version=vkz.GROUP_VERSION if group else None)
+    if top:  # likewise: an older reader would return 0/1 where the images held 0/255
+        header["top"] = top
+    return vkz.write(header, coder.get_compressed(), version=vkz.GROUP_VERSION if group or top else None)
 
 
 def read_header(data: bytes) -> tuple[dict, bytes]:
@@ -399,7 +402,7 @@ def decompress(model: VAE, data: bytes) -> np.ndarray:
     if hashlib.sha256(out.tobytes()).hexdigest() != header["data_sha256"]:
         raise CompressionError("the decoded data do not match the checksum of the original: refusing wrong output")
     try:
-        return _to_values(out, levels, dtype).reshape(header["input_shape"])
+        return vkz.scaled_back(_to_values(out, levels, dtype), header).reshape(header["input_shape"])
     except (ValueError, TypeError):
         raise DataError("the .vkz header names a shape or dtype that does not fit the data") from None
 

@@ -19,8 +19,8 @@ Forms, chosen by the path:
 Writing a PNG folder: boolean arrays, and integer arrays holding only 0 and 1, become binary (mode "1") PNGs;
 other integers in 0..255 grey (mode "L"); floats in [0, 1] (a lossy decode) grey levels round(255 x). Images are
 (N, H, W) or (N, 1, H, W). The file names are those of `source` when it has one per image, else 00000.png,
-00001.png, ... (zero-padded to the width of the largest index, at least 5 digits): a .vkz file does not keep
-the names of the PNGs it was made from. The mode of `source` is kept when it fits the values (so a grey image
+00001.png, ... (zero-padded to the width of the largest index, at least 5 digits); a .vkz file made from a
+folder keeps its PNGs' names (`vaekit.apps.vkz.with_names`), and decoding it to a folder restores them. The mode of `source` is kept when it fits the values (so a grey image
 whose levels are all 0 or 1 stays grey).
 
 Every write is atomic: a file through a temporary file and a rename, a folder written whole into a temporary
@@ -257,7 +257,8 @@ def _png_pictures(x: np.ndarray, mode: str | None) -> tuple[np.ndarray, str]:
     return x.astype(np.uint8), "L"
 
 
-def _numbered(n: int) -> list[str]:
+def numbered_names(n: int) -> list[str]:
+    """The names a PNG folder of `n` images gets when it has none of its own: 00000.png, 00001.png, ..."""
     digits = max(MIN_NAME_DIGITS, len(str(n - 1)))
     return [f"{i:0{digits}d}.png" for i in range(n)]
 
@@ -267,7 +268,7 @@ def _write_png_folder(folder: Path, x: np.ndarray, source: ImageSource | None) -
 
     from ..io import new_path_mode
 
-    names = list(source.names) if source and len(source.names) == len(x) else _numbered(len(x))
+    names = list(source.names) if source and len(source.names) == len(x) else numbered_names(len(x))
     pictures, mode = _png_pictures(x, source.mode if source else None)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
@@ -332,5 +333,6 @@ def write_images(path: str | Path, array: np.ndarray, source: ImageSource | None
     return form
 
 
-__all__ = ["FORMS", "ImageSource", "check_target", "check_writable", "input_form", "output_form", "png_files",
+__all__ = ["FORMS", "ImageSource", "check_target", "check_writable", "input_form", "numbered_names", "output_form",
+           "png_files",
            "read_images", "write_images"]

@@ -50,7 +50,8 @@ def _as_unit_values(model: VAE, array: np.ndarray) -> np.ndarray:
         return (x.astype(np.float64) / top).astype(np.float32)
     if x.dtype.kind != "f" or not np.isfinite(x).all():
         raise CompressionError("the images must be finite numbers")
-    values = x.astype(np.float32)
+    with np.errstate(over="ignore"):  # overflow is what is checked next
+        values = x.astype(np.float32)
     if not np.isfinite(values).all():  # finite in float64, beyond float32's 3.4e38
         raise CompressionError(f"the images hold values up to {np.abs(x).max():.3g}, beyond what the model's float32 "
                                "arithmetic holds")
@@ -168,7 +169,8 @@ def compress_latents(model: VAE, array: np.ndarray, step: float | None = None, r
     if rate is not None and not (math.isfinite(rate) and rate > 0):
         raise CompressionError(f"the rate must be a positive number of bytes per image, got {rate}")
     source = np.asarray(array)
-    x = _as_unit_values(model, source)
+    array, top = vkz.as_two_levels(source, getattr(model.likelihood, "levels", None))  # 0/255 black-and-white
+    x = _as_unit_values(model, array)
     with vkz.in_eval_mode(model):
         means = posterior_means(model, x)
     largest = float(np.abs(means).max()) if np.isfinite(means).all() else math.inf
@@ -179,6 +181,8 @@ def compress_latents(model: VAE, array: np.ndarray, step: float | None = None, r
     fixed = {"codec": "latent", "model": model_fingerprint(model), "shape": list(model.event_shape),
              "input_shape": list(source.shape), "dtype": str(source.dtype), "count": len(means),
              "range": [float(x.min()), float(x.max())]}
+    if top:  # written in the format version whose fields older readers do not know: they refuse the file
+        fixed["top"] = top
     if rate is not None:
         step = step_for_rate(means, rate, fixed)
     step = 0.1 if step is None else float(step)
@@ -191,7 +195,8 @@ def compress_latents(model: VAE, array: np.ndarray, step: float | None = None, r
     # symbols (N, D) row-major; the density's parameters repeat per image
     coder.encode_reverse(symbols.reshape(-1).astype(np.int32), model_k, np.tile(mean.astype(np.float64), n),
                          np.tile(std.astype(np.float64), n))
-    return vkz.write(_header(fixed, step, low, high, mean, std, stored), coder.get_compressed())
+    return vkz.write(_header(fixed, step, low, high, mean, std, stored), coder.get_compressed(),
+                     version=vkz.GROUP_VERSION if top else None)
 
 
 def decode_latents(model: VAE, header: dict, payload: np.ndarray) -> np.ndarray:
@@ -229,7 +234,8 @@ def decode_latents(model: VAE, header: dict, payload: np.ndarray) -> np.ndarray:
     with vkz.in_eval_mode(model):
         values = model.generate(to_model(model, z), what=f"decoding {n:,} images").cpu().numpy()
     try:
-        return _from_unit_values(values, model, dtype, (low_value, high_value)).reshape(header["input_shape"])
+        return vkz.scaled_back(_from_unit_values(values, model, dtype, (low_value, high_value)),
+                               header).reshape(header["input_shape"])
     except (ValueError, TypeError):
         raise CompressionError("the .vkz header names a shape or dtype that does not fit the data") from None
 

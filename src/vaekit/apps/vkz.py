@@ -9,11 +9,15 @@ own fields. A file is decoded only by the model that wrote it, and only when its
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import math
 import struct
+import zlib
 from contextlib import contextmanager
-from typing import Iterator
+from pathlib import Path
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -63,6 +67,8 @@ def as_batch(model: VAE, array: np.ndarray) -> np.ndarray:
     event = tuple(model.event_shape)
     if x.shape == event:
         x = x[None]
+    if x.ndim == 2 and len(event) > 1 and x.shape[1] == math.prod(event):  # flattened rows, e.g. (N, 784)
+        x = x.reshape(len(x), *event)
     if x.ndim == len(event) and len(event) == 3 and event[0] == 1:
         x = x[:, None]
     if tuple(x.shape[1:]) != event or x.shape[0] == 0:
@@ -78,6 +84,58 @@ def write(header: dict, payload: np.ndarray, version: int | None = None) -> byte
     full = {"version": version or FORMAT_VERSION, **header, "payload_sha256": hashlib.sha256(words).hexdigest()}
     encoded = json.dumps(full).encode()
     return MAGIC + struct.pack("<I", len(encoded)) + encoded + words
+
+
+WHITE = 255  # the white of black-and-white images stored as 8-bit grey levels
+
+
+def as_two_levels(array: np.ndarray, levels: int | None) -> tuple[np.ndarray, int | None]:
+    """Black-and-white images stored as integers 0 and 255 (ordinary PNGs), for a model of two levels: the images
+    as 0/1 and 255, the value to scale the decoded ones back by (kept in the header, field "top"); anything else
+    unchanged, with None."""
+    x = np.asarray(array)
+    if levels == 2 and x.dtype.kind in "iu" and x.size and x.max() == WHITE and np.isin(x, (0, WHITE)).all():
+        return (x // WHITE).astype(x.dtype), WHITE
+    return x, None
+
+
+def scaled_back(values: np.ndarray, header: dict) -> np.ndarray:
+    """Decoded 0/1 integer images times the header's "top" (255 for black-and-white images coded as 0/1)."""
+    top = header.get("top")
+    if top is None:
+        return values
+    if top != WHITE or values.dtype.kind not in "iu":
+        raise CompressionError("the .vkz header's 'top' field is damaged")
+    return (values * WHITE).astype(values.dtype)
+
+
+def with_names(data: bytes, names: Sequence[str]) -> bytes:
+    """The .vkz `data` keeping the file names of its images (a folder of PNGs) in its header, so that decoding to
+    a folder restores them: newline-separated, zlib-compressed, base64 (sorted names share their prefixes and
+    cost a few bytes each). An older vaekit ignores the field."""
+    header, payload = read(data)
+    if len(names) != int(header["count"]):
+        raise CompressionError(f"{len(names)} file names for {header['count']} images")
+    version = header.pop("version")
+    header.pop("payload_sha256")
+    header["names"] = base64.b64encode(zlib.compress("\n".join(names).encode(), 9)).decode()
+    return write(header, payload, version=version)
+
+
+def names_of(header: dict) -> list[str] | None:
+    """The file names a .vkz header keeps (`with_names`), checked: one per image, each a plain PNG file name
+    (never a path: a crafted file cannot write outside the output folder); None when it keeps none."""
+    if "names" not in header:
+        return None
+    try:
+        names = zlib.decompress(base64.b64decode(header["names"], validate=True)).decode().split("\n")
+    except (ValueError, TypeError, zlib.error, UnicodeDecodeError):
+        raise CompressionError("the .vkz header's file names are damaged") from None
+    plain = all(name.lower().endswith(".png") and not name.startswith(".") and "\0" not in name
+                and Path(name).name == name and name not in (".", "..") for name in names)
+    if len(names) != int(header["count"]) or len(set(names)) != len(names) or not plain:
+        raise CompressionError("the .vkz header's file names are not one plain, distinct .png name per image")
+    return names
 
 
 def read(data: bytes) -> tuple[dict, np.ndarray]:

@@ -82,15 +82,17 @@ def _check_lossy_flags(args) -> None:
 def cmd_compress(args) -> int:
     from ..apps import vkz
     from ..apps.compress import compress
-    from ..apps.image_files import read_images
+    from ..apps.image_files import numbered_names, read_images
     from ..io import atomic_write_bytes
 
     _check_lossy_flags(args)
     check_output_suffix(args.out, (".vkz",))
     guard_output(args.out, args.force)
-    x, _ = read_images(args.input)
+    x, source = read_images(args.input)
     run = load_run_of(args)
     blob = compress(run.model, x, lossy=args.lossy, step=args.step, rate=args.rate)
+    if source.form == "png-folder" and list(source.names) != numbered_names(len(source.names)):
+        blob = vkz.with_names(blob, source.names)  # decoding to a folder gives each image its name back
     atomic_write_bytes(args.out, blob)
     header, _ = vkz.read(blob)
     values = max(x.size, 1)
@@ -107,7 +109,8 @@ def cmd_decompress(args) -> int:
     import numpy as np
 
     from ..apps.compress import CompressionError, decompress, read_header
-    from ..apps.image_files import check_target, check_writable, write_images
+    from ..apps.image_files import ImageSource, check_target, check_writable, write_images
+    from ..apps.vkz import names_of
 
     check_target(args.out, args.force)  # the form --out names, and whether it may be written
     if not Path(args.input).is_file():
@@ -119,9 +122,11 @@ def cmd_decompress(args) -> int:
     except (TypeError, ValueError):
         raise CompressionError("the .vkz header is damaged (its shape or dtype)") from None
     check_writable(args.out, shape, dtype)  # before decoding: an output form that cannot hold these images
+    names = names_of(header)  # the PNG names it was made from, checked (plain names only)
     run = load_run_of(args)
     x = decompress(run.model, data)
-    form = write_images(args.out, x, force=args.force)
+    form = write_images(args.out, x, None if names is None else ImageSource("png-folder", tuple(names)),
+                        force=args.force)
     lossy = " (lossy: the decoder's reconstructions)" if header["codec"] == "latent" else ""
     what = "PNG images" if form == "png-folder" else f"images, {x.dtype} {'x'.join(map(str, x.shape))}"
     print(f"wrote {args.out}: {x.shape[0]:,} {what}{lossy}")
