@@ -3,7 +3,8 @@
     negative ELBO      -E_q[log p(x|z)] + KL(q(z|x) || p(z)), one sample of z per example
     NLL (IWAE bound)   -log (1/K) sum_k p(x, z_k) / q(z_k|x), z_k ~ q(z|x)   (Burda et al. 2016); K = 5000 is
                        the usual choice for MNIST likelihoods in nats. It upper-bounds the true NLL and tightens
-                       as K grows.
+                       as K grows. The samples are decoded in cache-sized passes and scored with fused log
+                       densities (`summed_log_prob`); benchmarks/iw_nll_speed.py measures it against matmul speed.
     bits/dim           NLL / (number of data entries * ln 2); for text, per predicted token (words and <eos>)
     perplexity         text: exp(total NLL / words), per word as Bowman et al. 2016 report it, and per token
     active units       dimension d is active when Cov_x(E_q[z_d]) > 0.01 (Burda et al. 2016)
