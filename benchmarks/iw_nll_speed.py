@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -145,11 +146,12 @@ def main() -> None:
     peak_by_rows = {n: max(p[n] for p in peaks) for n in rows}
     peak = max(peak_by_rows.values())
     report = {"threads": args.threads, "k": args.k, "images": args.images, "batch_size": args.batch_size,
-              "epochs": args.epochs, "decoder_layers": decoder_shapes(model), "pass_rows": pass_rows,
+              "epochs": args.epochs, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "decoder_layers": decoder_shapes(model), "pass_rows": pass_rows,
               "decoder_flops_per_image": flops_per_image, "matmul_gflops_by_rows": peak_by_rows,
               "matmul_peak_gflops": peak, "estimators": {}}
     print(f"\nthreads {args.threads}, k = {args.k}, {args.images} binarized-MNIST test images in batches of "
-          f"{args.batch_size}, decoder {decoder_shapes(model)}: {flops_per_image / 1e9:.3f} GFLOP per image")
+          f"{args.batch_size}, decoder {decoder_shapes(model)}: {flops_per_image / 1e9:.3f} GFLOP per image; "
+          f"new estimator's pass {pass_rows} rows (OMP_WAIT_POLICY {os.environ.get('OMP_WAIT_POLICY', 'unset')})")
     print("torch.matmul on the decoder's shapes: " + ", ".join(f"{n} rows {g:.1f}" for n, g in peak_by_rows.items())
           + f" GFLOP/s; peak {peak:.1f}")
     print("\n| estimator | best s | median s | images/s | GFLOP/s (decoder) | of matmul peak | mean NLL (nats) |")

@@ -187,3 +187,13 @@ def test_evaluate_uses_the_fast_estimate():
     torch.manual_seed(12)
     result = vaekit.evaluate(model, x, iw_samples=9, batch_size=12)
     assert result.nll > 0 and result.iw_samples == 9
+
+
+def test_passes_take_whole_chunks_where_threads_sleep(monkeypatch):
+    """On a busy machine (OMP_WAIT_POLICY=PASSIVE) several threads pay a wake-up per operation: fewer, larger ones."""
+    model = _model("bernoulli")
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    assert iw_pass_rows(model) == 2 * iw_pass_rows.__globals__["IW_PASS_BYTES"] // (36 * 4)
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    assert iw_pass_rows(model) == iw_pass_rows.__globals__["IW_ROWS_PER_CHUNK"]
