@@ -78,19 +78,17 @@ def _sum_log_sigmoid_abs(a: torch.Tensor) -> torch.Tensor:
 
 def _bernoulli_log_prob(logits: torch.Tensor, value: torch.Tensor, consume: bool) -> torch.Tensor:
     """sum_i x_i l_i - softplus(l_i) over the last dimension (logits l (..., E), value x in [0, 1] broadcasting):
-    -binary_cross_entropy_with_logits summed, in a few passes. With softplus(l) = (l + |l|)/2 - log sigmoid(|l|):
-        log p(x | l) = sum_i (x_i - 1/2) l_i - |l_i| / 2 + log sigmoid(|l_i|).
-    `consume`: the logits may be overwritten."""
-    centred = value - 0.5
-    if logits.dim() == 3 and centred.shape == logits.shape[1:]:
-        # samples (S, B, E) of each example's x (B, E): per-example dot products (a batched matrix product,
-        # which reads the logits once and writes no (S, B, E) temporary)
-        dot = torch.einsum("sbe,be->sb", logits, centred)
-    else:
-        dot = (logits * centred).sum(-1)
-    # (..., E), overwritten by the last term (in place of the logits when they may be and can be)
-    magnitude = logits.abs_() if consume and logits.is_contiguous() else logits.abs()
-    return dot - 0.5 * magnitude.sum(-1) + _sum_log_sigmoid_abs(magnitude)
+    -binary_cross_entropy_with_logits summed, in a few passes. With softplus(l) = (l + |l|)/2 - log sigmoid(|l|) and
+    s = 2x - 1,
+        log p(x | l) = -sum_i (|l_i| - s_i l_i) / 2 + sum_i log sigmoid(|l_i|),
+    two sums of terms of one sign (|s_i| <= 1), so that no large partial sums cancel in float32 (the first term is
+    0 for a binary x_i whose sign the logit predicts). `consume`: the logits may be overwritten."""
+    sign = 2.0 * value - 1.0
+    magnitude = logits.abs()  # (..., E), overwritten by the last term
+    # |l| - s l, into the logits' memory when they may be overwritten and have the result's shape
+    into = consume and logits.is_contiguous() and logits.shape == torch.broadcast_shapes(logits.shape, sign.shape)
+    misfit = torch.addcmul(magnitude, logits, sign, value=-1, out=logits if into else None)
+    return -0.5 * misfit.sum(-1) + _sum_log_sigmoid_abs(magnitude)
 
 
 def _sum_log_scale(scale: torch.Tensor, n_event: int) -> torch.Tensor:
