@@ -82,13 +82,14 @@ def decoder_shapes(model) -> list[tuple[int, int]]:
 
 def matmul_peak(shapes: list[tuple[int, int]], row_counts: list[int], repeats: int = 5) -> dict[int, float]:
     """GFLOP/s of torch.matmul through the decoder's layer shapes ((rows, in) @ (in, out), layer after layer),
-    best of `repeats` timings of about 0.2 s each, for every row count."""
+    best of `repeats` timings of 2e10 FLOPs each (0.1-0.3 s: long enough that a quiet moment of a shared machine
+    does not make the peak), for every row count."""
     weights = [torch.randn(n_in, n_out) for n_in, n_out in shapes]
     flops_per_row = sum(2 * n_in * n_out for n_in, n_out in shapes)
     speeds = {}
     for rows in row_counts:
         inputs = [torch.randn(rows, n_in) for n_in, _ in shapes]
-        calls = max(1, int(4e8 // (rows * flops_per_row)) + 1)
+        calls = max(1, round(2e10 / (rows * flops_per_row)))
         best = float("inf")
         for _ in range(repeats):
             started = time.perf_counter()
