@@ -75,6 +75,10 @@ class Likelihood(nn.Module):
 class _ContinuousBernoulliSafe(D.Bernoulli):
     """Bernoulli whose log_prob also accepts grey levels in [0, 1] (the cross-entropy of pytorch/examples)."""
 
+    # log_prob is -binary_cross_entropy_with_logits, as torch's Bernoulli: vaekit.core.distributions.summed_log_prob
+    # may compute it in its own faster way
+    cross_entropy_log_prob = True
+
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         logits, value = torch.broadcast_tensors(self.logits, value)
         return -F.binary_cross_entropy_with_logits(logits, value, reduction="none")
