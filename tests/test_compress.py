@@ -206,3 +206,26 @@ def test_two_step_files_with_a_wrong_group_are_refused():
         encoded = json.dumps(bad).encode()
         with pytest.raises(CompressionError, match="does not fit"):
             decompress(model, blob[:4] + struct.pack("<I", len(encoded)) + encoded + blob[8 + length :])
+
+
+@pytest.mark.parametrize("encode_threads, decode_threads", [(2, 1), (1, 2)])
+def test_a_file_decodes_whatever_the_callers_thread_count(encode_threads, decode_threads):
+    """The codecs compute on a fixed number of torch threads: a matrix product's last bits depend on the number,
+    and with this model a file encoded with 2 threads failed its checksum when decoded with 1 (random weights
+    suffice: only the round trip matters). The caller's setting is restored."""
+    torch.manual_seed(0)
+    config = ModelConfig(latent_dim=16, network=Plugin("network", "mlp", {"hidden": [1024, 1024]}),
+                         likelihood=Plugin("likelihood", "bernoulli"), prior=Plugin("prior", "normal"))
+    config.event_shape = (1, 28, 28)
+    model = build_model(config)
+    x = (np.random.default_rng(0).random((200, 1, 28, 28)) > 0.5).astype(np.uint8)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(encode_threads)
+        blob = compress(model, x)
+        assert torch.get_num_threads() == encode_threads
+        torch.set_num_threads(decode_threads)
+        assert np.array_equal(decompress(model, blob), x)
+        assert torch.get_num_threads() == decode_threads
+    finally:
+        torch.set_num_threads(before)

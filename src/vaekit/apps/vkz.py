@@ -171,13 +171,22 @@ def check_model(header: dict, model: VAE) -> None:
         raise CompressionError("the .vkz header does not fit this model")
 
 
+# Torch threads the codecs compute with. A matrix product's sums are split over the threads, so its last bits
+# depend on their number: a file encoded with 2 threads failed the checksum when decoded with 1. One fixed count
+# makes a file decode wherever the same software runs, whatever the caller's thread setting.
+CODEC_THREADS = 1
+
+
 @contextmanager
 def in_eval_mode(model: VAE) -> Iterator[None]:
-    """The model in eval mode (dropout off, batch norm frozen) and without gradients, restored afterwards."""
-    was_training = model.training
+    """The model in eval mode (dropout off, batch norm frozen), without gradients and on CODEC_THREADS torch
+    threads, all restored afterwards."""
+    was_training, threads = model.training, torch.get_num_threads()
     model.eval()
     try:
+        torch.set_num_threads(CODEC_THREADS)
         with torch.no_grad():
             yield
     finally:
+        torch.set_num_threads(threads)
         model.train(was_training)
