@@ -222,3 +222,52 @@ def test_nccl_processes_train_what_one_gpu_trains(tmp_path):
     two = _torchrun(["train", "--config", "run.toml", "--out", "two"], 2, tmp_path)
     assert one.returncode == 0 and two.returncode == 0, two.stderr[-3000:]
     _assert_same_run(tmp_path / "one", tmp_path / "two")
+
+
+@pytest.mark.parametrize("error, lost", [
+    (RuntimeError("[../third_party/gloo/gloo/transport/tcp/pair.cc:534] Connection closed by peer [127.0.0.1]:5"),
+     True),
+    (RuntimeError("Timed out waiting 1800000ms for recv operation to complete"), True),
+    (RuntimeError("mat1 and mat2 shapes cannot be multiplied (4x5 and 6x7)"), False),  # a bug, not a peer
+    (ValueError("gloo"), False),
+])
+def test_a_lost_peer_is_one_line_and_other_errors_pass_through(error, lost):
+    from vaekit.errors import TrainingError
+    from vaekit.training.distributed import peer_failure
+
+    result = peer_failure(error, rank=1)
+    assert (result is not None) == lost
+    if lost:
+        assert isinstance(result, TrainingError) and len(str(result).splitlines()) == 1
+        assert "process 1 lost the other processes" in str(result) and "train.peer_timeout" in str(result)
+
+
+def test_a_collective_failing_in_a_session_ends_it_in_one_line(monkeypatch):
+    """Inside a two-process session, gloo's error from a dead peer becomes the one-line TrainingError, and the
+    process group gets the user's timeout (train.peer_timeout)."""
+    import datetime
+
+    import torch.distributed as dist
+
+    from vaekit.errors import TrainingError
+
+    joined = {}
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(dist, "init_process_group", lambda backend, timeout: joined.update(timeout=timeout))
+    monkeypatch.setattr(dist, "destroy_process_group", lambda: None)
+    cluster = Cluster(rank=0, world=2, local_rank=0)
+    with pytest.raises(TrainingError, match="lost the other processes"):
+        with cluster.session(torch.device("cpu"), datetime.timedelta(minutes=2)):
+            raise RuntimeError("[gloo/transport/tcp/pair.cc:534] Connection closed by peer [127.0.0.1]:29500")
+    assert joined["timeout"] == datetime.timedelta(minutes=2)
+    with pytest.raises(RuntimeError, match="shapes"):  # any other error is left as it is
+        with cluster.session(torch.device("cpu")):
+            raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+
+
+def test_the_peer_timeout_is_a_checked_train_setting():
+    import vaekit
+
+    assert vaekit.build_run_config(overrides=["train.peer_timeout=2"]).train.peer_timeout == 2.0
+    with pytest.raises(ConfigError, match="train.peer_timeout"):
+        vaekit.build_run_config(overrides=["train.peer_timeout=0"])

@@ -83,7 +83,7 @@ def _valid(section: str, key: str, value) -> bool:
     if key == "event_shape":
         return isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 2**63 - 1
                                                for v in value)
-    floats = {"lr", "weight_decay", "valid_fraction", "test_fraction", "time_limit", "grad_clip"}
+    floats = {"lr", "weight_decay", "valid_fraction", "test_fraction", "time_limit", "grad_clip", "peer_timeout"}
     if key in floats:
         if not isinstance(value, (int, float)):
             return False
@@ -98,6 +98,8 @@ def _valid(section: str, key: str, value) -> bool:
             return False
         if key in ("lr", "time_limit", "grad_clip"):
             return value > 0
+        if key == "peer_timeout":  # minutes
+            return 0.1 <= value <= 1440
         if key == "weight_decay":
             return value >= 0
         other = {"valid_fraction": 0.2, "test_fraction": 0.1}[key]  # the other fraction's default

@@ -313,6 +313,8 @@ class TrainConfig(Section):
     lr_schedule: str = choice("constant", "constant", "cosine")  # cosine decays to 0 over `epochs`
     patience: int | None = ranged(None, 1)  # stop after this many epochs without a better validation loss
     time_limit: float | None = ranged(None, 0.0, lo_open=True)  # minutes; stop at the first epoch end past it
+    # torchrun jobs: minutes a process waits for the others at a collective before giving up (a frozen peer)
+    peer_timeout: float = ranged(30.0, 0.1, 1440.0)
     grad_clip: float | None = ranged(None, 0.0, lo_open=True)  # max gradient norm (None: no clipping)
     threads: int | None = ranged(None, 1, MAX_THREADS)  # torch intra-op threads (default: torch's choice)
     device: str = checked_field("cpu", check_device)  # auto, cpu, cuda, cuda:N or mps (one this machine has)

@@ -27,14 +27,31 @@ from typing import Any, Callable, Iterator, TypeVar
 
 import torch
 
-from ..errors import ConfigError, PeerError, VaekitError
+from ..errors import ConfigError, PeerError, TrainingError, VaekitError
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# How long a collective may wait for the other processes (a process that died is noticed by torchrun sooner).
+# How long a collective may wait for the other processes by default (train.peer_timeout; a process that died is
+# noticed sooner, by the connection closing).
 TIMEOUT = datetime.timedelta(minutes=30)
+
+
+def peer_failure(error: BaseException, rank: int) -> TrainingError | None:
+    """The one-line TrainingError (each survivor prints it) for a failed collective (a peer that died or froze: torch.distributed's errors, or
+    gloo's RuntimeErrors), None for any other error."""
+    import torch.distributed as dist
+
+    text = str(error)
+    lost = isinstance(error, getattr(dist, "DistError", ())) or (
+        isinstance(error, RuntimeError) and any(word in text for word in ("gloo", "Connection closed by peer",
+                                                                          "NCCL", "Timed out", "timed out")))
+    if not lost:
+        return None
+    first = next((line.strip() for line in text.splitlines() if line.strip()), type(error).__name__)
+    return TrainingError(f"process {rank} lost the other processes of the torchrun job (one stopped, was killed or "
+                     f"froze past train.peer_timeout): {first[:200]}")
 
 
 @dataclass(frozen=True)
@@ -84,9 +101,10 @@ class Cluster:
         return device
 
     @contextlib.contextmanager
-    def session(self, device: torch.device) -> Iterator["Cluster"]:
-        """Joins the process group for the block (gloo on CPU, NCCL on CUDA) when there are several processes
-        and none is joined yet; leaves it afterwards."""
+    def session(self, device: torch.device, timeout: datetime.timedelta = TIMEOUT) -> Iterator["Cluster"]:
+        """Joins the process group for the block (gloo on CPU, NCCL on CUDA; a collective waits `timeout` for
+        the others) when there are several processes and none is joined yet; leaves it afterwards. A collective
+        that fails because a peer died or froze ends the block in one line (a PeerError), not gloo's traceback."""
         import torch.distributed as dist
 
         started = False
@@ -96,14 +114,22 @@ class Cluster:
             backend = "nccl" if device.type == "cuda" else "gloo"
             if device.type == "cuda":
                 torch.cuda.set_device(device)
-            dist.init_process_group(backend, timeout=TIMEOUT)
+            dist.init_process_group(backend, timeout=timeout)
             started = True
             log.info("process %d of %d joined the %s process group", self.rank, self.world, backend)
         try:
             yield self
+        except (RuntimeError, OSError) as error:
+            lost = peer_failure(error, self.rank) if self.distributed else None
+            if lost is None:
+                raise
+            raise lost from None
         finally:
             if started:
-                dist.destroy_process_group()
+                try:
+                    dist.destroy_process_group()
+                except (RuntimeError, OSError):  # a group whose peers are gone may not shut down cleanly
+                    pass
 
     # --- collectives (each is a no-op for one process) -----------------------------------------------------
 

@@ -24,7 +24,8 @@ from ..errors import CheckpointError
 log = logging.getLogger(__name__)
 
 # Keys a resumed run may take from the caller instead of its config.json.
-RESUMABLE = ("train.epochs", "train.time_limit", "train.threads", "train.progress", "train.device", "train.compile",
+RESUMABLE = ("train.epochs", "train.time_limit", "train.peer_timeout", "train.threads", "train.progress", "train.device",
+             "train.compile",
              "data.memory_limit", "data.workers")
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import datetime
 import logging
 import math
 import sys
@@ -33,7 +34,7 @@ import torch
 
 from .. import io
 from ..build import build_model, resolve_model_config
-from ..config import RunConfig, default_epochs, resolve_device
+from ..config import RunConfig, TrainConfig, default_epochs, resolve_device
 from ..core.progress import above, announce_duration, on_terminal
 from ..core.runtime import Runtime
 from ..data import DataBundle, Split, load_data
@@ -318,7 +319,7 @@ def fit(
     device = torch.device("cpu")
     if cluster.distributed:  # the backend follows the device: gloo for CPU, NCCL for CUDA
         device = cluster.device(resolve_device(_device_of(config, run_dir)))
-    with cluster.session(device):
+    with cluster.session(device, datetime.timedelta(minutes=_peer_timeout_of(config, run_dir))):
         # Only rank 0 writes: the other processes keep their best weights in memory (identical, since DDP keeps
         # every process's weights equal) and read the folder's checkpoint when resuming.
         writer = RunWriter(run_dir if cluster.is_main else None, figures=figures)
@@ -348,6 +349,17 @@ def fit(
     run.model.eval()
     return FitResult(model=run.model, config=run.config, history=run.history,
                      run_dir=None if run_dir is None else Path(run_dir), figures=figures or [])
+
+
+def _peer_timeout_of(config: RunConfig | None, run_dir: str | Path | None) -> float:
+    """train.peer_timeout (minutes) of `config`, or (resuming) of the run folder's saved config; the default when
+    it cannot be read (the error is then raised where the config is read)."""
+    if config is not None:
+        return config.train.peer_timeout
+    try:
+        return io.load_config(Path(run_dir)).train.peer_timeout
+    except Exception:  # noqa: BLE001 - reported properly by `writer.reopen`
+        return TrainConfig().peer_timeout
 
 
 def _device_of(config: RunConfig | None, run_dir: str | Path | None) -> str:
