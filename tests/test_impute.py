@@ -174,3 +174,24 @@ def test_cli_inpainting_draws_a_figure(trained_run, tmp_path, capsys):
     assert main(["impute", str(trained_run), "--mask", str(tmp_path / "wrong.npy"), "--out",
                  str(tmp_path / "w.png")]) == 2
     assert "shape" in capsys.readouterr().err
+
+
+def test_inpainting_never_writes_non_finite_images(trained_run, tmp_path, capsys):
+    """Images of 1e30 (finite in the file) made NaN fillings that were written with exit 0: refused now, and the
+    library refuses any non-finite imputation."""
+    import torch
+
+    import vaekit
+    from vaekit.apps.impute import impute
+    from vaekit.cli import main
+    from vaekit.errors import DataError
+
+    np.save(tmp_path / "huge.npy", np.full((2, 8, 8), 1e30, np.float32))
+    assert main(["impute", str(trained_run), "--image", str(tmp_path / "huge.npy"), "--out",
+                 str(tmp_path / "o.png"), "--array", str(tmp_path / "o.npy")]) == 2
+    assert "outside [0, 1]" in capsys.readouterr().err and not (tmp_path / "o.png").exists()
+    model = vaekit.load_run(trained_run).model
+    x, mask = torch.full((2, 1, 8, 8), 1e30), torch.ones(2, 1, 8, 8)
+    mask[:, :, 4:] = 0
+    with pytest.raises(DataError, match="not finite"):
+        impute(model, x, mask, "importance", 5)

@@ -26,7 +26,7 @@ from ..core.distributions import Masked
 from ..core.progress import progress as progress_bar
 from ..core.rng import seeded
 from ..core.runtime import to_model
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..models.vae import VAE
 
 METHODS = ("importance", "pseudo-gibbs", "metropolis")
@@ -138,6 +138,9 @@ def impute(model: VAE, x: torch.Tensor, mask: torch.Tensor, method: str = "impor
                 filled = impute_importance(model, xb, mb, k=samples)[0]
             else:
                 filled = impute_gibbs(model, xb, mb, steps=samples, metropolis=method == "metropolis")[0]
+            if not bool(torch.isfinite(filled).all()):  # never written as a result: say which rows
+                raise DataError(f"the model's imputations of rows {start}..{start + len(filled) - 1} are not finite "
+                                "(are their observed values far from the data it was trained on?)")
             if out is None:
                 parts.append(filled.cpu())
             else:  # written as it is made: memory stays one batch

@@ -94,8 +94,9 @@ def as_images(array: np.ndarray, event_shape: tuple[int, ...], what: str = "imag
                         f"(or {(h, w)} for one grey image)")
     if a.shape[0] == 0:
         raise DataError(f"no images to fill: the {what} has shape {a.shape}")
-    if not np.isfinite(a).all() or a.min() < 0:
-        raise DataError(f"the {what} holds values outside [0, 1]")
+    if not np.isfinite(a).all() or a.min() < 0 or a.max() > 1:  # (after 0..255 levels were scaled to [0, 1])
+        raise DataError(f"the {what} holds values outside [0, 1] (or 0..255 grey levels): from {a.min():.3g} to "
+                        f"{a.max():.3g}")
     return torch.from_numpy(a.astype(np.float32))
 
 
