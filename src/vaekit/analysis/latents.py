@@ -14,7 +14,6 @@ An `Embedding` is saved (`vaekit.commands.outputs.save_embedding`) to / read fro
 from __future__ import annotations
 
 import logging
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import numpy as np
 import torch
 
 from ..core.progress import progress as progress_bar
-from ..data.common import load_npy, open_image
+from ..data.common import load_npy, load_npz, open_image
 from ..errors import DataError
 from ..evaluate import ACTIVE_UNIT_THRESHOLD, KLPerDim
 from ..models.vae import VAE
@@ -158,14 +157,12 @@ def embedding_arrays(embedding: Embedding) -> dict[str, np.ndarray]:
 def load_embedding(path: str | Path) -> Embedding:
     """Reads what `vaekit.commands.outputs.save_embedding` wrote."""
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path} is a folder, not an embedding file; write one with `vaekit latent embed`")
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        if "pickled" in str(error):  # neither a zip archive nor an .npy file
-            raise DataError(f"{path} is not a NumPy .npz archive (not a zip file); write an embedding with "
-                            f"`vaekit latent embed`") from None
-        raise DataError(f"{path}: cannot read the embedding ({error})") from None
+        arrays = load_npz(path)  # a .npy, text or any other non-zip file is a DataError
+    except DataError as error:
+        raise DataError(f"{error}; write an embedding with `vaekit latent embed`") from None
     missing = [key for key in ("mean", "var") if key not in arrays]
     if missing:
         raise DataError(f"{path}: not an embedding file (missing {', '.join(missing)}); write one with "

@@ -208,9 +208,11 @@ def run_surface_demo(out: str | Path, n_train: int = 2000, n_test: int = 400, si
     report, scores, maps = surface_report(detector.model_, test, seed=seed)
     report.update(n_train=n_train, size=size, epochs=epochs, seed=seed)
     atomic_write_text(out / "surfaces.json", json.dumps(report, indent=2) + "\n")
-    # Show the defective images of each kind first, then two normal ones.
-    order = [int(np.flatnonzero(test.kinds == kind)[j]) for j in range(2) for kind in DEFECTS]
+    # Show the defective images of each kind first (up to two: a small test set may lack a kind), then two normal
+    # ones.
+    order = [int(i) for j in range(2) for kind in DEFECTS for i in np.flatnonzero(test.kinds == kind)[j:j + 1]]
     order += [int(i) for i in np.flatnonzero(test.y == 0)[:2]]
+    order = order or list(range(len(test.x)))
     save_anomaly_figure(test.x[order], maps[order], out / "surfaces.png", masks=test.masks[order],
                         titles=[f"{test.kinds[i]} {scores[i]:.0f}" for i in order],
                         title=f"Surface inspection: image ROC-AUC {report['image_roc_auc']:.3f}, "

@@ -22,6 +22,7 @@ from .common import (
     float_range,
     guard_output,
     int_range,
+    output_path,
     positive_int,
     refuse_nonempty,
     runtime_of,
@@ -46,7 +47,7 @@ def register(sub) -> None:
     p = cmds.add_parser("fit", help="train a VAE anomaly detector and write a run folder")
     p.set_defaults(func=cmd_fit)
     _data_args(p, "train")
-    p.add_argument("--out", required=True, help="run folder to create")
+    p.add_argument("--out", type=output_path, required=True, help="run folder to create")
     p.add_argument("--score", choices=list(SCORES),
                    help="anomaly score (default: elbo for tables, nll for images; see vaekit.apps.anomaly)")
     p.add_argument("--scaling", choices=list(SCALINGS), default="robust",
@@ -65,14 +66,15 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_score)
     p.add_argument("run", help="run folder written by `vaekit anomaly fit`")
     _data_args(p, "test")
-    p.add_argument("--out", help="CSV file (default: RUN/scores-DATA.csv)")
+    p.add_argument("--out", type=output_path, help="CSV file (default: RUN/scores-DATA.csv)")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
 
     p = cmds.add_parser("eval", help="ROC-AUC, average precision, precision@n, and a histogram of the scores")
     p.set_defaults(func=cmd_eval)
     p.add_argument("run", help="run folder written by `vaekit anomaly fit`")
     _data_args(p, "test")
-    p.add_argument("--out", help="metrics JSON (default: RUN/eval-DATA.json; the histogram goes beside it as .png)")
+    p.add_argument("--out", type=output_path,
+                   help="metrics JSON (default: RUN/eval-DATA.json; the histogram goes beside it as .png)")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
 
     p = cmds.add_parser("map", help="per-pixel anomaly heat maps over images")
@@ -80,12 +82,12 @@ def register(sub) -> None:
     p.add_argument("run", help="run folder of an image detector")
     _data_args(p, "test")
     p.add_argument("-n", type=positive_int, default=8, help="images to show (the highest-scoring ones)")
-    p.add_argument("--out", help="PNG file (default: RUN/anomaly-maps.png)")
+    p.add_argument("--out", type=output_path, help="PNG file (default: RUN/anomaly-maps.png)")
     p.add_argument("--force", action="store_true")
 
     p = cmds.add_parser("surfaces", help="demo: synthetic surface inspection with image- and pixel-level ROC-AUC")
     p.set_defaults(func=cmd_surfaces)
-    p.add_argument("--out", required=True, help="run folder to create (detector, figure, metrics)")
+    p.add_argument("--out", type=output_path, required=True, help="run folder to create (detector, figure, metrics)")
     p.add_argument("--n-train", type=positive_int, default=2000, help="defect-free training images")
     p.add_argument("--n-test", type=int_range(2), default=400, help="test images, half of them defective (>= 2)")
     p.add_argument("--size", type=int_range(8), default=32, help="image side in pixels (>= 8)")

@@ -142,10 +142,31 @@ def config_type(key: str) -> Callable[[str], float]:
     return float_range(bounds.lo, bounds.hi, lo_open=bounds.lo_open, hi_open=bounds.hi_open)
 
 
+def output_path(text: str) -> str:
+    """An argparse type for --out: a path, never an empty or blank one (which would otherwise read as no --out and
+    write to the default location instead)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"must be a file or folder path, got {text!r}")
+    return text
+
+
+output_path.__name__ = "path"
+
+
 def guard_output(path: str | None, force: bool) -> None:
     """Never overwrite a file the user already has unless --force."""
     if path and Path(path).exists() and not force:
         raise VaekitError(f"{path} already exists; choose another --out or pass --force to overwrite it")
+
+
+def guard_json_output(path: str | None, force: bool) -> None:
+    """`guard_output` for a command whose --out is a JSON report: a name of another type (out.png, out.npy, no
+    suffix) is refused rather than given JSON text under it."""
+    if path:
+        from ..core.outputs import check_output_suffix
+
+        check_output_suffix(path, (".json",))
+    guard_output(path, force)
 
 
 def device_type(text: str) -> str:
@@ -171,7 +192,7 @@ def add_device_arg(p) -> None:
 def run_args(p, out_help: str) -> None:
     """The RUN folder argument, --out (help text `out_help`), --force and --device."""
     p.add_argument("run", help="run folder written by `vaekit train`")
-    p.add_argument("--out", help=out_help)
+    p.add_argument("--out", type=output_path, help=out_help)
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     add_device_arg(p)
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ..core.outputs import check_output_suffix
 from ..errors import ConfigError, DataError
-from .common import add_device_arg, float_range, guard_output, load_run_of, positive_float
+from .common import add_device_arg, float_range, guard_output, load_run_of, output_path, positive_float
 
 
 def _step(text: str) -> float:
@@ -47,7 +47,7 @@ def register(sub) -> None:
                                "(binary images) or discretized-logistic (8-bit images) likelihood, --lossy any")
     p.add_argument("input", help="the images: a .npy or .npz array (N, H, W) or (N, C, H, W), an IDX file (plain "
                                  "or .gz) or a folder of grey ('L') or binary ('1') PNGs")
-    p.add_argument("--out", required=True, help="the .vkz file to write")
+    p.add_argument("--out", type=output_path, required=True, help="the .vkz file to write")
     p.add_argument("--lossy", action="store_true", help="lossy coding of the quantised posterior means (any "
                                                         "likelihood); the default is lossless")
     p.add_argument("--rate", type=positive_float, metavar="BYTES",
@@ -62,7 +62,7 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_decompress)
     p.add_argument("run", help="the run folder whose model wrote the file")
     p.add_argument("input", help="the .vkz file")
-    p.add_argument("--out", required=True,
+    p.add_argument("--out", type=output_path, required=True,
                    help="where to write the images: .npy, .npz (array 'x'), an IDX name (x-idx3-ubyte, x.idx, .gz "
                         "to gzip), or a folder of PNGs (no suffix, or ending in '/'; named 00000.png, ...)")
     p.add_argument("--force", action="store_true",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .common import guard_output, load_with_data, positive_int, run_args, seed_int
+from .common import guard_json_output, load_with_data, positive_int, run_args, seed_int
 
 
 def register(sub) -> None:
@@ -27,7 +27,7 @@ def cmd_disentangle(args) -> int:
     from ..metrics import disentanglement_report
     from ..metrics.disentanglement import REPORT_N_TRAIN
 
-    guard_output(args.out, args.force)
+    guard_json_output(args.out, args.force)
     n = REPORT_N_TRAIN if args.n is None else args.n
     run, data = load_with_data(args)
     report = disentanglement_report(run.model, data, n_train=n, seed=args.seed, progress=not args.no_progress)

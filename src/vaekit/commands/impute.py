@@ -10,7 +10,16 @@ from pathlib import Path
 
 from ..config import MAX_EPOCHS
 from ..errors import DataError, VaekitError
-from .common import add_device_arg, guard_output, int_range, load_run_of, positive_int, runtime_of, seed_int
+from .common import (
+    add_device_arg,
+    guard_output,
+    int_range,
+    load_run_of,
+    output_path,
+    positive_int,
+    runtime_of,
+    seed_int,
+)
 
 
 def register(sub) -> None:
@@ -18,7 +27,8 @@ def register(sub) -> None:
     p = sub.add_parser("impute", help="fill missing values in a CSV table, or hidden pixels of images (RUN)")
     p.set_defaults(func=cmd_impute)
     p.add_argument("source", help="a CSV/TSV file with empty or NA cells, or a run folder (image inpainting)")
-    p.add_argument("--out", help="output file (table: DATA.imputed.csv beside it; images: RUN/inpainting.png)")
+    p.add_argument("--out", type=output_path,
+                   help="output file (table: DATA.imputed.csv beside it; images: RUN/inpainting.png)")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists (never the input)")
     p.add_argument("--method", default="importance", choices=["importance", "pseudo-gibbs", "metropolis"],
                    help="importance sampling (default), pseudo-Gibbs or Metropolis-within-Gibbs")

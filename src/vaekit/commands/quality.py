@@ -11,7 +11,15 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .common import guard_output, int_range, load_with_data, run_args, runtime_of, seed_int, thread_count
+from .common import (
+    guard_json_output,
+    int_range,
+    load_with_data,
+    run_args,
+    runtime_of,
+    seed_int,
+    thread_count,
+)
 
 if TYPE_CHECKING:
     from ..data import DataBundle
@@ -37,7 +45,7 @@ def cmd_quality(args) -> int:
     from ..io import atomic_write_text
     from ..metrics.sample_quality import sample_quality_report
 
-    guard_output(args.out, args.force)
+    guard_json_output(args.out, args.force)
     runtime_of(args).apply_threads()
     run, data = load_with_data(args)
     classifier = cached_classifier(run, data, retrain=args.retrain_classifier)

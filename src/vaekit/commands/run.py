@@ -16,12 +16,14 @@ from .common import (
     class_names_of,
     config_type,
     device_type,
+    guard_json_output,
     guard_output,
     int_range,
     load_run_of,
     load_with_data,
     modality_step,
     nonnegative_float,
+    output_path,
     positive_int,
     run_args,
     seed_int,
@@ -51,7 +53,7 @@ def _train_parser(sub) -> None:
     # No default: without the flag the config's train.device holds (cpu unless a file or --set says otherwise).
     p.add_argument("--device", type=device_type, help="where to train (train.device): auto (cuda when available), "
                    "cpu, cuda, cuda:N or mps")
-    p.add_argument("--out", help="run folder (default: runs/<data>-<time>)")
+    p.add_argument("--out", type=output_path, help="run folder (default: runs/<data>-<time>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint, with "
                    "its saved settings (--epochs N extends it)")
     p.add_argument("--no-progress", action="store_true",
@@ -163,6 +165,7 @@ def cmd_eval(args) -> int:
     rows: list[tuple[str, str]] = []
     if args.skip_likelihood and (args.likelihood or args.iw_samples is not None):
         raise VaekitError("--skip-likelihood contradicts --likelihood and --iw-samples: give one or the other")
+    guard_json_output(args.out, args.force)
     # The likelihood is what `eval` measures alone; next to --samples or --disentanglement it is skipped unless
     # asked for (--likelihood, or an --iw-samples of one's own), since its importance sampling takes minutes.
     others = args.samples or args.disentanglement
