@@ -187,3 +187,11 @@ def test_cli_surfaces_demo_and_maps(tmp_path):
     assert main(["anomaly", "map", str(run), str(tmp_path / "surf.npy"), "-n", "4", "--out",
                  str(tmp_path / "maps.png")]) == 0
     assert (tmp_path / "maps.png").stat().st_size > 0
+
+
+def test_the_contamination_default_is_shown_in_help(capsys):
+    from vaekit.cli import main
+
+    assert main(["anomaly", "fit", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps the help text
+    assert "--contamination" in text and "(default: 0.1)" in text
