@@ -396,3 +396,24 @@ def test_active_units_are_counted_one_way_everywhere(trained_run):
     result = evaluate(run.model, x, iw_samples=2)
     assert int(emb.active().sum()) == result.active_units
     assert (emb.collapsed() == ~emb.active()).all()
+
+
+def test_a_umap_that_cannot_load_is_a_one_line_config_error(monkeypatch):
+    """umap-learn 0.5.0 with a newer numba fails while compiling at import (a TypeError): a ConfigError saying
+    so, never an internal error (the explorer answered 500)."""
+    import builtins
+
+    from vaekit.analysis.projection import require_backend
+    from vaekit.errors import ConfigError
+
+    real_import = builtins.__import__
+
+    def broken(name, *args, **kwargs):
+        if name == "umap":
+            raise TypeError("Invalid store of i64 to i32 in <numba RangeModel>")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.delitem(sys.modules, "umap", raising=False)
+    monkeypatch.setattr(builtins, "__import__", broken)
+    with pytest.raises(ConfigError, match="umap-learn is installed but cannot be loaded here .TypeError"):
+        require_backend("umap")

@@ -125,6 +125,11 @@ def require_backend(method: str) -> None:
         except ImportError:
             raise ConfigError("UMAP needs the package umap-learn, which is not installed: run `pip install "
                               "umap-learn` (or `pip install vaekit[umap]`), or use --method tsne or pca") from None
+        except Exception as error:  # noqa: BLE001 - e.g. umap-learn's numba code failing to compile with this numba
+            first = str(error).splitlines()[0] if str(error) else ""
+            raise ConfigError(f"umap-learn is installed but cannot be loaded here ({type(error).__name__}: "
+                              f"{first[:120]}); upgrade umap-learn and numba together, or use --method tsne or "
+                              "pca") from None
 
 
 def _umap(z: np.ndarray, dims: int, seed: int, n_jobs: int | None, neighbors: int) -> np.ndarray:
