@@ -51,6 +51,15 @@ def tiny_config(**train) -> vaekit.RunConfig:
     return config
 
 
+def tiny_text_config() -> vaekit.RunConfig:
+    """A sentence VAE on the toy corpus that trains in a second or two (one epoch, 16 hidden units)."""
+    return vaekit.build_run_config(None, ["data.name=toy-sentences", "data.max_len=12", "train.epochs=1",
+                                          "train.progress=false", "model.latent_dim=4", "model.network=rnn",
+                                          "model.network.hidden=16", "model.network.embed_dim=8",
+                                          "model.likelihood=sentence", "model.likelihood.hidden=16",
+                                          "model.likelihood.embed_dim=8"])
+
+
 @pytest.fixture(scope="session")
 def digits() -> vaekit.DataBundle:
     return vaekit.load_data("digits")

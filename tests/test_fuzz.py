@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import tiny_text_config
 
 import vaekit
 from vaekit.cli import build_parser, main
@@ -273,11 +274,7 @@ def table_run(inputs, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def text_run(tmp_path_factory) -> Path:
-    config = vaekit.build_run_config(None, ["data.name=toy-sentences", "data.max_len=12", "train.epochs=1",
-                                            "train.progress=false", "model.latent_dim=4", "model.network=rnn",
-                                            "model.network.hidden=16", "model.network.embed_dim=8",
-                                            "model.likelihood=sentence", "model.likelihood.hidden=16",
-                                            "model.likelihood.embed_dim=8"])
+    config = tiny_text_config()
     run = tmp_path_factory.mktemp("fuzz-runs") / "text"
     vaekit.fit(config, run)
     return run

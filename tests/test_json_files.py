@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import tiny_text_config
 
 import vaekit
 from vaekit.cli import main
@@ -33,11 +34,7 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     table = root / "table.csv"
     np.savetxt(table, np.random.default_rng(0).normal(size=(60, 3)), delimiter=",", header="a,b,c", comments="")
     assert main(["anomaly", "fit", str(table), "--out", str(root / "anomaly"), "--epochs", "2"]) == 0
-    config = vaekit.build_run_config(None, ["data.name=toy-sentences", "data.max_len=12", "train.epochs=1",
-                                            "train.progress=false", "model.latent_dim=4", "model.network=rnn",
-                                            "model.network.hidden=16", "model.network.embed_dim=8",
-                                            "model.likelihood=sentence", "model.likelihood.hidden=16",
-                                            "model.likelihood.embed_dim=8"])
+    config = tiny_text_config()
     vaekit.fit(config, root / "text")
     return {"digits": root / "digits", "anomaly": root / "anomaly", "text": root / "text", "table": table}
 

@@ -318,8 +318,8 @@ def fit(
     cluster = Cluster.from_environment()
     device = torch.device("cpu")
     if cluster.distributed:  # the backend follows the device: gloo for CPU, NCCL for CUDA
-        device = cluster.device(resolve_device(_device_of(config, run_dir)))
-    with cluster.session(device, datetime.timedelta(minutes=_peer_timeout_of(config, run_dir))):
+        device = cluster.device(resolve_device(_train_setting(config, run_dir, "device")))
+    with cluster.session(device, datetime.timedelta(minutes=_train_setting(config, run_dir, "peer_timeout"))):
         # Only rank 0 writes: the other processes keep their best weights in memory (identical, since DDP keeps
         # every process's weights equal) and read the folder's checkpoint when resuming.
         writer = RunWriter(run_dir if cluster.is_main else None, figures=figures)
@@ -351,26 +351,15 @@ def fit(
                      run_dir=None if run_dir is None else Path(run_dir), figures=figures or [])
 
 
-def _peer_timeout_of(config: RunConfig | None, run_dir: str | Path | None) -> float:
-    """train.peer_timeout (minutes) of `config`, or (resuming) of the run folder's saved config; the default when
-    it cannot be read (the error is then raised where the config is read)."""
+def _train_setting(config: RunConfig | None, run_dir: str | Path | None, name: str):
+    """train.`name` of `config`, or (resuming) of the run folder's saved config; the default when it cannot be
+    read (the error is then raised where the config is read)."""
     if config is not None:
-        return config.train.peer_timeout
+        return getattr(config.train, name)
     try:
-        return io.load_config(Path(run_dir)).train.peer_timeout
+        return getattr(io.load_config(Path(run_dir)).train, name)
     except Exception:  # noqa: BLE001 - reported properly by `writer.reopen`
-        return TrainConfig().peer_timeout
-
-
-def _device_of(config: RunConfig | None, run_dir: str | Path | None) -> str:
-    """train.device of `config`, or (resuming) of the run folder's saved config; "cpu" when it cannot be read
-    (the error is then raised where the config is read)."""
-    if config is not None:
-        return config.train.device
-    try:
-        return io.load_config(Path(run_dir)).train.device
-    except Exception:  # noqa: BLE001 - reported properly by `writer.reopen`
-        return "cpu"
+        return getattr(TrainConfig(), name)
 
 
 def _loop(run: Training, writer: RunWriter) -> None:
