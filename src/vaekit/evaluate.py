@@ -99,6 +99,8 @@ def importance_sampled_nll(model: VAE, x: torch.Tensor, y: torch.Tensor | None =
     batch = x.shape[0]
     qz = model.encode(x, y)
     pz = model.prior_for(y, batch)
+    if getattr(qz, "deterministic", False):  # a point-mass q (VQ-VAE): every draw is the same, one is exact
+        k = 1
     per_chunk = max(1, chunk_rows // batch)  # samples drawn at once
     rows = iw_pass_rows(model) if pass_rows is None else pass_rows
     per_pass = max(1, min(per_chunk, rows // batch))  # samples decoded at once

@@ -156,6 +156,13 @@ def reconstruction_and_kl(model: VAE, batch: Batch, n_samples: int = 1):
     return recon, kl, out
 
 
+def penalty_of(out) -> torch.Tensor | float:
+    """The batch mean of a model kind's training penalty outside the bound (`VAEOutput.penalty`, e.g. the
+    VQ-VAE's commitment loss), 0 when it has none."""
+    penalty = getattr(out, "penalty", None)
+    return 0.0 if penalty is None else penalty.mean()
+
+
 class ELBO(Objective):
     """Evidence lower bound with beta weighting, a KL schedule (constant, linear, logistic, cyclical) and free bits."""
 
@@ -178,7 +185,7 @@ class ELBO(Objective):
         kl_term = kl
         if self.free_bits > 0:
             kl_term = self._free_bits_kl(model, out.qz, kl)
-        total = (recon + self.weight(step) * kl_term).mean()
+        total = (recon + self.weight(step) * kl_term).mean() + penalty_of(out)
         return Loss(total=total, terms={"loss": recon + kl, "recon": recon, "kl": kl})
 
     def _free_bits_kl(self, model: VAE, qz, kl: torch.Tensor) -> torch.Tensor:
@@ -211,9 +218,9 @@ class CapacityELBO(Objective):
         return step >= self.capacity_steps
 
     def __call__(self, model: VAE, batch: Batch, step: int = 0) -> Loss:
-        recon, kl, _ = reconstruction_and_kl(model, batch, self.n_samples)
+        recon, kl, out = reconstruction_and_kl(model, batch, self.n_samples)
         # The penalty acts on the batch-mean KL, as in Burgess et al.: the KL is pushed towards C, not below it.
-        total = recon.mean() + self.gamma * (kl.mean() - self.capacity(step)).abs()
+        total = recon.mean() + self.gamma * (kl.mean() - self.capacity(step)).abs() + penalty_of(out)
         return Loss(total=total, terms={"loss": recon + kl, "recon": recon, "kl": kl})
 
 
@@ -236,7 +243,7 @@ class IWAE(Objective):
         log_w = log_px_z + out.pz.log_prob(out.z) - out.qz.log_prob(out.z)  # (k, B)
         bound = log_mean_exp(log_w, 0)  # (B,)
         kl_mc = (out.qz.log_prob(out.z) - out.pz.log_prob(out.z)).mean(0)
-        return Loss(total=-bound.mean(), terms={"loss": -bound, "recon": -log_px_z.mean(0), "kl": kl_mc})
+        return Loss(total=-bound.mean() + penalty_of(out), terms={"loss": -bound, "recon": -log_px_z.mean(0), "kl": kl_mc})
 
 
 def _check_nonnegative(**values: float) -> None:

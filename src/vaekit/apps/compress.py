@@ -313,6 +313,13 @@ def compress(model: VAE, array: np.ndarray, batch: int | None = None, seed: int 
     """
     import constriction
 
+    from .vq_codec import compress_codes, is_vq
+
+    if is_vq(model):  # its latents are code indices: lossy by nature, at the rate its codebook and prior give
+        if not lossy or step is not None or rate is not None:
+            raise CompressionError("a VQ-VAE codes its images' code indices, at the rate its codebook and prior give: "
+                                   "compress lossy (lossy=True, or --lossy), with no step or rate")
+        return compress_codes(model, array)
     if lossy:
         from .lossy import compress_latents
 
@@ -366,6 +373,10 @@ def decompress(model: VAE, data: bytes) -> np.ndarray:
     import constriction
 
     header, payload = vkz.read(data)
+    if header["codec"] == "vq":
+        from .vq_codec import decode_codes
+
+        return decode_codes(model, header, payload)
     if header["codec"] == "latent":
         from .lossy import decode_latents
 

@@ -32,7 +32,7 @@ FORMAT_VERSION = 2
 # ones) carry this version, so that a vaekit which reads only FORMAT_VERSION refuses them clearly; both are read.
 GROUP_VERSION = 3
 READ_VERSIONS = (FORMAT_VERSION, GROUP_VERSION)
-CODECS = ("bb-ans", "latent")
+CODECS = ("bb-ans", "latent", "vq")
 
 
 class CompressionError(VaekitError):

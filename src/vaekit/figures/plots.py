@@ -193,7 +193,8 @@ def training_curves_figure(history: list[dict]):
     I(x; z) beside the KL when it was logged (how much of the KL the code really carries)."""
     plt = _pyplot()
     epochs = [r["epoch"] for r in history]
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), dpi=120)
+    codebook = bool(history) and all("codebook_usage" in r for r in history)  # a VQ-VAE: its codebook's use
+    fig, axes = plt.subplots(1, 3 if codebook else 2, figsize=(13.5 if codebook else 9, 3.2), dpi=120)
     marker = "o" if len(history) <= 20 else None  # points are easier to read than lines for short runs
     for split, style in (("train", "-"), ("valid", "--")):
         axes[0].plot(epochs, [r[f"{split}_loss"] for r in history], style, marker=marker, label=split)
@@ -202,6 +203,13 @@ def training_curves_figure(history: list[dict]):
         axes[1].plot(epochs, [r["valid_mutual_info"] for r in history], ":", marker=marker, label="valid I(x; z)")
     axes[0].set(xlabel="epoch", ylabel="negative ELBO (nats)", title="Loss")
     axes[1].set(xlabel="epoch", ylabel="KL (nats)", title="KL(q(z|x) || p(z))")
+    if codebook:  # share of the codes used on the validation split, and the perplexity of their use / K
+        size = history[-1]["codes_used"] / max(history[-1]["codebook_usage"], 1e-12)
+        axes[2].plot(epochs, [100 * r["codebook_usage"] for r in history], "-", marker=marker, label="codes used")
+        axes[2].plot(epochs, [100 * r["codebook_perplexity"] / size for r in history], "--", marker=marker,
+                     label="perplexity / K")
+        axes[2].set(xlabel="epoch", ylabel="% of the codebook", title=f"Codebook (K = {size:,.0f})", ylim=(0, 105))
+        axes[1].set(title="KL = -log p(codes) (rate)")
     from matplotlib.ticker import MaxNLocator
 
     for ax in axes:

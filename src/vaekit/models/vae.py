@@ -46,12 +46,14 @@ class Batch:
 
 @dataclass
 class VAEOutput:
-    """Everything one forward pass produced: q(z|x), the samples z (S, B, D), p(x|z) and p(z)."""
+    """Everything one forward pass produced: q(z|x), the samples z (S, B, D), p(x|z) and p(z), and a model kind's
+    training penalty outside the bound, per example (B,) (the VQ-VAE's commitment loss; None: none)."""
 
     qz: D.Independent
     z: torch.Tensor
     px: D.Distribution
     pz: D.Distribution
+    penalty: torch.Tensor | None = None
 
 
 class VAE(nn.Module):

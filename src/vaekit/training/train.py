@@ -452,6 +452,11 @@ def _epoch_record(run: Training, epoch: int, step: int, train_terms: dict, elaps
         record.update({f"valid_{k}": v for k, v in valid_terms.items()})
         if not run.cluster.is_main:  # the diagnostics are for the metrics, which rank 0 writes
             return record
+        own = getattr(run.model, "diagnostics", None)  # a model kind's own (a VQ-VAE's codebook usage)
+        if own is not None:
+            record.update(own(run.valid.x, run.valid.y))
+        if not run.model.capabilities.kl_per_dimension:  # no per-dimension KL, no active units to count
+            return record
         diagnostics = posterior_diagnostics(run.model, run.valid.x, run.valid.y, mask=run.valid.mask)
         record.update(valid_kl_per_dim=[round(v, 4) for v in diagnostics.kl_per_dim],
                       active_units=diagnostics.active_units)
