@@ -59,7 +59,7 @@ class EvalResult:
     nll: float
     iw_samples: int
     bits_per_dim: float
-    active_units: int
+    active_units: int | None  # None: a model with no per-dimension KL (a VQ-VAE's discrete codes)
     latent_dim: int
     kl_per_dim: list[float] | None
     # Hierarchical models only (None otherwise): each stochastic layer's size, KL share and active units, bottom first.
@@ -77,6 +77,10 @@ class EvalResult:
     tokens: int | None = None
     perplexity_word: float | None = None
     perplexity_token: float | None = None
+    # A model kind's own diagnostics (`model.diagnostics(x, y)`: a VQ-VAE's codebook usage and perplexity).
+    model_diagnostics: dict | None = None
+    # True when q(z|x) is a point mass (a VQ-VAE): the importance-sampled NLL then equals the negative ELBO.
+    point_mass: bool = False
 
     def to_dict(self) -> dict:
         """JSON-ready dict."""
@@ -296,7 +300,12 @@ def evaluate(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None, iw_samp
     model.eval()
     y = y if model.conditional else None
     modality = modality_of(model)
-    diagnostics = posterior_diagnostics(model, x, y)  # in the given order (the MI estimate takes the first ones)
+    # in the given order (the MI estimate takes the first ones); a model kind without a per-dimension KL (a VQ-VAE)
+    # reports its own diagnostics instead
+    per_dimension = model.capabilities.kl_per_dimension
+    diagnostics = posterior_diagnostics(model, x, y) if per_dimension else None
+    own = getattr(model, "diagnostics", None)
+    own = own(x, y) if own is not None else None
     order = modality.evaluation_order(x)
     if order is not None:  # e.g. sentences of similar length together (the means do not depend on order)
         x, y = x[order], None if y is None else y[order]
@@ -328,13 +337,16 @@ def evaluate(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None, iw_samp
         iw_samples=iw_samples,
         # per value of an example: a pixel, a column, a predicted token of a sentence (not the padding)
         bits_per_dim=nll / (modality.units(x, model.event_shape) * math.log(2)),
-        active_units=diagnostics.active_units,
+        active_units=diagnostics.active_units if diagnostics else None,
         latent_dim=model.latent_dim,
-        kl_per_dim=diagnostics.kl_per_dim,
+        kl_per_dim=diagnostics.kl_per_dim if diagnostics else None,
         latent_layers=None if model.capabilities.layers is None else list(model.capabilities.layers),
-        kl_per_layer=diagnostics.kl_per_layer,
-        active_units_per_layer=diagnostics.active_units_per_layer,
-        mutual_information=diagnostics.mutual_information,
+        kl_per_layer=diagnostics.kl_per_layer if diagnostics else None,
+        active_units_per_layer=diagnostics.active_units_per_layer if diagnostics else None,
+        mutual_information=diagnostics.mutual_information if diagnostics else None,
+        model_diagnostics=own,
+        point_mass=not per_dimension and getattr(model.encode(to_model(model, x[:1]), None if y is None else
+                                                              to_model(model, y[:1])), "deterministic", False),
         sharpness_data=sharp["data"] if image else None,
         sharpness_recon=sharp["recon"] if image else None,
         sharpness_ratio=sharp["recon"] / sharp["data"] if image and sharp["data"] > 0 else None,

@@ -84,8 +84,8 @@ def decode_codes(model, header: dict, payload: np.ndarray) -> np.ndarray:
     """The images of a VQ .vkz file (header and payload read by vkz.read): the decoder's means at the codes."""
     import constriction
 
+    vkz.check_model(header, model)  # first: a file of another model says so, whatever that model is
     _check(model)
-    vkz.check_model(header, model)
     try:
         n, chunk, dtype = int(header["count"]), int(header["chunk"]), np.dtype(header["dtype"])
         low_value, high_value = (float(v) for v in header["range"])

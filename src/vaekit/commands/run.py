@@ -216,14 +216,22 @@ def _likelihood_rows(result, continuous: bool = False) -> list[tuple[str, str]]:
     note = "  (a density: not a code length)" if continuous else ""
     rows = [("examples", f"{result.n}"), ("negative ELBO", f"{result.neg_elbo:.3f} nats"),
             ("  reconstruction", f"{result.recon:.3f} nats"), ("  KL", f"{result.kl:.3f} nats"),
-            (f"NLL (IWAE, k={result.iw_samples})", f"{result.nll:.3f} nats{note}"),
+            (f"NLL (IWAE, k={result.iw_samples})" if not result.point_mass else "NLL (bound)",
+             f"{result.nll:.3f} nats{note}" + ("  (q(z|x) is a point mass: the negative ELBO)" if result.point_mass
+                                               else "")),
             ("bits/dim", f"{result.bits_per_dim:.4f}{note}")]
     if result.perplexity_word is not None:  # text: bits per token, and perplexities
         rows[-1] = ("bits/token", f"{result.bits_per_dim:.4f}")
         rows += [("words / tokens", f"{result.words} / {result.tokens} (tokens: words and <eos>)"),
                  ("perplexity per word", f"{result.perplexity_word:.2f}"),
                  ("perplexity per token", f"{result.perplexity_token:.2f}")]
-    rows.append(("active units", f"{result.active_units} / {result.latent_dim}"))
+    if result.active_units is not None:
+        rows.append(("active units", f"{result.active_units} / {result.latent_dim}"))
+    own = result.model_diagnostics or {}
+    if "codebook_usage" in own:  # a VQ-VAE
+        size = round(own["codes_used"] / max(own["codebook_usage"], 1e-12))
+        rows.append(("codebook", f"{own['codes_used']} of {size} codes used ({100 * own['codebook_usage']:.1f}%), "
+                                 f"perplexity {own['codebook_perplexity']:.1f}"))
     if result.latent_layers:  # a hierarchical model: each stochastic layer, bottom first
         rows.append(("per layer (bottom first)", "; ".join(
             f"z{i + 1}: {size} dims, KL {kl:.2f} nats, {units} active"

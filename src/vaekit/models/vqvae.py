@@ -297,6 +297,14 @@ class CodePriorDistribution(D.Distribution):
         super().__init__(torch.Size(() if starts is None else starts.shape), torch.Size([model.latent_dim]),
                          validate_args=False)
 
+    def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
+        """Code vectors (*sample_shape, *batch, L * D) of codes drawn from the prior."""
+        shape = torch.Size(sample_shape) + self.batch_shape
+        n = math.prod(shape)
+        labels = None if self.starts is None else torch.as_tensor(self.starts).reshape(-1).repeat(n // max(
+            1, math.prod(self.batch_shape)))
+        return self.model.prior_codes(n, labels).view(*shape, self.model.latent_dim)
+
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
         lead = z.shape[:-1]
         if self.known is not None and z.shape[-2:] == self.known[0].shape:
