@@ -101,7 +101,8 @@ def test_a_quantiser_in_eval_mode_changes_nothing():
 def test_code_prior_is_a_normalised_distribution_over_code_sequences():
     prior = CodePrior(n_codes=3, codebook_size=3, n_starts=1, width=8, layers=1, heads=2, dropout=0.0).eval()
     every = torch.tensor(list(itertools.product(range(3), repeat=3)))  # all 27 sequences
-    log_p = prior.log_prob(every, torch.zeros(len(every), dtype=torch.long))
+    with torch.no_grad():
+        log_p = prior.log_prob(every, torch.zeros(len(every), dtype=torch.long))
     assert float(torch.logsumexp(log_p, 0)) == pytest.approx(0.0, abs=1e-5)
 
 
@@ -114,6 +115,16 @@ def test_code_prior_is_causal():
     a, b = prior.logits(codes[:, :-1], starts), prior.logits(changed[:, :-1], starts)
     assert torch.allclose(a[:, :4], b[:, :4], atol=1e-6)  # positions up to 3 do not see code 3
     assert not torch.allclose(a[:, 4], b[:, 4])  # position 4 does
+
+
+def test_one_position_at_a_time_gives_the_logits_of_the_whole_sequence():
+    prior = CodePrior(n_codes=6, codebook_size=9, n_starts=3, width=16, layers=2, heads=4, dropout=0.0).eval()
+    codes, starts = torch.randint(0, 9, (5, 6)), torch.tensor([0, 1, 2, 0, 1])
+    full = prior.logits(codes[:, :-1], starts)  # (5, 6, 9)
+    caches = [{} for _ in prior.blocks]
+    tokens = [starts + 9, *codes[:, :-1].T]
+    steps = torch.stack([prior.step(token, position, caches) for position, token in enumerate(tokens)], 1)
+    assert torch.allclose(full, steps, atol=1e-5)
 
 
 # --- the model and the objective ------------------------------------------------------------------------------

@@ -7,9 +7,9 @@ make small. Decoding pops the indices back in the same order and returns the dec
 vectors. The rate is fixed by the model (its codebook size K and code grid); there is no quantisation step.
 
 Exactness: the decoder must see the very same probabilities as the encoder, bit for bit. Both compute them with
-the same calls: for each chunk of CHUNK images, the prior run on the prefix k_<l for l = 1 .. L, on
-CODEC_THREADS threads (`vkz.in_eval_mode`), never a single pass over the whole sequence (whose sums could round
-differently). The file records the chunk size, and the checksum of the codes catches any mismatch.
+the same calls: for each chunk of CHUNK images, the prior's walk over the positions with cached keys and
+values (`CodePrior.walk`), on CODEC_THREADS threads (`vkz.in_eval_mode`), never a single pass over the whole
+sequence (whose sums could round differently). The file records the chunk size, and the checksum of the codes catches any mismatch.
 """
 
 from __future__ import annotations
@@ -35,11 +35,11 @@ def is_vq(model) -> bool:
     return hasattr(model, "codebook_size") and hasattr(model, "code_prior")
 
 
-def _probabilities(model, codes: torch.Tensor, position: int) -> np.ndarray:
-    """p(k_position | k_<position) of each row (n, K) float64, from the codes before it (n, >= position)."""
-    starts = torch.zeros(codes.shape[0], dtype=torch.long, device=codes.device)
-    logits = model.code_prior.logits(codes[:, :position], starts)[:, -1]  # (n, K)
-    return torch.softmax(logits.double(), -1).cpu().numpy()
+def _walk(model, count: int, choose) -> torch.Tensor:
+    """The prior's walk over the L positions of `count` images (CodePrior.walk): the same calls when coding and
+    decoding, so the same probabilities bit for bit."""
+    starts = torch.zeros(count, dtype=torch.long, device=model.quantizer.codebook.device)
+    return model.code_prior.walk(starts, choose)
 
 
 def _chunks(count: int) -> list[tuple[int, int]]:
@@ -67,10 +67,16 @@ def compress_codes(model, array: np.ndarray) -> bytes:
         coder = constriction.stream.stack.AnsCoder()
         # Decoding pops chunk 0 first, position 0 first: push the chunks last to first, each in decode order.
         for start, count in reversed(_chunks(n)):
-            part = to_model(model, codes[start : start + count]).long()
-            probs = np.concatenate([_probabilities(model, part, l) for l in range(model.n_codes)])  # (L * n, K)
-            symbols = part.T.reshape(-1).cpu().numpy().astype(np.int32)  # position-major: (L, n) flattened
-            coder.encode_reverse(symbols, _categorical(), probs)
+            part = codes[start : start + count]
+            probs: list[np.ndarray] = []
+
+            def record(position: int, p: torch.Tensor, part=part, probs=probs) -> torch.Tensor:
+                probs.append(p.cpu().numpy())
+                return part[:, position]
+
+            _walk(model, count, record)
+            symbols = part.T.reshape(-1).numpy().astype(np.int32)  # position-major: (L, n) flattened
+            coder.encode_reverse(symbols, _categorical(), np.concatenate(probs))  # (L * n, K)
     header = {"codec": "vq", "model": model_fingerprint(model), "shape": list(model.event_shape),
               "input_shape": list(source.shape), "dtype": str(source.dtype), "count": n, "chunk": CHUNK,
               "codes": model.n_codes, "range": [float(x.min()), float(x.max())],
@@ -98,15 +104,13 @@ def decode_codes(model, header: dict, payload: np.ndarray) -> np.ndarray:
                             f"decoding {n:,} images")
     coder = constriction.stream.stack.AnsCoder(payload)
     codes = torch.empty((n, model.n_codes), dtype=torch.long)
-    device = model.quantizer.codebook.device
     with vkz.in_eval_mode(model):
         try:
             for start, count in _chunks(n):
-                part = torch.zeros((count, model.n_codes), dtype=torch.long, device=device)
-                for l in range(model.n_codes):
-                    probs = _probabilities(model, part, l)
-                    part[:, l] = torch.as_tensor(coder.decode(_categorical(), probs).astype(np.int64), device=device)
-                codes[start : start + count] = part.cpu()
+                def pop(position: int, p: torch.Tensor) -> torch.Tensor:
+                    return torch.as_tensor(coder.decode(_categorical(), p.cpu().numpy()).astype(np.int64))
+
+                codes[start : start + count] = _walk(model, count, pop).cpu()
         except (ValueError, RuntimeError, AssertionError) as error:
             raise CompressionError(f"the .vkz payload does not decode ({error})") from None
         if hashlib.sha256(codes.numpy().astype("<i4").tobytes()).hexdigest() != header.get("codes_sha256"):

@@ -208,11 +208,39 @@ class VectorDecoder(nn.Module):
         return self.decoder(z, None)
 
 
+class CausalBlock(nn.Module):
+    """A pre-norm Transformer block with causal self-attention; with a `cache` (a dict per block) it takes the
+    new positions only and attends to the keys and values of the earlier ones, which it keeps (incremental
+    decoding: one position at a time costs one position's work)."""
+
+    def __init__(self, width: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        self.heads, self.dropout = heads, dropout
+        self.norm1, self.norm2 = nn.LayerNorm(width), nn.LayerNorm(width)
+        self.qkv, self.proj = nn.Linear(width, 3 * width), nn.Linear(width, width)
+        self.ff = nn.Sequential(nn.Linear(width, 4 * width), nn.ReLU(), nn.Linear(4 * width, width))
+
+    def forward(self, h: torch.Tensor, cache: dict | None = None) -> torch.Tensor:
+        b, t, w = h.shape  # (B, T, W)
+        q, k, v = self.qkv(self.norm1(h)).view(b, t, 3, self.heads, w // self.heads).permute(2, 0, 3, 1, 4)
+        if cache is not None:  # (B, heads, T_past + T, W / heads) after the earlier positions
+            if "k" in cache:
+                k, v = torch.cat([cache["k"], k], 2), torch.cat([cache["v"], v], 2)
+            cache["k"], cache["v"] = k, v
+        drop = self.dropout if self.training else 0.0
+        # causal over the whole sequence; a cached step's new position sees every earlier one
+        a = F.scaled_dot_product_attention(q, k, v, dropout_p=drop, is_causal=cache is None and t > 1)
+        h = h + F.dropout(self.proj(a.transpose(1, 2).reshape(b, t, w)), drop, self.training)
+        return h + F.dropout(self.ff(self.norm2(h)), drop, self.training)
+
+
 class CodePrior(nn.Module):
     """p(k | y) = prod_l p(k_l | k_<l, y): a causal Transformer over the L code indices.
 
     Input: a start token (one per class for a conditional model) followed by k_1 .. k_{L-1}, each token's
-    embedding plus a learned position embedding; output: logits over the K codes at every position (B, L, K)."""
+    embedding plus a learned position embedding; output: logits over the K codes at every position (B, L, K).
+    Training scores whole sequences at once (`logits`); sampling and the codec go one position at a time with
+    cached keys and values (`step`)."""
 
     def __init__(self, n_codes: int, codebook_size: int, n_starts: int, width: int, layers: int, heads: int,
                  dropout: float) -> None:
@@ -220,34 +248,48 @@ class CodePrior(nn.Module):
         self.n_codes, self.codebook_size = n_codes, codebook_size
         self.tokens = nn.Embedding(codebook_size + n_starts, width)
         self.positions = nn.Parameter(torch.randn(n_codes, width) * 0.02)
-        layer = nn.TransformerEncoderLayer(width, heads, 4 * width, dropout, batch_first=True, norm_first=True)
-        self.body = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.blocks = nn.ModuleList(CausalBlock(width, heads, dropout) for _ in range(layers))
         self.norm = nn.LayerNorm(width)
         self.out = nn.Linear(width, codebook_size)
-        self.register_buffer("causal", nn.Transformer.generate_square_subsequent_mask(n_codes), persistent=False)
 
     def logits(self, codes: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
         """Logits (B, L', K) of positions 1 .. L' given codes (B, L' - 1) before them and start tokens (B,)."""
         tokens = torch.cat([(starts + self.codebook_size)[:, None], codes], 1)  # (B, L')
-        length = tokens.shape[1]
-        h = self.tokens(tokens) + self.positions[:length]
-        h = self.body(h, mask=self.causal[:length, :length], is_causal=True)
+        h = self.tokens(tokens) + self.positions[: tokens.shape[1]]
+        for block in self.blocks:
+            h = block(h)
         return self.out(self.norm(h))
+
+    def step(self, token: torch.Tensor, position: int, caches: list[dict]) -> torch.Tensor:
+        """Logits (B, K) of position `position` given the token before it (B,): the start token (code index +
+        K) at position 0, else the code at position - 1; `caches` (one dict per block, empty at position 0)
+        hold the earlier positions and are extended."""
+        h = self.tokens(token)[:, None] + self.positions[position]  # (B, 1, W)
+        for block, cache in zip(self.blocks, caches):
+            h = block(h, cache)
+        return self.out(self.norm(h))[:, 0]
 
     def log_prob(self, codes: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
         """log p(k) (B,) of codes (B, L)."""
         logits = self.logits(codes[:, :-1], starts)  # (B, L, K)
         return -F.cross_entropy(logits.transpose(1, 2), codes, reduction="none").sum(1)
 
+    def walk(self, starts: torch.Tensor, choose) -> torch.Tensor:
+        """Codes (n, L) chosen position by position: `choose(position, probabilities (n, K) float64)` returns
+        the codes (n,) of that position (a draw, or the codes being coded)."""
+        caches: list[dict] = [{} for _ in self.blocks]
+        token = starts + self.codebook_size
+        codes = []
+        for position in range(self.n_codes):
+            probs = torch.softmax(self.step(token, position, caches).double(), -1)
+            token = choose(position, probs).to(starts.device).long()
+            codes.append(token)
+        return torch.stack(codes, 1)
+
     @torch.no_grad()
     def sample(self, starts: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Codes (n, L) drawn position by position from p(k | y) for start tokens (n,)."""
-        codes = torch.empty((starts.shape[0], 0), dtype=torch.long, device=starts.device)
-        for _ in range(self.n_codes):
-            probs = torch.softmax(self.logits(codes, starts)[:, -1].float(), -1)
-            nxt = torch.multinomial(probs, 1, generator=generator)
-            codes = torch.cat([codes, nxt], 1)
-        return codes
+        return self.walk(starts, lambda _, probs: torch.multinomial(probs.float(), 1, generator=generator)[:, 0])
 
 
 class CodePosterior(D.Distribution):
