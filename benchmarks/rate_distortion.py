@@ -8,7 +8,9 @@ curves on the MNIST and Fashion-MNIST test sets (10,000 images each), all in one
 
 For each data set a VAE is trained on its training split (unless OUT/<data> holds one): the conv network
 (channels [32, 64], dense 512), 64 latent dimensions, the gaussian-learned likelihood (its mean is sharp),
-beta 0.1, KL warm-up, cosine learning rate (RD_MODEL).
+beta 0.1, KL warm-up, cosine learning rate (RD_MODEL). So are VQ-VAEs (OUT/<data>-vq-<setting>: VQ_MODEL at each
+of VQ_SETTINGS), each coded with its code indices under its learned prior; the settings the table quotes are
+chosen on VALID_IMAGES validation images.
 The whole test set is then coded into one lossy .vkz per quantisation step (`vaekit.compress(..., lossy=True)`),
 so its header (about 700 bytes with the fitted latent density) is spread over 10,000 images; the "payload" rate
 leaves the header out, as the stripped JPEG/WebP rates leave theirs out. JPEG and WebP code every image as its
@@ -47,8 +49,17 @@ RD_MODEL = ("model.latent_dim=64", "model.network=conv", "model.network.channels
             "train.lr_schedule=cosine")
 
 
-def train(data: str, run: Path, epochs: int, threads: int) -> None:
-    config = vaekit.build_run_config(None, [f"data.name={data}", *RD_MODEL, f"train.epochs={epochs}",
+# VQ-VAEs (model.kind vqvae): the same likelihood as the Gaussian-latent VAE, the kind's defaults otherwise (K = 512
+# codes of 16 entries, a 7x7 code grid), at several code grids and codebook sizes; 6 epochs each. Each is one point
+# of rate and distortion: its rate is what the learned prior gives, with no quantisation step to vary.
+VQ_MODEL = ("model.kind=vqvae", "model.likelihood=gaussian-learned")
+VQ_EPOCHS = 6
+VQ_SETTINGS = {"g7-k512": (), "g4-k512": ("model.kind.grid=4",)}
+VALID_IMAGES = 2000  # validation images that choose the VQ setting reported in the table
+
+
+def train(data: str, run: Path, epochs: int, threads: int, model: tuple[str, ...] = RD_MODEL) -> None:
+    config = vaekit.build_run_config(None, [f"data.name={data}", *model, f"train.epochs={epochs}",
                                             "train.progress=false", f"train.threads={threads}"])
     started = time.perf_counter()
     vaekit.fit(config, run)
@@ -74,6 +85,50 @@ def vae_curve(model, images: np.ndarray) -> list[dict]:
     return rows
 
 
+def vq_point(model, images: np.ndarray, setting: str) -> dict:
+    """One VQ-VAE's rate and distortion: its codes coded under its prior (`vaekit.apps.vq_codec`)."""
+    started = time.perf_counter()
+    blob = compress(model, images, lossy=True)
+    encode_s = time.perf_counter() - started
+    started = time.perf_counter()
+    decoded = decompress(model, blob)
+    decode_s = time.perf_counter() - started
+    _, payload = read_vkz(blob)
+    row = {"codec": "vq", "setting": setting, "bytes_per_image": len(blob) / len(images),
+           "stripped_bytes_per_image": 4 * len(payload) / len(images), "psnr": float(np.mean(psnr(images, decoded))),
+           "header_bytes": len(blob) - 4 * len(payload), "encode_ms_per_image": 1e3 * encode_s / len(images),
+           "decode_ms_per_image": 1e3 * decode_s / len(images)}
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def eight_bit(x) -> np.ndarray:
+    return np.rint(x.numpy()[:, 0] * 255).astype(np.uint8)  # (N, 28, 28) 8-bit
+
+
+def vq_runs(out: Path, data: str, epochs: int, threads: int) -> dict[str, Path]:
+    """The VQ-VAE run of every setting (trained when missing)."""
+    runs = {}
+    for setting, extra in VQ_SETTINGS.items():
+        run = out / f"{data}-vq-{setting}"
+        if not (run / "model.safetensors").exists():
+            train(data, run, epochs, threads, (*VQ_MODEL, *extra))
+        runs[setting] = run
+    return runs
+
+
+def choose_on_validation(runs: dict[str, Path], data: str) -> dict:
+    """The VQ settings the table reports, chosen on validation images: the highest PSNR within BUDGET bytes, and
+    the fewest bytes at 25 dB or more."""
+    images = eight_bit(vaekit.load_data(data).split("valid").x[:VALID_IMAGES])
+    rows = [vq_point(vaekit.load(run), images, setting) for setting, run in runs.items()]
+    within = [r for r in rows if r["bytes_per_image"] <= BUDGET]
+    above = [r for r in rows if r["psnr"] >= 25.0]
+    return {"valid_rows": rows,
+            "best_psnr_within_budget": max(within, key=lambda r: r["psnr"])["setting"] if within else None,
+            "fewest_bytes_at_25db": min(above, key=lambda r: r["bytes_per_image"])["setting"] if above else None}
+
+
 def best_under(rows: list[dict], key: str, budget: float = BUDGET) -> float | None:
     """The highest PSNR among points whose rate `key` is within the budget (None: no point is)."""
     inside = [r["psnr"] for r in rows if r[key] <= budget]
@@ -87,10 +142,20 @@ def plot(results: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(results), figsize=(6.5 * len(results), 4.8), squeeze=False)
-    styles = {"vae": ("C0", "vaekit latent codec"), "jpeg": ("C1", "JPEG"), "webp": ("C2", "WebP")}
+    styles = {"vae": ("C0", "vaekit latent codec"), "jpeg": ("C1", "JPEG"), "webp": ("C2", "WebP"),
+              "vq": ("C3", "vaekit VQ-VAE codes")}
     for ax, (data, curves) in zip(axes[0], results.items()):
         for codec, rows in curves.items():
             colour, label = styles[codec]
+            if codec == "vq":  # one point per model, labelled with its setting
+                for key, marker, kind in (("bytes_per_image", "s", "whole files"),
+                                          ("stripped_bytes_per_image", "D", "payload")):
+                    ax.plot([r[key] for r in rows], [r["psnr"] for r in rows], marker, color=colour, ms=6,
+                            ls="none", alpha=1.0 if kind == "whole files" else 0.6, label=f"{label}, {kind}")
+                for r in rows:
+                    ax.annotate(r["setting"], (r["bytes_per_image"], r["psnr"]), textcoords="offset points",
+                                xytext=(5, -10), fontsize=7, color=colour)
+                continue
             ax.plot([r["bytes_per_image"] for r in rows], [r["psnr"] for r in rows], "o-", color=colour,
                     ms=3, label=f"{label}, whole files")
             ax.plot([r["stripped_bytes_per_image"] for r in rows], [r["psnr"] for r in rows], "o--",
@@ -117,6 +182,7 @@ def main() -> None:
     parser.add_argument("--figure", default="docs/figures/rate_distortion.png")
     parser.add_argument("--train-only", action="store_true", help="train the missing runs and stop")
     parser.add_argument("--save", help="also write the results to this JSON file")
+    parser.add_argument("--vq-epochs", type=int, default=VQ_EPOCHS)
     parser.add_argument("--plot-only", nargs="+", metavar="JSON",
                         help="no measuring: plot the results saved by earlier runs (e.g. one per data set)")
     args = parser.parse_args()
@@ -133,6 +199,7 @@ def main() -> None:
         for data in args.data:
             if not (Path(args.out) / data / "model.safetensors").exists():
                 train(data, Path(args.out) / data, args.epochs, args.threads)
+            vq_runs(Path(args.out), data, args.vq_epochs, args.threads)
         return
     results, summary = {}, {}
     for data in args.data:
@@ -140,14 +207,20 @@ def main() -> None:
         if not (run / "model.safetensors").exists():
             train(data, run, args.epochs, args.threads)
         model = vaekit.load(run)
-        test = vaekit.load_data(data).split("test").x[: args.limit]
-        images = np.rint(test.numpy()[:, 0] * 255).astype(np.uint8)  # (N, 28, 28) 8-bit
+        images = eight_bit(vaekit.load_data(data).split("test").x[: args.limit])
         curves = {"vae": vae_curve(model, images)}
+        runs = vq_runs(Path(args.out), data, args.vq_epochs, args.threads)
+        curves["vq"] = [vq_point(vaekit.load(run), images, setting) for setting, run in runs.items()]
         for codec in ("jpeg", "webp"):
             curves[codec] = codec_curve(images, codec, QUALITIES)
         results[data] = curves
         summary[data] = {f"{codec} {key}": best_under(rows, key) for codec, rows in curves.items()
                          for key in ("bytes_per_image", "stripped_bytes_per_image")}
+        chosen = choose_on_validation(runs, data)
+        summary[data]["vq chosen on validation"] = chosen
+        for what in ("best_psnr_within_budget", "fewest_bytes_at_25db"):
+            test_row = next((r for r in curves["vq"] if r["setting"] == chosen[what]), None)
+            summary[data][f"vq test point of {what}"] = test_row
     plot(results, Path(args.figure))
     report = json.dumps({"results": results, f"best_psnr_within_{BUDGET}_bytes": summary}, indent=1)
     if args.save:

@@ -95,7 +95,7 @@ def test_python_api_settings_are_checked_too(digits):
 def test_every_option_listed_by_the_registries_has_a_type_and_a_default():
     from vaekit.core.registry import REGISTRIES, REQUIRED
 
-    for kind in ("network", "likelihood", "prior", "posterior", "objective"):
+    for kind in ("network", "likelihood", "prior", "posterior", "objective", "model kind"):
         for name in REGISTRIES[kind].names():
             for option in REGISTRIES[kind].options(name).values():
                 assert option.default is not REQUIRED and option.hint is not None, (kind, name, option)
@@ -145,7 +145,7 @@ def test_the_configuration_guide_lists_every_option_of_every_entry():
     from vaekit.core.registry import REGISTRIES
 
     guide = (Path(__file__).resolve().parents[1] / "docs" / "configuration.md").read_text()
-    for kind in ("network", "likelihood", "prior", "posterior", "objective"):
+    for kind in ("network", "likelihood", "prior", "posterior", "objective", "model kind"):
         for name in REGISTRIES[kind].names():
             row = next((line for line in guide.splitlines() if line.startswith(f"| `{name}` |")), None)
             assert row is not None, f"docs/configuration.md has no row for {kind} {name!r}"

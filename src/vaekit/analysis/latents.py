@@ -139,7 +139,8 @@ def encode_dataset(
         index=np.arange(n),
         labels=None if y is None else y.cpu().numpy().astype(np.int64),
         samples=torch.cat(draws, 1).numpy() if n_samples else None,
-        kl_per_dim=kl.mean().numpy().astype(np.float32),
+        # none for a model without a per-dimension KL (a VQ-VAE's codes): the variance of the means ranks them
+        kl_per_dim=kl.mean().numpy().astype(np.float32) if model.capabilities.kl_per_dimension else None,
     )
 
 

@@ -19,10 +19,14 @@ from . import plots
 NOT_CONDITIONAL = "needs a conditional model; train one with --set model.conditional=true"
 
 
-def require_conditional(model: VAE, what: str = "style transfer") -> None:
-    """A one-line ConfigError unless `model` is a conditional VAE."""
+def require_conditional(model: VAE, what: str = "style transfer", reads_label: bool = True) -> None:
+    """A one-line ConfigError unless `model` is a conditional VAE (whose decoder reads the label, unless
+    `reads_label` is False)."""
     if not model.conditional:
         raise ConfigError(f"{what} {NOT_CONDITIONAL}")
+    if reads_label and getattr(model, "label_in_prior_only", False):  # a conditional VQ-VAE: the label picks codes
+        raise ConfigError(f"{what} needs a decoder that reads the label; a conditional VQ-VAE's label only "
+                          "selects the codes its prior draws (use vaekit sample --label)")
 
 
 def check_labels(model: VAE, labels: torch.Tensor) -> torch.Tensor:
@@ -38,16 +42,19 @@ def check_labels(model: VAE, labels: torch.Tensor) -> torch.Tensor:
 def samples_per_class(model: VAE, per_class: int, seed: int = 0, mean: bool = True,
                       classes: Sequence[int] | None = None) -> torch.Tensor:
     """(K, per_class, *event): row k holds class k; column j decodes the same z_j ~ p(z) in every class."""
-    require_conditional(model, "a grid with one row per class")
+    require_conditional(model, "a grid with one row per class", reads_label=False)
     classes = check_labels(model, torch.arange(model.num_classes) if classes is None else classes)
     if per_class < 1:
         raise ConfigError(f"samples per class must be >= 1, got {per_class}")
     k = classes.numel()
     with seeded(seed):  # without touching the caller's random state
         model.check_generate(k * per_class, f"sampling {per_class:,} examples for each of {k} classes")
-        z = model.prior().sample((per_class,))  # (M, D)
-        # batch (K*M,), class-major, decoded in chunks that fit the memory budget
-        x = model.generate(z.repeat(k, 1), classes.repeat_interleave(per_class), mean=mean, check=False)
+        labels = classes.repeat_interleave(per_class)  # batch (K*M,), class-major
+        if getattr(model, "label_in_prior_only", False):  # the label selects codes: each class draws its own
+            z = model.prior_codes(k * per_class, labels)
+        else:
+            z = model.prior().sample((per_class,)).repeat(k, 1)  # (K*M, D): the same M codes in every class
+        x = model.generate(z, labels, mean=mean, check=False)  # decoded in chunks that fit the memory budget
     return x.view(k, per_class, *model.event_shape).cpu()
 
 

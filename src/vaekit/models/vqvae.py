@@ -401,6 +401,10 @@ class VQVAE(VAE):
         self.commitment = commitment
         self.grid = grid  # (g, g') for images, None for a vector of codes
 
+    # A conditional VQ-VAE's label reaches its prior only (the start token): what needs a decoder that reads the
+    # label (style transfer, a class grid of shared styles) refuses it.
+    label_in_prior_only = True
+
     @property
     def capabilities(self) -> Capabilities:
         return Capabilities(density=True, kl_per_dimension=False, entropy_coding=False)
