@@ -141,7 +141,7 @@ def test_the_kl_term_is_the_negative_log_prior_of_the_codes_and_the_penalty_is_t
     qz = model.encode(x)
     commitment = 0.5 * (qz.z_e - qz.z_q).pow(2).sum(-1)
     expected = (loss.terms["recon"] + loss.terms["kl"]).mean() + commitment.mean()
-    assert float(loss.total) == pytest.approx(float(expected), rel=1e-5)
+    assert float(loss.total.detach()) == pytest.approx(float(expected.detach()), rel=1e-5)
 
 
 def test_gradients_reach_the_encoder_straight_through_and_the_prior_through_the_kl():
@@ -289,3 +289,21 @@ def test_the_codec_refuses_lossless_steps_and_other_models(vq_run, trained_run, 
     data = compress(model, x, lossy=True)
     with pytest.raises(CompressionError, match="another model"):
         decompress(vaekit.load_run(trained_run).model, data)
+
+
+def test_the_explorer_serves_a_vq_vae_with_sliders_ranked_by_variance(vq_run):
+    pytest.importorskip("starlette")
+    from starlette.testclient import TestClient
+
+    from vaekit.serve.app import create_app
+    from vaekit.serve.explorer import Explorer
+
+    client = TestClient(create_app(Explorer(vq_run, max_points=100)))
+    info = client.get("/api/info").json()
+    assert info["score_name"] == "var" and info["latent_dim"] == 16  # 2x2 codes of 4 entries
+    scores = [d["kl"] for d in info["dims"]]
+    assert scores == sorted(scores, reverse=True) and scores[0] > 0
+    z = client.get("/api/point/3").json()["z"]
+    assert client.post("/api/decode", json={"z": z}).status_code == 200
+    assert client.post("/api/sample", json={"n": 4}).status_code == 200
+    assert client.post("/api/traverse", json={"dim": info["dims"][0]["dim"], "z": z}).status_code == 200

@@ -113,8 +113,10 @@ class Explorer:
         with self.lock:
             self.embedding = encode_dataset(self.model, self.x, self.y)
         self.mean = torch.as_tensor(self.embedding.mean)  # (N, D)
-        kl = self.embedding.kl_per_dim if self.embedding.kl_per_dim is not None else np.zeros(self.latent_dim)
-        self.kl_per_dim = np.asarray(kl, dtype=float)
+        # the KL of each dimension; a model without one (a VQ-VAE's code vectors) ranks them by the variance of
+        # the means instead, and the page says which
+        self.score_name = "KL" if self.embedding.kl_per_dim is not None else "var"
+        self.kl_per_dim = np.asarray(self.embedding.informativeness(), dtype=float)
         self.order = [int(d) for d in np.argsort(-self.kl_per_dim, kind="stable")]  # most informative first
         self.collapsed = self.embedding.collapsed()  # not active units, as `vaekit eval` counts them
         self._projections: dict[str, dict] = {}
@@ -134,7 +136,7 @@ class Explorer:
             names = [str(c) for c in range(classes)]
         return {
             "run": self.run_dir.name, "data": self.config.data.name, "split": self.split_name,
-            "points": len(self.rows), "latent_dim": self.latent_dim,
+            "points": len(self.rows), "latent_dim": self.latent_dim, "score_name": self.score_name,
             "text": not self.modality.pictures,  # the page shows values as words (JSON), not as PNG
             "conditional": self.model.conditional, "classes": names, "labels": self.y is not None,
             "event_shape": list(self.model.event_shape), "projections": list(PROJECTIONS),

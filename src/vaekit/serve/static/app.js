@@ -125,7 +125,7 @@ function buildSliders() {
   for (const d of state.info.dims) {
     const label = document.createElement("label");
     label.htmlFor = `slider-${d.dim}`;
-    label.textContent = `z${d.dim} (KL ${d.kl.toFixed(2)})${d.collapsed ? " collapsed" : ""}`;
+    label.textContent = `z${d.dim} (${state.info.score_name || "KL"} ${d.kl.toFixed(2)})${d.collapsed ? " collapsed" : ""}`;
     label.classList.toggle("collapsed", d.collapsed);
     const input = document.createElement("input");
     Object.assign(input, { type: "range", min: -4, max: 4, step: 0.05, value: 0, id: `slider-${d.dim}` });
