@@ -10,6 +10,9 @@ Scores (higher = more anomalous), for a VAE trained on data that are mostly norm
              mid-grey in an image, so "nll" ranks grey-level images partly by how much texture they carry. This
              score subtracts it exactly (the NLL measured as a KL divergence to the target; 0 for binary pixels,
              where it equals "nll"). Bernoulli likelihood only, data in [0, 1].
+    "codes"  -log p(k(x)), the learned prior's negative log-likelihood of the codes of a VQ-VAE (model kind
+             "vqvae"): how unusual the code grid is, apart from how well it reconstructs ("recon"); for a VQ-VAE
+             "nll" and "elbo" are the sum of both, -log p(x | z_q(x)) - log p(k(x)) (its q(z|x) is a point mass)
 The likelihood-based use of a VAE for anomaly detection follows An & Cho (2015), "Variational autoencoder
 based anomaly detection using reconstruction probability"; the importance-sampled likelihood is the
 tighter version of the same idea.
@@ -86,6 +89,8 @@ def anomaly_scores(model: VAE, x: torch.Tensor, score: str = "nll", k: int = 100
         raise ConfigError(f"unknown anomaly score {score!r}; choose one of: {', '.join(SCORES)}")
     if k < 1:
         raise ConfigError(f"the number of samples k must be >= 1, got {k}")
+    if score == "codes" and not hasattr(model, "code_prior"):
+        raise ConfigError("score 'codes' is the prior NLL of a VQ-VAE's codes: it needs model kind 'vqvae'")
     if score == "nll-entropy":
         if getattr(model.likelihood, "support", None) != "binary":
             raise ConfigError(f"score 'nll-entropy' subtracts the entropy of Bernoulli targets: it needs the "
@@ -102,6 +107,8 @@ def anomaly_scores(model: VAE, x: torch.Tensor, score: str = "nll", k: int = 100
                     s = s.double() - bernoulli_entropy(xb)
             elif score == "elbo":
                 s = ELBO(n_samples=k)(model, Batch(xb)).terms["loss"]  # -ELBO, (B,)
+            elif score == "codes":
+                s = -model.prior_for(None, xb.shape[0]).log_prob(model.embed(xb))  # -log p(k(x)), (B,)
             else:
                 s = (model.reconstruct(xb) - xb).pow(2).flatten(1).sum(1)  # (B,)
             out.append(s.double().cpu())
@@ -139,7 +146,8 @@ class VAEAnomalyDetector(BaseEstimator):
     score "nll-entropy" when they have grey levels); `network` ("mlp" or "conv" for images);
     `scaling` of table columns ("robust": median and IQR / 1.349, the default; "standard": mean and std);
     `random_state`; `verbose` (progress bars); `device` the model trains and scores on ("cpu", "cuda", "cuda:N",
-    "mps" or "auto").
+    "mps" or "auto"); `model_kind` (a registered model kind with its defaults: "vae", or "vqvae", whose codes
+    also give the score "codes").
 
     Fitted attributes: `model_`, `config_` (the run config it trained with), `decision_scores_` (training
     scores), `threshold_`, `labels_` (0/1 on the training data), `n_features_in_`, `feature_names_in_`,
@@ -151,7 +159,7 @@ class VAEAnomalyDetector(BaseEstimator):
                  batch_size: int = 64, lr: float = 1e-3, beta: float = 0.25, score: str | None = None, k: int = 100,
                  contamination: float = 0.1, likelihood: str | None = None, sigma: float | None = None,
                  network: str = "mlp", scaling: str = "robust", random_state: int | None = None,
-                 verbose: bool = False, device: str = "cpu") -> None:
+                 verbose: bool = False, device: str = "cpu", model_kind: str = "vae") -> None:
         self.latent_dim = latent_dim
         self.hidden = hidden
         self.epochs = epochs
@@ -168,6 +176,7 @@ class VAEAnomalyDetector(BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
         self.device = device
+        self.model_kind = model_kind
 
     # --- fitting -----------------------------------------------------------------------------------------
 
@@ -194,6 +203,13 @@ class VAEAnomalyDetector(BaseEstimator):
     def _check_params(self) -> None:
         if self.score is not None and self.score not in SCORES:
             raise ConfigError(f"unknown anomaly score {self.score!r}; choose one of: {', '.join(SCORES)}")
+        from ..models import MODEL_KINDS
+
+        if self.model_kind not in MODEL_KINDS.names():
+            raise ConfigError(f"unknown model kind {self.model_kind!r}; choose one of: "
+                              f"{', '.join(MODEL_KINDS.names())}")
+        if self.score == "codes" and self.model_kind != "vqvae":
+            raise ConfigError("score 'codes' is the prior NLL of a VQ-VAE's codes: it needs model_kind='vqvae'")
         if self.score == "nll-entropy" and self.likelihood != "bernoulli":
             raise ConfigError(f"score 'nll-entropy' subtracts the entropy of Bernoulli targets: it needs "
                               f"likelihood='bernoulli', got {self.likelihood!r}")
@@ -228,7 +244,8 @@ class VAEAnomalyDetector(BaseEstimator):
             raise ConfigError(f"sigma applies to the gaussian likelihoods only, not to {likelihood!r}")
         return RunConfig(
             data=DataConfig(name="arrays"),
-            model=ModelConfig(latent_dim=latent_dim, network=Plugin("network", self.network, network),
+            model=ModelConfig(latent_dim=latent_dim, kind=Plugin("model kind", self.model_kind),
+                              network=Plugin("network", self.network, network),
                               likelihood=Plugin("likelihood", likelihood, sigma_option),
                               prior=Plugin("prior", "normal")),
             objective=Plugin("objective", "elbo", {"beta": self.beta}),

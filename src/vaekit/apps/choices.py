@@ -1,7 +1,7 @@
 """The names that the anomaly detector's options take, in a module that imports nothing: the command line builds
 its argument parser from them without loading scikit-learn (`vaekit --help` stays fast)."""
 
-SCORES = ("nll", "elbo", "recon", "nll-entropy")  # vaekit.apps.anomaly.anomaly_scores
+SCORES = ("nll", "elbo", "recon", "nll-entropy", "codes")  # vaekit.apps.anomaly.anomaly_scores
 SCALINGS = ("robust", "standard")  # per-column scaling of tables: median/IQR or mean/std
 
 __all__ = ["SCORES", "SCALINGS"]

@@ -60,6 +60,8 @@ def register(sub) -> None:
     p.add_argument("--latent-dim", type=config_type("model.latent_dim"))
     p.add_argument("--likelihood", help="gaussian-learned (tables), bernoulli (images), gaussian, ...")
     p.add_argument("--network", default="mlp", help="mlp or conv (images)")
+    p.add_argument("--model-kind", default="vae",
+                   help="vae (default) or vqvae (discrete codes; adds the score 'codes', their prior NLL)")
     p.add_argument("--seed", type=seed_int, default=0)
 
     p = cmds.add_parser("score", help="anomaly scores of each example, as CSV (higher = more anomalous)")
@@ -159,7 +161,7 @@ def cmd_fit(args) -> int:
     detector = VAEAnomalyDetector(latent_dim=args.latent_dim, epochs=args.epochs, score=args.score,
                                   contamination=args.contamination, likelihood=args.likelihood, network=args.network,
                                   scaling=args.scaling, random_state=args.seed, verbose=True,
-                                  device=str(runtime_of(args).device))
+                                  device=str(runtime_of(args).device), model_kind=args.model_kind)
     detector.fit(x, feature_names=names)
     detector.save(out, data=DataConfig(name=args.data, root=args.data_root))  # `vaekit reconstruct RUN` finds it
     share = detector.labels_.mean()
