@@ -14,7 +14,8 @@ and dtype; the same pixels and PNG mode.
 
 Lossless coding needs a model whose likelihood has discrete levels: bernoulli (binary images) or
 discretized-logistic (8-bit grey levels); lossy coding (--lossy: quantised latents) works with any likelihood.
-Both need the normal prior. An existing --out is refused unless --force (a folder is replaced only when it holds
+Both need the normal prior; a VQ-VAE (model kind vqvae) codes its code indices under its learned prior, lossy
+only, at the rate the model sets (no --rate or --step). An existing --out is refused unless --force (a folder is replaced only when it holds
 PNG files alone), and nothing is written when anything fails.
 """
 
@@ -41,10 +42,11 @@ _step.__name__ = "float"
 def register(sub) -> None:
     """Adds `compress` and `decompress`."""
     p = sub.add_parser("compress", help="compress images with a trained model: lossless (BB-ANS, bit-exact) or "
-                                        "--lossy (quantised latents)")
+                                        "--lossy (quantised latents, or a VQ-VAE's codes)")
     p.set_defaults(func=cmd_compress)
     p.add_argument("run", help="run folder of a model with the normal prior; lossless coding needs the bernoulli "
-                               "(binary images) or discretized-logistic (8-bit images) likelihood, --lossy any")
+                               "(binary images) or discretized-logistic (8-bit images) likelihood, --lossy any; "
+                               "or of a VQ-VAE (--lossy: its code indices under its prior)")
     p.add_argument("input", help="the images: a .npy or .npz array (N, H, W) or (N, C, H, W), an IDX file (plain "
                                  "or .gz) or a folder of grey ('L') or binary ('1') PNGs")
     p.add_argument("--out", type=output_path, required=True, help="the .vkz file to write")
@@ -99,8 +101,8 @@ def cmd_compress(args) -> int:
     summary = f"wrote {args.out}: {len(blob):,} bytes for {x.size:,} values ({8 * len(blob) / values:.4f} bits/value"
     if args.lossy:
         count = int(header["count"])
-        summary += (f", {len(blob) / count:,.1f} bytes per image for {count:,} images, lossy with step "
-                    f"{float(header['step']):.4g}")
+        how = f"with step {float(header['step']):.4g}" if header["codec"] == "latent" else "(VQ-VAE codes)"
+        summary += f", {len(blob) / count:,.1f} bytes per image for {count:,} images, lossy {how}"
     print(summary + ")")
     return 0
 
