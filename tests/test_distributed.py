@@ -88,6 +88,41 @@ def test_two_processes_train_the_same_parameters_and_losses(runs):
     assert (runs / "two.stdout").read_text().count("run folder:") == 1
 
 
+VQ_CONFIG = """
+[data]
+name = "digits"
+[model]
+latent_dim = 4
+likelihood = "bernoulli"
+[model.kind]
+name = "vqvae"
+codebook_size = 64
+hidden = 16
+blocks = 1
+prior_width = 16
+prior_layers = 1
+prior_heads = 2
+[train]
+epochs = 2
+batch_size = 63
+threads = 1
+progress = false
+"""
+
+
+def test_two_processes_train_a_vq_vae_as_one_does(tmp_path):
+    # The codebook's moving averages add up both processes' statistics, and dead codes restart at rows of the
+    # global batch: the codebook (a buffer) and the weights end where one process's do.
+    (tmp_path / "run.toml").write_text(VQ_CONFIG)
+    single = _vaekit(["train", "--config", "run.toml", "--out", "one"], tmp_path)
+    assert single.returncode == 0, single.stderr
+    double = _torchrun(["train", "--config", "run.toml", "--out", "two"], 2, tmp_path)
+    assert double.returncode == 0, double.stderr[-3000:]
+    _assert_same_run(tmp_path / "one", tmp_path / "two")
+    restarts = load_file(tmp_path / "two" / "model.safetensors")["quantizer.restarts"]
+    assert int(restarts) > 0  # the restarts were exercised
+
+
 def test_resume_under_torchrun_continues_the_same_run(runs):
     # 1 epoch, then resumed to 2 epochs under torchrun: the same as 2 epochs in one go (same per-step noise).
     first = _torchrun(["train", "--config", "run.toml", "--out", "resumed", "--epochs", "1"], 2, runs)

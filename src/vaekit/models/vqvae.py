@@ -100,7 +100,8 @@ class VectorQuantizer(nn.Module):
         z_e = z_e.float()
         counts = torch.bincount(codes, minlength=self.codebook_size).float()  # (K,)
         sums = torch.zeros_like(self.ema_sum).index_add_(0, codes, z_e)  # (K, D)
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+        if distributed:
             stats = torch.cat([counts[:, None], sums], 1)
             dist.all_reduce(stats)
             counts, sums = stats[:, 0], stats[:, 1:]
@@ -113,10 +114,13 @@ class VectorQuantizer(nn.Module):
         self.updates += 1
         dead = self.ema_count < self.restart_threshold
         n_dead = int(dead.sum())
-        if n_dead and z_e.shape[0] > 0:
-            # Restart dead codes at encoder outputs of this batch, drawn from a generator seeded by the update
-            # count (the same draws when a run is resumed); they keep a count of the threshold, so that a restarted
-            # code has a few steps to attract vectors before it counts as dead again.
+        if n_dead:  # the same on every process: the statistics are
+            # Restart dead codes at encoder outputs of this batch (of the global batch, with several processes),
+            # drawn from a generator seeded by the update count (the same draws when a run is resumed, or split
+            # over processes); they keep a count of the threshold, so that a restarted code has a few steps to
+            # attract vectors before it counts as dead again.
+            if distributed:
+                z_e = _global_rows(z_e)
             generator = torch.Generator(device=z_e.device).manual_seed(int(self.updates))
             rows = torch.randint(0, z_e.shape[0], (n_dead,), generator=generator, device=z_e.device)
             fresh = z_e[rows]
@@ -124,6 +128,21 @@ class VectorQuantizer(nn.Module):
             self.ema_count[dead] = self.restart_threshold
             self.ema_sum[dead] = fresh * self.restart_threshold
             self.restarts += n_dead
+
+
+def _global_rows(rows: torch.Tensor) -> torch.Tensor:
+    """The rows (n_r, D) of every process, in rank order: the global batch's, since each process holds a contiguous
+    shard of it (`vaekit.training.distributed.shard_rows`)."""
+    world = dist.get_world_size()
+    count = torch.tensor([rows.shape[0]], device=rows.device)
+    counts = [torch.zeros_like(count) for _ in range(world)]
+    dist.all_gather(counts, count)
+    most = int(max(int(c) for c in counts))
+    padded = torch.zeros((most, rows.shape[1]), dtype=rows.dtype, device=rows.device)
+    padded[: rows.shape[0]] = rows
+    gathered = [torch.empty_like(padded) for _ in range(world)]
+    dist.all_gather(gathered, padded)
+    return torch.cat([g[: int(c)] for g, c in zip(gathered, counts)])
 
 
 class ResidualBlock(nn.Module):

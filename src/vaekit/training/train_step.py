@@ -67,12 +67,18 @@ class StepNoise:
 
 def unused_parameters(step: TrainingStep, batch: Batch) -> list[str]:
     """Names of the parameters that one forward and backward pass on `batch` leaves without a gradient (DDP must
-    then be told to look for them); the pass changes nothing (random state restored, gradients cleared)."""
+    then be told to look for them); the pass changes nothing (random state and buffers restored, gradients
+    cleared: a model that updates buffers in training mode, such as a VQ-VAE's codebook, would otherwise train
+    differently under DDP)."""
+    buffers = {name: b.detach().clone() for name, b in step.model.named_buffers()}
     with torch.random.fork_rng(devices=[batch.x.device] if batch.x.device.type == "cuda" else []):
         total, _ = step(batch, 0, 1.0)
         total.backward()
     names = [name for name, p in step.model.named_parameters() if p.requires_grad and p.grad is None]
     step.model.zero_grad(set_to_none=True)
+    with torch.no_grad():
+        for name, b in step.model.named_buffers():
+            b.copy_(buffers[name])
     return names
 
 
