@@ -55,9 +55,10 @@ def _metrics(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
-def _assert_same_run(one: Path, two: Path) -> None:
+def _assert_same_run(one: Path, two: Path, skip=lambda key, tensor: tensor) -> None:
     a, b = load_file(one / "model.safetensors"), load_file(two / "model.safetensors")
     assert a.keys() == b.keys()
+    a, b = ({key: skip(key, t) for key, t in weights.items()} for weights in (a, b))
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
     m1, m2 = _metrics(one), _metrics(two)
@@ -110,6 +111,16 @@ progress = false
 """
 
 
+def _without_key_bias(key: str, tensor: torch.Tensor) -> torch.Tensor:
+    """An attention layer's bias of the keys has a gradient of exactly 0 in theory (adding the same number to every
+    score changes no softmax), so its gradients are rounding noise, which Adam scales up to full-size steps: it
+    differs between runs that agree everywhere else, and changes no output. Compared without it."""
+    if key.endswith("qkv.bias"):
+        q, _, v = tensor.chunk(3)
+        return torch.cat([q, v])
+    return tensor
+
+
 def test_two_processes_train_a_vq_vae_as_one_does(tmp_path):
     # The codebook's moving averages add up both processes' statistics, and dead codes restart at rows of the
     # global batch: the codebook (a buffer) and the weights end where one process's do.
@@ -118,7 +129,7 @@ def test_two_processes_train_a_vq_vae_as_one_does(tmp_path):
     assert single.returncode == 0, single.stderr
     double = _torchrun(["train", "--config", "run.toml", "--out", "two"], 2, tmp_path)
     assert double.returncode == 0, double.stderr[-3000:]
-    _assert_same_run(tmp_path / "one", tmp_path / "two")
+    _assert_same_run(tmp_path / "one", tmp_path / "two", skip=_without_key_bias)
     restarts = load_file(tmp_path / "two" / "model.safetensors")["quantizer.restarts"]
     assert int(restarts) > 0  # the restarts were exercised
 
