@@ -169,6 +169,19 @@ def test_bodies_that_are_not_json_objects_are_refused(client):
     _refused(client.post("/api/decode", content=deep), 400, "nests too deeply")
 
 
+def test_deep_bodies_are_refused_whatever_the_recursion_limit(client):
+    # torch.compile raises the interpreter's recursion limit for the rest of the process; the depth check must not
+    # depend on it (the parser would then read 1,000 levels and the error would be about z instead)
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(5000)
+    try:
+        deep = b'{"z": ' + b"[" * 1000 + b"]" * 1000 + b"}"
+        _refused(client.post("/api/decode", content=deep), 400, "more than 32 levels")
+        _refused(client.post("/api/decode", content=b'{"z": "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["}'), 400, "list")
+    finally:
+        sys.setrecursionlimit(limit)
+
+
 @pytest.mark.parametrize("path, body, match", [
     ("/api/sample", {"n": "5"}, "n must be a whole number .a JSON number, not a string"),
     ("/api/sample", {"n": 4, "seed": "1"}, "seed must be a whole number"),
