@@ -103,6 +103,7 @@ blocks = 1
 prior_width = 16
 prior_layers = 1
 prior_heads = 2
+prior_epochs = 1
 [train]
 epochs = 2
 batch_size = 63
@@ -123,7 +124,8 @@ def _without_key_bias(key: str, tensor: torch.Tensor) -> torch.Tensor:
 
 def test_two_processes_train_a_vq_vae_as_one_does(tmp_path):
     # The codebook's moving averages add up both processes' statistics, and dead codes restart at rows of the
-    # global batch: the codebook (a buffer) and the weights end where one process's do.
+    # global batch: the codebook (a buffer) and the weights end where one process's do, through the second,
+    # prior-only epoch too (parameters without gradients under DDP).
     (tmp_path / "run.toml").write_text(VQ_CONFIG)
     single = _vaekit(["train", "--config", "run.toml", "--out", "one"], tmp_path)
     assert single.returncode == 0, single.stderr

@@ -19,14 +19,13 @@ import pytest
 import torch
 
 pytest.importorskip("starlette", reason="vaekit serve needs the serve extra (starlette)")
+from conftest import tiny_config  # noqa: E402
 from PIL import Image  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
 
 import vaekit  # noqa: E402
 from vaekit.serve import Explorer, create_app  # noqa: E402
 from vaekit.serve.explorer import CACHE_FOLDER  # noqa: E402
-
-from conftest import tiny_config  # noqa: E402
 
 
 def _train(path: Path, **model) -> Path:

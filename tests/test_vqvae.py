@@ -348,3 +348,35 @@ def test_compress_and_decompress_commands_with_a_vq_vae(vq_run, digits, tmp_path
     assert main(["compress", str(vq_run), str(tmp_path / "in.npy"), "--out", str(tmp_path / "l.vkz")]) != 0
     assert "compress lossy" in capsys.readouterr().err
     assert not (tmp_path / "l.vkz").exists()
+
+
+def test_the_prior_only_stage_freezes_the_autoencoder_and_the_codebook(digits):
+    model = vq_model(prior_epochs=1).train()
+    x = digits.split("train").x[:64]
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    model.start_epoch(0, 3)  # first stage: everything trains
+    assert not model.prior_only
+    model.start_epoch(2, 3)  # the last epoch: the prior alone
+    assert model.prior_only
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    for _ in range(3):
+        loss = ELBO()(model, Batch(x))
+        optimizer.zero_grad(set_to_none=True)
+        loss.total.backward()
+        optimizer.step()
+    after = model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith("code_prior.") for k in changed)
+
+
+def test_a_run_ends_with_its_prior_only_epochs(tmp_path, digits, caplog):
+    run = tmp_path / "staged"
+    vaekit.fit(vq_config(epochs=4, prior_epochs=2), run, data=digits)
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    # epochs 3 and 4: the autoencoder and codebook are frozen, so reconstructions and code use do not change
+    assert records[2]["valid_recon"] == pytest.approx(records[3]["valid_recon"], rel=1e-6)
+    assert records[2]["codes_used"] == records[3]["codes_used"]
+    assert records[3]["valid_kl"] < records[2]["valid_kl"]  # ... while the prior keeps learning their codes
+    with caplog.at_level(logging.WARNING):
+        vaekit.fit(vq_config(epochs=1, prior_epochs=1), tmp_path / "only", data=digits)
+    assert "every epoch trains only the prior" in caplog.text

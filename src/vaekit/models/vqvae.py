@@ -88,10 +88,10 @@ class VectorQuantizer(nn.Module):
 
     def forward(self, z_e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, D) encoder outputs -> their codes (N,) and code vectors (N, D); in training mode, updates the
-        codebook from them."""
+        codebook from them (unless `frozen`: the prior-only stage)."""
         with torch.no_grad():
             codes = self.nearest(z_e.detach())
-        if self.training:
+        if self.training and not self.__dict__.get("frozen", False):
             self._update(z_e.detach(), codes)
         return codes, self.lookup(codes).to(z_e.dtype)
 
@@ -412,13 +412,26 @@ class VQVAE(VAE):
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, likelihood, event_shape: tuple[int, ...],
                  n_codes: int, codebook_size: int, code_dim: int, quantizer: VectorQuantizer, code_prior: CodePrior,
-                 commitment: float, num_classes: int = 0, grid: tuple[int, int] | None = None) -> None:
+                 commitment: float, num_classes: int = 0, grid: tuple[int, int] | None = None,
+                 prior_epochs: int = 0) -> None:
         super().__init__(encoder, decoder, likelihood, VQPrior(), n_codes * code_dim, event_shape, num_classes,
                          posterior=nn.Identity())
         self.quantizer, self.code_prior = quantizer, code_prior
         self.n_codes, self.codebook_size, self.code_dim = n_codes, codebook_size, code_dim
         self.commitment = commitment
         self.grid = grid  # (g, g') for images, None for a vector of codes
+        self.prior_epochs = prior_epochs
+        self.prior_only = False  # the second stage: the autoencoder and codebook frozen, the prior trained
+
+    def start_epoch(self, epoch: int, epochs: int) -> None:
+        """Called by the training loop before each epoch: the last `prior_epochs` epochs of a run train the prior
+        alone, on the codes of the frozen encoder and codebook (the original recipe's second stage)."""
+        self.prior_only = self.prior_epochs > 0 and epoch >= epochs - self.prior_epochs
+        self.quantizer.__dict__["frozen"] = self.prior_only
+        if self.prior_epochs >= epochs and not self.__dict__.get("_stage_warned"):
+            self.__dict__["_stage_warned"] = True
+            log.warning("model.kind.prior_epochs (%d) is not less than train.epochs (%d): every epoch trains only the "
+                        "prior, and the autoencoder keeps its initial (or resumed) weights", self.prior_epochs, epochs)
 
     # A conditional VQ-VAE's label reaches its prior only (the start token): what needs a decoder that reads the
     # label (style transfer, a class grid of shared styles) refuses it.
@@ -484,6 +497,13 @@ class VQVAE(VAE):
                 mask: torch.Tensor | None = None, noise: torch.Tensor | None = None) -> VAEOutput:
         """Encode and quantise, decode the straight-through code vectors (one draw: q is a point mass; `noise`
         is not read), and the commitment penalty beta * ||z_e - sg(z_q)||^2 per example."""
+        if self.prior_only and self.training:  # second stage: no gradient reaches the autoencoder
+            with torch.no_grad():
+                qz = self.encode(x, y, mask)
+                z = qz.sample((n_samples,))
+                px = self.decode(z, y)
+            pz = CodePriorDistribution(self, y if self.conditional else None, known=(qz.z_q, qz.codes))
+            return VAEOutput(qz=qz, z=z, px=px, pz=pz, penalty=None)
         qz = self.encode(x, y, mask)
         z = qz.rsample((n_samples,))  # (S, B, L*D), identical draws
         px = self.decode(z, y)
@@ -561,13 +581,14 @@ def _grid_halvings(event_shape: tuple[int, ...], grid: int | None) -> int:
 def vqvae(parts: ModelParts, codebook_size: int = 512, grid: int | None = None, codes: int | None = None,
           commitment: float = 0.25, decay: float = 0.99, restart_threshold: float = 1.0, hidden: int = 64,
           blocks: int = 2, prior_width: int = 128, prior_layers: int = 2, prior_heads: int = 4,
-          prior_dropout: float = 0.0) -> VQVAE:
+          prior_dropout: float = 0.0, prior_epochs: int = 0) -> VQVAE:
     """Vector-quantised VAE: model.latent_dim-sized codes from a codebook, and a Transformer prior over them.
 
     `codebook_size` K codes of model.latent_dim entries each; images (C, H, W): a code grid of side `grid` (reached
     by stride-2 layers of `hidden` channels and `blocks` residual blocks; default: a quarter of the side, 28 -> 7);
     other data, or images when `codes` is set: `codes` code vectors (default 8) from the configured model.network. `commitment` beta, codebook EMA
-    `decay`, `restart_threshold` (EMA count below which a code is restarted), and the prior's size.
+    `decay`, `restart_threshold` (EMA count below which a code is restarted), the prior's size, and
+    `prior_epochs`: the run's last epochs that train the prior alone on frozen codes (0: none).
     """
     if parts.sequence_data:
         raise ConfigError("model.kind 'vqvae' needs data of a fixed size; for sentences use model.kind 'vae'")
@@ -589,6 +610,8 @@ def vqvae(parts: ModelParts, codebook_size: int = 512, grid: int | None = None, 
             raise ConfigError(f"model.kind.{name} must be {0 if name == 'blocks' else 1} to {top}, got {value}")
     if prior_width % prior_heads:
         raise ConfigError(f"model.kind.prior_width ({prior_width}) must be a multiple of prior_heads ({prior_heads})")
+    if not 0 <= prior_epochs <= 1_000_000:
+        raise ConfigError(f"model.kind.prior_epochs must be 0 to 1,000,000, got {prior_epochs}")
     if not 0.0 <= prior_dropout < 1.0:
         raise ConfigError(f"model.kind.prior_dropout must be in [0, 1), got {prior_dropout}")
     code_dim, event = parts.latent_dim, tuple(parts.event_shape)
@@ -616,4 +639,4 @@ def vqvae(parts: ModelParts, codebook_size: int = 512, grid: int | None = None, 
     prior = CodePrior(n_codes, codebook_size, max(1, parts.num_classes), prior_width, prior_layers, prior_heads,
                       prior_dropout)
     return VQVAE(encoder, decoder, parts.likelihood, event, n_codes, codebook_size, code_dim, quantizer, prior,
-                 commitment, parts.num_classes, grid_shape)
+                 commitment, parts.num_classes, grid_shape, prior_epochs)

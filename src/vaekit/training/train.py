@@ -382,6 +382,9 @@ def _loop(run: Training, writer: RunWriter) -> None:
         for epoch in range(first_epoch, t.epochs):
             bar.set_description(f"epoch {epoch + 1}/{t.epochs}")
             _set_learning_rate(run.optimizer, t.lr, t.lr_schedule, epoch, t.epochs)
+            stage = getattr(run.model, "start_epoch", None)  # a model kind trained in stages (a VQ-VAE's prior)
+            if stage is not None:
+                stage(epoch, t.epochs)
             started = time.perf_counter()
             train_terms, step = _train_epoch(run, epoch, bar)
             record = _epoch_record(run, epoch, step, train_terms, time.perf_counter() - started)

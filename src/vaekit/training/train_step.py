@@ -93,7 +93,9 @@ def wrap_step(step: TrainingStep, cluster: Cluster, device: torch.device, probe:
         # Examples of unequal length (sentences) leave parts without gradients in some steps (an adaptive
         # softmax's clusters of words absent from a batch): look for unused parameters every step for them;
         # otherwise only when a probe pass finds some.
-        unused = variable_length or bool(unused_parameters(step, probe))
+        # A model trained in stages leaves some parameters without gradients in a later stage (`start_epoch`).
+        staged = hasattr(step.model, "start_epoch")
+        unused = variable_length or staged or bool(unused_parameters(step, probe))
         ids = [device.index] if device.type == "cuda" else None
         module = DistributedDataParallel(step, device_ids=ids, find_unused_parameters=unused)
     if compile_step:
