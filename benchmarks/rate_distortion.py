@@ -169,6 +169,11 @@ def plot(results: dict, path: Path) -> None:
                     label="vaekit latent codec: best point <= 100 B (earlier run)")
         ax.axvline(BUDGET, color="grey", lw=0.8, ls=":")
         ax.set_xscale("log")
+        from matplotlib.ticker import NullFormatter
+
+        ticks = [t for t in (10, 20, 50, 100, 200, 500, 1000) if t >= ax.get_xlim()[0] and t <= ax.get_xlim()[1]]
+        ax.set_xticks(ticks, [str(t) for t in ticks])  # plain numbers, no overlapping minor labels
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("bytes per image")
         ax.set_ylabel("PSNR (dB)")
         ax.set_title(f"{data} test set (10,000 images)")
