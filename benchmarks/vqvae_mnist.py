@@ -1,10 +1,12 @@
 """Benchmark: are a VQ-VAE's samples recognisable, next to a Gaussian VAE's, and does its codebook stay in use?
 
-Both runs are trained (unless their folders hold them) with the library's defaults on MNIST, the same number of
-epochs, and only the model kind differing:
+The runs are trained (unless their folders hold them) with the library's defaults on MNIST, the same number of
+autoencoder epochs, and only the model kind differing; the staged VQ-VAE adds PRIOR_EPOCHS epochs of its prior
+alone on frozen codes:
 
     vaekit train --data mnist --epochs E --out OUT/gaussian
     vaekit train --data mnist --epochs E --set model.kind=vqvae --out OUT/vqvae
+    vaekit train --data mnist --epochs E+2 --set model.kind=vqvae --set model.kind.prior_epochs=2 --out OUT/vqvae-staged
 
 A fixed judge, the classifier of `vaekit quality` (`vaekit.metrics.sample_quality.train_classifier`, seed 0,
 trained on MNIST's training split only), labels 10,000 samples of each model (the likelihood's mean at codes
@@ -31,7 +33,11 @@ import vaekit
 from vaekit.metrics.sample_quality import histogram_kl, train_classifier
 
 CONFIDENCE = 0.9
-KINDS = {"gaussian": [], "vqvae": ["model.kind=vqvae"]}
+# name -> (overrides, extra epochs): the staged VQ-VAE trains as many autoencoder epochs as the others, then
+# PRIOR_EPOCHS more in which only its prior learns (model.kind.prior_epochs).
+PRIOR_EPOCHS = 2
+KINDS = {"gaussian": ([], 0), "vqvae": (["model.kind=vqvae"], 0),
+         "vqvae-staged": (["model.kind=vqvae", f"model.kind.prior_epochs={PRIOR_EPOCHS}"], PRIOR_EPOCHS)}
 
 
 def train(run: Path, overrides: list[str], epochs: int, threads: int) -> float:
@@ -69,11 +75,11 @@ def main() -> None:
     report = {"confidence": CONFIDENCE, "samples": args.n, "epochs": args.epochs,
               "classifier_test_accuracy": classifier.info.get("test_accuracy"),
               "test_images_confident": ceiling, "models": {}}
-    for name, overrides in KINDS.items():
+    for name, (overrides, extra) in KINDS.items():
         run = Path(args.out) / name
         seconds = None
         if not (run / "model.safetensors").exists():
-            seconds = train(run, overrides, args.epochs, args.threads)
+            seconds = train(run, overrides, args.epochs + extra, args.threads)
         model = vaekit.load_run(run).model.eval()
         torch.manual_seed(0)
         started = time.perf_counter()
