@@ -62,6 +62,8 @@ def register(sub) -> None:
     p.add_argument("--network", default="mlp", help="mlp or conv (images)")
     p.add_argument("--model-kind", default="vae",
                    help="vae (default) or vqvae (discrete codes; adds the score 'codes', their prior NLL)")
+    p.add_argument("--types", help="CSV tables: column types, NAME=TYPE,... (as for `vaekit impute`); a table with "
+                   "text columns, or with --types, gets the mixed-type detector with per-column contributions")
     p.add_argument("--seed", type=seed_int, default=0)
 
     p = cmds.add_parser("score", help="anomaly scores of each example, as CSV (higher = more anomalous)")
@@ -146,12 +148,93 @@ def _stem(spec: str) -> str:
     return Path(spec).stem or "data"
 
 
+def _is_csv(spec: str) -> bool:
+    return Path(spec).suffix.lower() in (".csv", ".tsv") and Path(spec).is_file()
+
+
+def read_table_cells(args, label_column: str | None = None):
+    """A CSV file as texts for the mixed-type detector: (header, rows, line of the first row, labels or None, class
+    names or None); the label column, when named, is left out of the model (typed "text")."""
+    from ..tabular.csvtext import read_csv_text
+    from ..tabular.schema import has_header, is_missing
+
+    rows = read_csv_text(args.data).values()
+    if not rows:
+        raise DataError(f"{args.data}: the file is empty")
+    for i, row in enumerate(rows):
+        if len(row) != len(rows[0]):
+            raise DataError(f"{args.data}: row {i + 1} has {len(row)} cells, the first row has {len(rows[0])}")
+    header = has_header(rows)
+    names, body = (rows[0], rows[1:]) if header else (None, rows)
+    if not body:
+        raise DataError(f"{args.data}: no data rows below the header")
+    y = class_names = None
+    if label_column is not None:
+        stripped = [n.strip() for n in names or []]
+        if label_column not in stripped:
+            raise DataError(f"{args.data} has no column {label_column!r} (--label-column)")
+        j = stripped.index(label_column)
+        texts = [row[j].strip() for row in body]
+        if any(is_missing(t) for t in texts):
+            raise DataError(f"{args.data}: column {label_column!r} has missing labels")
+        class_names = tuple(sorted(set(texts)))
+        y = np.array([class_names.index(t) for t in texts])
+    return names, body, 1 + header, y, class_names
+
+
+def _mixed_table(args) -> bool:
+    """A CSV file that needs the mixed-type detector: --types given, or a column (other than the labels) of text."""
+    if not _is_csv(args.data):
+        return False
+    if getattr(args, "types", None):
+        return True
+    from ..tabular.schema import _mostly_numbers
+
+    names, body, _, _, _ = read_table_cells(args)
+    skip = [n.strip() for n in names or []].index(args.label_column) if args.label_column in (names or []) else -1
+    return any(not _mostly_numbers([row[j] for row in body]) for j in range(len(body[0])) if j != skip)
+
+
+def _fit_table(args, out: Path) -> int:
+    from ..tabular.anomaly import TableAnomalyDetector
+    from ..tabular.schema import parse_types
+
+    names, body, first, y, class_names = read_table_cells(args, args.label_column)
+    if args.normal_class is not None:
+        keep = anomaly_labels(y, class_names, args.normal_class) == 0
+        if not keep.any():
+            raise DataError(f"no example has label {args.normal_class!r}")
+        body = [row for row, k in zip(body, keep) if k]
+    types = parse_types(args.types)
+    if args.label_column is not None:
+        types[args.label_column] = "text"
+    for flag, value, default in (("--score", args.score, None), ("--scaling", args.scaling, "robust"),
+                                 ("--likelihood", args.likelihood, None), ("--network", args.network, "mlp"),
+                                 ("--model-kind", args.model_kind, "vae")):
+        if value != default:  # used or refused, never dropped
+            raise VaekitError(f"{flag} does not apply to a mixed-type table (one likelihood per column, scored by "
+                              "-ELBO); leave it out")
+    detector = TableAnomalyDetector(types=types, latent_dim=args.latent_dim or 8, epochs=args.epochs,
+                                    contamination=args.contamination, random_state=args.seed, verbose=True,
+                                    device=str(runtime_of(args).device))
+    detector.fit_cells(names, body, args.data, first)
+    print(detector.schema_.describe())
+    detector.save(out)
+    share = detector.labels_.mean()
+    print(f"run folder: {out}")
+    print(f"trained on {len(body)} rows (mixed-type table); threshold {detector.threshold_:.3f} "
+          f"({share:.1%} of the training data above it)")
+    return 0
+
+
 def cmd_fit(args) -> int:
     from ..apps.anomaly import VAEAnomalyDetector
     from ..config import DataConfig
 
     out = Path(args.out)
     refuse_nonempty(out)
+    if _mixed_table(args):
+        return _fit_table(args, out)
     x, y, names, class_names = read_data(args)
     if args.normal_class is not None:
         keep = anomaly_labels(y, class_names, args.normal_class) == 0
@@ -173,7 +256,20 @@ def cmd_fit(args) -> int:
 
 def _scores(args):
     from ..apps.anomaly import VAEAnomalyDetector
+    from ..tabular.anomaly import TableAnomalyDetector, is_table_run
 
+    if is_table_run(args.run):
+        detector = TableAnomalyDetector.load(args.run, device=runtime_of(args).device)
+        if not _is_csv(args.data):
+            raise DataError(f"{args.run} is a mixed-type table detector: give a CSV file, not {args.data!r}")
+        names, body, first, y, class_names = read_table_cells(args, args.label_column)
+        expected = [c.name for c in detector.schema_.columns]
+        if names is not None and detector.schema_.names_given and [n.strip() for n in names] != expected:
+            raise DataError(f"{args.data}: the columns differ from the training table's ({', '.join(expected[:6])}"
+                            f"{', ...' if len(expected) > 6 else ''})")
+        scores, excess = detector.score_cells(body, args.data, first)
+        detector.top_columns_ = [detector.column_names_[j] for j in excess.argmax(1)]
+        return detector, scores, y, class_names
     detector = VAEAnomalyDetector.load(args.run, device=runtime_of(args).device)
     detector.verbose = True
     x, y, names, class_names = read_data(args)
@@ -190,13 +286,20 @@ def cmd_score(args) -> int:
     labels = anomaly_labels(y, class_names, args.normal_class) if y is not None else None
     out = Path(args.out or Path(args.run) / f"scores-{_stem(args.data)}.csv")
     flagged = (scores > detector.threshold_).astype(int)
-    header = "index,score,anomaly" + (",label" if labels is not None else "")
+    top = getattr(detector, "top_columns_", None)  # mixed tables: the column most above its usual contribution
+    header = "index,score,anomaly" + (",label" if labels is not None else "") + (",top_column" if top else "")
     lines = [f"{i},{s:.6g},{f}" + (f",{labels[i]}" if labels is not None else "")
-             for i, (s, f) in enumerate(zip(scores, flagged))]
+             + (f",{_csv_cell(top[i])}" if top else "") for i, (s, f) in enumerate(zip(scores, flagged))]
     atomic_write_text(out, "\n".join([header, *lines]) + "\n")
     print(f"{len(scores)} examples, {flagged.sum()} above the threshold {detector.threshold_:.3f}")
     print(f"wrote {out}")
     return 0
+
+
+def _csv_cell(text: str) -> str:
+    from ..tabular.csvtext import quote_cell
+
+    return quote_cell(text, ",")
 
 
 def cmd_eval(args) -> int:
@@ -228,6 +331,10 @@ def cmd_map(args) -> int:
     guard_output(args.out, args.force)
     if args.out:  # before any work
         check_output_suffix(args.out, (".png",))
+    from ..tabular.anomaly import is_table_run
+
+    if is_table_run(args.run):
+        raise VaekitError(f"{args.run} is a mixed-type table detector: anomaly maps need an image detector")
     detector = VAEAnomalyDetector.load(args.run, device=runtime_of(args).device)
     if detector.input_kind_ != "image":
         raise VaekitError(f"{args.run} is a tabular detector: anomaly maps need an image detector")

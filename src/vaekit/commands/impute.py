@@ -41,6 +41,12 @@ def register(sub) -> None:
                    help="training epochs, run exactly (default: automatic, stopping early once held-out entries "
                         "stop improving)")
     t.add_argument("--no-header", action="store_true", help="the first row is data, not column names")
+    t.add_argument("--types", help="column types, overriding the inferred ones: NAME=TYPE,... with TYPE real, positive, "
+                   "count, binary, categorical, ordinal (levels in order: size=ordinal:S<M<L) or text (kept as it is); "
+                   "NAME is a header name or a 1-based position")
+    t.add_argument("--draws", type=positive_int,
+                   help="also write N multiple imputations, OUT.draw1.csv ... (drawn from p(missing | observed))")
+    t.add_argument("--show-types", action="store_true", help="print the column types and stop")
     i = p.add_argument_group("images (SOURCE is a run folder)")
     i.add_argument("--image", help="PNG/JPEG or .npy/.npz of images (default: the run's test images)")
     i.add_argument("--mask", default="bottom-half",
@@ -59,42 +65,52 @@ def cmd_impute(args) -> int:
 
 
 def _impute_table(args) -> int:
-    import numpy as np
-
-    from ..apps.imputer import VAEImputer
-    from ..apps.tables import filled_table, read_table, write_table
+    from ..tabular.csvtext import read_csv_text, write_replaced
+    from ..tabular.imputer import TableImputer
+    from ..tabular.schema import has_header
 
     source = Path(args.source)
     if not source.is_file():
         raise DataError(f"{source} does not exist (give a CSV file, or a run folder for images)")
     out = Path(args.out) if args.out else source.with_name(f"{source.stem}.imputed{source.suffix or '.csv'}")
-    if out.resolve() == source.resolve():
-        raise VaekitError(f"--out {out} is the input file; the input is never overwritten: choose another --out")
-    guard_output(str(out), args.force)
-    table = read_table(source, header=False if args.no_header else None)
-    empty_rows = np.flatnonzero(np.isnan(table.values).all(1))
-    if empty_rows.size:
-        line = int(empty_rows[0]) + 1 + (table.header is not None)
-        raise DataError(f"{source}: {empty_rows.size} row(s) have no numeric value (first: row {line}); drop them, "
-                        "there is nothing to impute from")
-    n_missing = int(np.isnan(table.values).sum())
-    if n_missing == 0:
-        write_table(table, out)
-        print(f"no missing values in the {len(table.numeric)} numeric columns; wrote an unchanged copy to {out}")
+    draw_paths = [out.with_name(f"{out.stem}.draw{d + 1}{out.suffix}") for d in range(args.draws or 0)]
+    for path in (out, *draw_paths):
+        if path.resolve() == source.resolve():
+            raise VaekitError(f"{path} is the input file; the input is never overwritten: choose another --out")
+        guard_output(str(path), args.force)
+    csv = read_csv_text(source)
+    rows = csv.values()
+    if not rows:
+        raise DataError(f"{source}: the file is empty")
+    for i, row in enumerate(rows):
+        if len(row) != len(rows[0]):
+            raise DataError(f"{source}: row {i + 1} has {len(row)} cells, the first row has {len(rows[0])}")
+    header = not args.no_header and has_header(rows)
+    body = rows[1:] if header else rows
+    if not body:
+        raise DataError(f"{source}: no data rows below the header")
+    imputer = TableImputer(types=args.types, epochs=args.epochs, method=args.method, samples=args.samples,
+                           random_state=args.seed, verbose=True, device=str(runtime_of(args).device))
+    first = 1 + header
+    schema = imputer.infer(rows[0] if header else None, body, str(source), first)
+    print(schema.describe())
+    missing = sum(c.missing for c in schema.modelled)
+    if args.show_types:
         return 0
-    imputer = VAEImputer(epochs=args.epochs, method=args.method, samples=args.samples, random_state=args.seed,
-                         verbose=True, device=str(runtime_of(args).device))
-    try:
-        filled = imputer.fit_transform(table.values)
-    except DataError as error:  # name the table's columns rather than array positions
-        message = str(error)
-        for k, j in enumerate(table.numeric):
-            message = message.replace(f"column {k})", f"column {table.column_name(j)})")
-        raise DataError(f"{source}: {message}") from None
-    write_table(filled_table(table, filled), out)
-    kept = len(table.cells[0]) - len(table.numeric)
-    print(f"filled {n_missing} missing values in {len(table.numeric)} numeric columns "
-          f"({kept} other column(s) kept as they were)")
+    if missing == 0:
+        write_replaced(csv, {}, out)
+        print(f"no missing values in the {len(schema.modelled)} modelled columns; wrote an unchanged copy to {out}")
+        return 0
+    imputer.fit_cells(rows[0] if header else None, body, str(source), first)
+    new = imputer.fill_cells(body, str(source), first)
+    write_replaced(csv, {(i + header, j): text for (i, j), text in new.items()}, out)
+    kept = len(schema.columns) - len(schema.modelled)
+    print(f"filled {len(new)} missing cells in {len(schema.modelled)} modelled columns"
+          + (f" ({kept} text column(s) kept as they were)" if kept else ""))
+    if draw_paths:
+        for path, cells in zip(draw_paths, imputer.sample_cells(body, len(draw_paths), str(source), first)):
+            write_replaced(csv, {(i + header, j): text for (i, j), text in cells.items()}, path)
+        print(f"wrote {len(draw_paths)} multiple imputations: {draw_paths[0]} ... {draw_paths[-1].name}")
     print(f"wrote {out}")
     return 0
 

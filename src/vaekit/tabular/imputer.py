@@ -39,7 +39,7 @@ from ..data import DataBundle
 from ..errors import ConfigError, DataError
 from ..training.train import fit, torch_threads
 from .frames import Cells, as_cells, filled_copy
-from .schema import Schema, infer_schema
+from .schema import Schema, infer_schema, parse_types
 
 
 def expand_to_features(schema: Schema, cell_mask: np.ndarray) -> np.ndarray:
@@ -96,11 +96,7 @@ class TableImputer(BaseEstimator):
     def fit_cells(self, header: list[str] | None, rows: list[list[str]], source: str = "X",
                   first_line: int = 1) -> "TableImputer":
         """`fit` on a table as texts (a CSV file's header and rows; `first_line` numbers its first data row)."""
-        self._check_params()
-        from .schema import parse_types
-
-        types = parse_types(self.types) if isinstance(self.types, str) else dict(self.types or {})
-        self.schema_ = infer_schema(header, rows, types, source, first_line)
+        self.schema_ = self.infer(header, rows, source, first_line)
         x, mask, cell_mask = self.schema_.encode(rows)
         check_rows_observed(self.schema_, cell_mask, source, first_line)
         xt, mt = torch.from_numpy(x), torch.from_numpy(mask)
@@ -120,6 +116,14 @@ class TableImputer(BaseEstimator):
         self.valid_history_ = [record["valid_loss"] for record in result.history if "valid_loss" in record]
         self.n_features_in_ = len(self.schema_.columns)
         return self
+
+    def infer(self, header: list[str] | None, rows: list[list[str]], source: str = "X",
+              first_line: int = 1) -> Schema:
+        """The column types of a table as texts (the user's `types`, the others inferred), without training."""
+        self._check_params()
+        types = parse_types(self.types) if isinstance(self.types, str) else {str(k): v for k, v in
+                                                                                (self.types or {}).items()}
+        return infer_schema(header, rows, types, source, first_line)
 
     def _check_params(self) -> None:
         if self.method not in METHODS:

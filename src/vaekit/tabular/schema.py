@@ -176,9 +176,23 @@ def _text_of(c: Column, value: float) -> str:
         value = value * c.scale + c.center
         if c.type == "positive":
             value = math.exp(value)
-    if c.type == "count" or c.decimals == 0:
-        return str(int(round(value)))
+    if c.type == "count":
+        value = round(value)  # a whole number, written as the column writes its numbers ("3" or "3.0")
     return f"{value:.{c.decimals}f}"
+
+
+def has_header(rows: Sequence[Sequence[str]]) -> bool:
+    """Whether the first row names the columns: it has text over a column of numbers, or no column below it
+    holds numbers and there are rows below it."""
+    body = rows[1:] or rows
+    numeric = [j for j in range(len(rows[0])) if _mostly_numbers([r[j] for r in body])]
+    return any(_number(rows[0][j].strip()) is None and not is_missing(rows[0][j]) for j in numeric) or (
+        not numeric and len(rows) > 1)
+
+
+def _mostly_numbers(cells: list[str]) -> bool:
+    present = [c.strip() for c in cells if not is_missing(c)]
+    return bool(present) and sum(_number(c) is not None for c in present) * 2 >= len(present)
 
 
 def parse_types(spec: str | None) -> dict[str, str]:
@@ -261,7 +275,7 @@ def _numbers(label: str, seen: _Observed, what: str) -> np.ndarray:
     for k, cell in enumerate(seen.cells):
         value = _number(cell)
         if value is None:
-            raise DataError(f"{label}, line {seen.rows[k]}: {cell!r} is not a number, and the column is {what}; fix "
+            raise DataError(f"{label}, line {seen.rows[k]}: {cell!r} is not a number, in a {what} column; fix "
                             "the cell, leave it empty (or NA) to mark it missing, or type the column with --types")
         if not math.isfinite(value):
             raise DataError(f"{label}, line {seen.rows[k]}: the non-finite value {cell!r}")
