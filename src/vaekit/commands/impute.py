@@ -60,6 +60,11 @@ def register(sub) -> None:
 def cmd_impute(args) -> int:
     source = Path(args.source)
     if source.is_dir():
+        given = [flag for flag, value in (("--epochs", args.epochs), ("--no-header", args.no_header),
+                                          ("--types", args.types), ("--draws", args.draws),
+                                          ("--show-types", args.show_types)) if value]
+        if given:  # table options: used or refused, never dropped
+            raise VaekitError(f"{', '.join(given)} apply to CSV tables, and {source} is a run folder (images)")
         return _impute_images(args)
     return _impute_table(args)
 
@@ -72,6 +77,11 @@ def _impute_table(args) -> int:
     source = Path(args.source)
     if not source.is_file():
         raise DataError(f"{source} does not exist (give a CSV file, or a run folder for images)")
+    if args.show_types:
+        given = [flag for flag, value in (("--out", args.out), ("--draws", args.draws), ("--epochs", args.epochs),
+                                          ("--force", args.force)) if value]
+        if given:  # used or refused, never dropped
+            raise VaekitError(f"--show-types prints the column types and writes nothing: leave out {', '.join(given)}")
     out = Path(args.out) if args.out else source.with_name(f"{source.stem}.imputed{source.suffix or '.csv'}")
     draw_paths = [out.with_name(f"{out.stem}.draw{d + 1}{out.suffix}") for d in range(args.draws or 0)]
     for path in (out, *draw_paths):

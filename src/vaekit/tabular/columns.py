@@ -219,7 +219,8 @@ class Ordinal(ColumnType):
     def log_prob(self, params, x, scale):
         probs = self._level_probs(params)  # (..., K)
         level = x.sum(-1).round().long().clamp(0, x.shape[-1])  # the thermometer's level (B,), broadcasting
-        return probs.log().gather(-1, level.expand(probs.shape[:-1])[..., None])[..., 0]
+        shape = torch.broadcast_shapes(probs.shape[:-1], level.shape)
+        return probs.expand(*shape, probs.shape[-1]).log().gather(-1, level.expand(shape)[..., None])[..., 0]
 
     def mean(self, params, scale):
         return self._at_least(params)

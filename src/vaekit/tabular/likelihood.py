@@ -4,13 +4,15 @@ Nazabal et al. 2020), over the table's F features (see `vaekit.tabular.columns`)
     log p(x | z) = sum_j log p_j(x_j | params_j(z))      j over the columns, each from its block of features
 
 Option `columns`: the columns in order as "type" or "type:levels" ("real", "count", "categorical:4",
-"ordinal:5"); their widths must add up to the data's F features. The elementwise `log_prob` puts each column's
+"ordinal:5"); their widths must add up to the data's F features (data of more dimensions are read flattened).
+Without columns every feature is "real". The elementwise `log_prob` puts each column's
 log-probability at the first feature of its block and 0 at the others, so that a mask over features that is
 equal within a block (as the table encoder makes it) counts each observed column once.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
@@ -48,11 +50,19 @@ class MixedColumns(D.Distribution):
 
     arg_constraints: dict = {}
 
-    def __init__(self, params: torch.Tensor, blocks: list[tuple[object, int, int]], scale: torch.Tensor) -> None:
-        self.params = params  # (..., 2, F)
+    def __init__(self, params: torch.Tensor, blocks: list[tuple[object, int, int]], scale: torch.Tensor,
+                 event_shape: tuple[int, ...]) -> None:
+        self.n_event = len(event_shape)
+        self.params = params.flatten(-self.n_event)  # (..., 2, *event) -> (..., 2, F)
         self.blocks = blocks  # (column type, first feature, width)
-        self.scale = scale  # (F,)
-        super().__init__(params.shape[:-2] + params.shape[-1:], validate_args=False)
+        self.scale = scale.flatten()  # (F,)
+        super().__init__(params.shape[: -self.n_event - 1] + tuple(event_shape), validate_args=False)
+
+    def _features(self, value: torch.Tensor) -> torch.Tensor:
+        return value.flatten(-self.n_event)  # (..., *event) -> (..., F)
+
+    def _event(self, features: torch.Tensor) -> torch.Tensor:
+        return features.unflatten(-1, self.batch_shape[-self.n_event :])  # (..., F) -> (..., *event)
 
     def _each(self, method: str, *args):
         return [getattr(kind, method)(self.params[..., start : start + width], *[a[..., start : start + width]
@@ -62,24 +72,24 @@ class MixedColumns(D.Distribution):
 
     def column_log_prob(self, value: torch.Tensor) -> torch.Tensor:
         """log p_j(x_j) of every column (..., C)."""
-        return torch.stack(self._each("log_prob", value), dim=-1)
+        return torch.stack(self._each("log_prob", self._features(value)), dim=-1)
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         per_column = self.column_log_prob(value)  # (..., C)
         out = torch.zeros(per_column.shape[:-1] + (self.params.shape[-1],), dtype=per_column.dtype,
                           device=per_column.device)
         firsts = torch.tensor([start for _, start, _ in self.blocks], device=out.device)
-        return out.index_copy_(-1, firsts, per_column)  # (..., F): each column at its first feature
+        return self._event(out.index_copy_(-1, firsts, per_column))  # each column at its first feature
 
     @property
     def mean(self) -> torch.Tensor:
-        return torch.cat(self._each("mean"), dim=-1)
+        return self._event(torch.cat(self._each("mean"), dim=-1))
 
     def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
         if sample_shape != torch.Size():
             raise ValueError("MixedColumns draws one sample per set of parameters")
         with torch.no_grad():
-            return torch.cat(self._each("sample"), dim=-1)
+            return self._event(torch.cat(self._each("sample"), dim=-1))
 
 
 @LIKELIHOODS.register("mixed")
@@ -91,24 +101,22 @@ class MixedLikelihood(Likelihood):
 
     def __init__(self, event_shape: tuple[int, ...], columns: Sequence[str] = ()) -> None:
         super().__init__(event_shape)
-        if len(self.event_shape) != 1:
-            raise ConfigError(f"likelihood 'mixed' models tables (F,) of features, not data of shape {event_shape}")
-        self.columns = parse_columns(columns)
-        if not self.columns:
-            raise ConfigError("likelihood 'mixed' needs its columns, e.g. columns = ['real', 'categorical:3']")
+        n_features = math.prod(self.event_shape)
+        # no columns given: every feature is a real number (then it is the 'gaussian-learned' likelihood)
+        self.columns = parse_columns(columns) if columns else [("real", 0)] * n_features
         self.blocks, start = [], 0
         for name, levels in self.columns:
             kind = column_type(name)
             self.blocks.append((kind, start, kind.width(levels)))
             start += kind.width(levels)
-        if start != self.event_shape[0]:
-            raise ConfigError(f"the columns take {start} features, the data have {self.event_shape[0]}")
+        if start != n_features:
+            raise ConfigError(f"the columns take {start} features, the data have {n_features}")
         # log sigma of the real and positive columns (the others ignore theirs), one per feature; standardised
         # columns start at 1.
         self.log_scale = nn.Parameter(torch.zeros(self.event_shape))
 
     def distribution(self, params: torch.Tensor) -> D.Distribution:
-        return MixedColumns(params, self.blocks, self.log_scale.exp())
+        return MixedColumns(params, self.blocks, self.log_scale.exp(), self.event_shape)
 
     def column_log_prob(self, px: D.Independent, x: torch.Tensor) -> torch.Tensor:
         """log p_j(x_j | z) of every column (..., C) from the distribution this likelihood made."""
