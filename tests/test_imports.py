@@ -149,12 +149,14 @@ FLOORS: list[tuple[str, list[str]]] = [
     ("foundation", ["vaekit.core", "vaekit.errors"]),
     ("plug-ins", ["vaekit.likelihoods", "vaekit.priors", "vaekit.posteriors", "vaekit.nets", "vaekit.data",
                   "vaekit.text", "vaekit.text.corpus", "vaekit.text.vocab", "vaekit.text.sequence",
-                  "vaekit.text.encoder", "vaekit.text.batching"]),
+                  "vaekit.text.encoder", "vaekit.text.batching", "vaekit.tabular.columns", "vaekit.tabular.likelihood",
+                  "vaekit.tabular.schema", "vaekit.tabular.csvtext", "vaekit.tabular.frames"]),
     ("models", ["vaekit.models", "vaekit.objectives", "vaekit.text.generate", "vaekit.text.model"]),
     ("run assembly, training, evaluation", ["vaekit.config", "vaekit.build", "vaekit.evaluate", "vaekit.io",
                                             "vaekit.training", "vaekit.figures", "vaekit.modalities",
                                             "vaekit.text.modality"]),
-    ("analysis, metrics, applications", ["vaekit.analysis", "vaekit.metrics", "vaekit.apps", "vaekit.text.quality"]),
+    ("analysis, metrics, applications", ["vaekit.analysis", "vaekit.metrics", "vaekit.apps", "vaekit.text.quality",
+                                         "vaekit.tabular"]),
     ("serve, commands", ["vaekit.serve", "vaekit.commands", "vaekit.cli", "vaekit.__main__", "vaekit"]),
 ]
 

@@ -257,6 +257,11 @@ def test_the_device_given_reaches_the_model(name, runs, tmp_path, monkeypatch, c
     monkeypatch.setattr(io, "load_run", load_run)
     monkeypatch.setattr(anomaly, "fit", fit)
     monkeypatch.setattr(imputer, "fit", fit)
+    from vaekit.tabular import anomaly as table_anomaly
+    from vaekit.tabular import imputer as table_imputer
+
+    monkeypatch.setattr(table_imputer, "fit", fit)
+    monkeypatch.setattr(table_anomaly, "fit", fit)
     monkeypatch.setattr(vaekit, "fit", fit)
     assert main(argv_of(name, runs, tmp_path, "cuda:1")) == 2
     assert "stopped at " + ("fit" if COMMANDS[name][1] == "train" else "load_run") in capsys.readouterr().err

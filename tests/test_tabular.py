@@ -281,3 +281,27 @@ def test_anomaly_cli_takes_a_mixed_csv(tmp_path, capsys):
     assert lines[0].endswith("top_column") and sum(line.endswith(",visits") for line in lines[1:11]) >= 8
     assert main(["anomaly", "fit", str(src), "--out", str(tmp_path / "r2"), "--scaling", "standard"]) == 2
     assert main(["anomaly", "map", str(run), str(src)]) == 2
+
+
+def test_structured_arrays_and_object_arrays_come_back_filled_as_their_own_kind():
+    from vaekit.tabular import TableImputer
+
+    rng = np.random.default_rng(0)
+    n = 120
+    z = rng.normal(size=n)
+    colour = np.where(z > 0, "red", "blue").astype(object)
+    size = np.round(10 + 3 * z, 2)
+    size[::7] = np.nan
+    colour[1::7] = None
+    structured = np.array(list(zip(size, colour.astype(str))), dtype=[("size", "f8"), ("colour", "U8")])
+    structured["colour"][1::7] = ""
+    imputer = TableImputer(epochs=2, samples=20, random_state=0)
+    out = imputer.fit_transform(structured)
+    assert out.dtype == structured.dtype and not np.isnan(out["size"]).any()
+    assert set(out["colour"]) <= {"red", "blue"}
+    assert (out["size"][~np.isnan(structured["size"])] == structured["size"][~np.isnan(structured["size"])]).all()
+    rows = np.array(list(zip(size, colour)), dtype=object)
+    filled = TableImputer(epochs=2, samples=20, random_state=0).fit_transform(rows)
+    assert filled.shape == rows.shape and all(v in ("red", "blue") for v in filled[:, 1])
+    with pytest.raises(DataError, match="2-D"):
+        TableImputer().fit([1, 2, 3])

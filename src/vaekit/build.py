@@ -17,6 +17,7 @@ from .models.vae import VAE
 from .nets import NETWORKS
 from .posteriors import POSTERIORS
 from .priors import PRIORS
+from .tabular import likelihood as _mixed_columns  # noqa: F401  (registers the likelihood "mixed")
 
 # Priors defined in data space (pseudo-inputs): a modality without `data_space_priors` refuses them.
 DATA_SPACE_PRIORS = ("vamp",)

@@ -249,6 +249,7 @@ def check_modality(value: str | None, path: str = "model.modality") -> str | Non
 def _registry(kind: str):
     """The registry of a plug-in kind, with every built-in entry registered."""
     from . import likelihoods, modalities, models, nets, objectives, posteriors, priors  # noqa: F401  (importing registers the entries)
+    from .tabular import likelihood  # noqa: F401,F811  (the likelihood "mixed")
     from .core.registry import REGISTRIES
 
     return REGISTRIES[kind]

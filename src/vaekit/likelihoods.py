@@ -299,6 +299,3 @@ def build_likelihood(name: str, event_shape: tuple[int, ...], **options) -> Like
     """Builds the likelihood registered as `name` for data of shape `event_shape`; an option it does not take
     is a ConfigError."""
     return LIKELIHOODS.build(name, options, event_shape=tuple(event_shape))
-
-
-from .tabular import likelihood as _mixed_columns  # noqa: E402,F401  registers "mixed" (a plug-in in its own file)

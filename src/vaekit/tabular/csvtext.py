@@ -15,6 +15,8 @@ from pathlib import Path
 from ..errors import DataError
 
 QUOTE = '"'
+# The longest cell read, as Python's csv module allows by default: a longer one is a malformed file (a stray quote).
+MAX_CELL = 131_072
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,9 @@ def parse_csv(text: str, delimiter: str, source: str | Path = "CSV") -> list[lis
                     raise DataError(f"{source}: not a readable CSV file (a NUL byte at character {i})")
                 parts.append(text[i])
                 i += 1
+            if i - start > MAX_CELL:
+                raise DataError(f"{source}: not a readable CSV file (a cell from character {start} is over "
+                                f"{MAX_CELL:,} characters; a stray quote?)")
             row.append(("".join(parts), start, i))
             if i < n and text[i] == delimiter:
                 i += 1
@@ -114,7 +119,7 @@ def replaced(csv: CsvText, new_cells: dict[tuple[int, int], str]) -> str:
 
 def write_replaced(csv: CsvText, new_cells: dict[tuple[int, int], str], path: str | Path) -> Path:
     """Writes `replaced(csv, new_cells)` to `path` through a temporary file (whole or absent)."""
-    from ..io import atomic_write_text
+    from ..core.atomic import atomic_write_text
 
     atomic_write_text(path, replaced(csv, new_cells))
     return Path(path)
