@@ -34,7 +34,7 @@ from ..errors import CheckpointError, ConfigError, DataError
 from ..training.train import fit, torch_threads
 from .frames import as_cells
 from .imputer import check_rows_observed
-from .schema import Schema, infer_schema, is_missing, parse_types
+from .schema import Schema, infer_schema, parse_types
 
 DETECTOR_FILE = "detector.json"
 SCHEMA_FILE = "schema.json"
@@ -146,17 +146,8 @@ class TableAnomalyDetector(BaseEstimator):
         if rows and len(rows[0]) != len(self.schema_.columns):
             raise DataError(f"{source} has {len(rows[0])} columns, the detector was fitted on "
                             f"{len(self.schema_.columns)}")
-        for c in self.schema_.modelled:  # a label the model has never seen cannot be scored
-            for i, row in enumerate(rows):
-                cell = row[c.index].strip()
-                if c.labels and not is_missing(cell) and cell not in c.labels:
-                    raise DataError(f"{source}: line {i + first_line}, column {c.name!r} holds {cell!r}, which the "
-                                    f"detector has not seen in this column")
-        from .imputer import TableImputer
-
-        checker = TableImputer()
-        checker.schema_, checker.model_ = self.schema_, self.model_
-        x, mask, cell_mask = checker._encode_known(rows, source, first_line)
+        self.schema_.check_cells(rows, source, first_line)  # an unseen label cannot be scored
+        x, mask, cell_mask = self.schema_.encode(rows)
         check_rows_observed(self.schema_, cell_mask, source, first_line)
         return x, mask, cell_mask
 

@@ -173,32 +173,10 @@ class TableImputer(BaseEstimator):
             raise DataError(f"{source} has {len(rows[0])} columns, the imputer was fitted on "
                             f"{len(self.schema_.columns)}")
         # the fitted schema reads the new rows: an unknown label or a word in a number column is an error
-        x, mask, cell_mask = self._encode_known(rows, source, first_line)
+        self.schema_.check_cells(rows, source, first_line)
+        x, mask, cell_mask = self.schema_.encode(rows)
         check_rows_observed(self.schema_, cell_mask, source, first_line)
         return torch.from_numpy(x), torch.from_numpy(mask), cell_mask
-
-    def _encode_known(self, rows, source, first_line):
-        from .schema import is_missing
-
-        for c in self.schema_.modelled:
-            for i, row in enumerate(rows):
-                cell = row[c.index].strip()
-                if is_missing(cell):
-                    continue
-                if c.labels and cell not in c.labels:
-                    raise DataError(f"{source}: line {i + first_line}, column {c.name!r} holds {cell!r}, which the "
-                                    f"imputer has not seen in this column (labels: {', '.join(c.labels[:6])})")
-                if not c.labels:
-                    try:
-                        value = float(cell)
-                    except ValueError:
-                        raise DataError(f"{source}: line {i + first_line}, column {c.name!r} holds {cell!r} in a "
-                                        f"{c.type} column") from None
-                    if not np.isfinite(value) or (c.type == "positive" and value <= 0) or (
-                            c.type == "count" and (value < 0 or value != round(value))):
-                        raise DataError(f"{source}: line {i + first_line}, column {c.name!r} holds {cell!r}, not a "
-                                        f"valid {c.type} value")
-        return self.schema_.encode(rows)
 
     def fill_cells(self, rows: list[list[str]], source: str = "X", first_line: int = 1) -> dict[tuple[int, int], str]:
         """The text of every missing cell of a modelled column: {(row, column): text}."""

@@ -117,6 +117,27 @@ class Schema:
 
     # --- cells <-> features -----------------------------------------------------------------------------------
 
+    def check_cells(self, rows: Sequence[Sequence[str]], source: str = "X", first_line: int = 1) -> None:
+        """A one-line DataError for new rows this schema cannot read: another number of columns, a label the
+        column has not seen, a cell that is not a valid value of its column's type."""
+        if rows and len(rows[0]) != len(self.columns):
+            raise DataError(f"{source} has {len(rows[0])} columns, the model was fitted on {len(self.columns)}")
+        for c in self.modelled:
+            for i, row in enumerate(rows):
+                cell = row[c.index].strip()
+                if is_missing(cell):
+                    continue
+                where = f"{source}: line {i + first_line}, column {c.name!r}"
+                if c.labels:
+                    if cell not in c.labels:
+                        raise DataError(f"{where} holds {cell!r}, which was not seen in this column when fitting "
+                                        f"(labels: {', '.join(c.labels[:6])}{', ...' if len(c.labels) > 6 else ''})")
+                    continue
+                value = _number(cell)
+                if value is None or not math.isfinite(value) or (c.type == "positive" and value <= 0) or (
+                        c.type == "count" and (value < 0 or value != round(value))):
+                    raise DataError(f"{where} holds {cell!r}, not a valid {c.type} value")
+
     def encode(self, cells: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(features (N, F) float32 with 0 at missing cells, feature mask (N, F) float32, cell mask (N, C) bool
         of the modelled columns: True = observed)."""
