@@ -474,6 +474,7 @@ def main() -> None:
     parser.add_argument("--masks", choices=sorted(MASK_SEEDS), default="report")
     parser.add_argument("--tables", default="report",
                         help="report, tuning, all, or comma-separated package/item names")
+    parser.add_argument("--seeds", type=int, default=None, help="use only the first N seeds of the mask set")
     parser.add_argument("--methods", default="mean,knn,mice,missforest,hyperimpute,vaekit")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "mixed_imputation.json"),
                         help="JSON output ('' for none)")
@@ -503,7 +504,7 @@ def main() -> None:
     if not methods:
         raise SystemExit("no method can run")
 
-    seeds = MASK_SEEDS[args.masks]
+    seeds = MASK_SEEDS[args.masks][:args.seeds]
     start = time.perf_counter()
     result = run(specs, seeds, methods, None)
     import sklearn
