@@ -518,7 +518,7 @@ def main() -> None:
         except Exception:  # noqa: BLE001
             pass
     out = {
-        "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
+        "command": " ".join([sys.executable] + sys.argv),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores ({platform.platform()})",
         "versions": versions,
         "masks": args.masks, "mask_seeds": list(seeds), "rates": list(RATES), "max_rows": MAX_ROWS,
