@@ -85,9 +85,9 @@ TABLES = [
      "types": {"k5": "count", "k618": "count", "age": "count", "lwg": "real", "inc": "real", "lfp": "binary",
                "wc": "binary", "hc": "binary"}},
     {"name": "mosaicData/SaratogaHouses", "split": "tuning",  # houses in Saratoga County, 2006; 1,728 rows
-     "types": {"price": "positive", "lotSize": "positive", "age": "count", "landValue": "positive",
+     "types": {"price": "positive", "lotSize": "real", "age": "count", "landValue": "positive",
                "livingArea": "positive", "pctCollege": "count", "bedrooms": "count", "fireplaces": "count",
-               "bathrooms": "positive", "rooms": "count", "heating": "categorical", "fuel": "categorical",
+               "bathrooms": "real", "rooms": "count", "heating": "categorical", "fuel": "categorical",
                "sewer": "categorical", "waterfront": "binary", "newConstruction": "binary", "centralAir": "binary"}},
 ]
 

@@ -40,7 +40,8 @@ def test_discrete_column_probabilities_sum_to_one(kind):
 def test_every_column_type_round_trips_values_and_decodes_means_and_draws_to_valid_values(kind):
     levels = LEVELS[kind]
     t = column_type(kind)
-    values = np.array([0.0, 1.0, 2.0, 3.0]) if kind != "binary" else np.array([0.0, 1.0, 1.0, 0.0])
+    values = {"binary": np.array([0.0, 1.0, 1.0, 0.0]), "positive": np.array([0.5, 1.0, 2.0, 30.0])}.get(
+        kind, np.array([0.0, 1.0, 2.0, 3.0]))
     features = t.encode(values, levels)
     assert features.shape == (4, t.width(levels))
     assert np.allclose(t.decode(features, levels), values)

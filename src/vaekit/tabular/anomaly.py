@@ -118,7 +118,7 @@ class TableAnomalyDetector(BaseEstimator):
             data=DataConfig(name="arrays"),
             model=ModelConfig(latent_dim=self.latent_dim,
                               network=Plugin("network", "mlp", {"hidden": list(self.hidden), "mask_input": True}),
-                              likelihood=Plugin("likelihood", "mixed", {"columns": self.schema_.likelihood_columns}),
+                              likelihood=Plugin("likelihood", "mixed", self.schema_.likelihood_options),
                               prior=Plugin("prior", "normal")),
             objective=Plugin("objective", "elbo", {"beta": self.beta}),
             train=TrainConfig(epochs=self.epochs or auto_epochs(len(rows), self.batch_size, AUTO_STEPS, AUTO_EPOCHS),

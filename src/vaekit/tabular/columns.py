@@ -36,12 +36,19 @@ MIN_SCALE = 1e-3
 
 
 class ColumnType:
-    """One kind of column. `levels`: the number of categories / ordered levels (0 for numeric types)."""
+    """One kind of column. `levels`: the number of categories / ordered levels (0 for numeric types).
+
+    `center` and `scale` standardise a numeric column's features (of v, log v or log(1 + k)); discrete types
+    ignore them."""
 
     name = ""
     discrete = False  # its values are the column's `levels` labels
     numeric = False  # its cells are numbers
     help = ""
+
+    def __init__(self, center: float = 0.0, scale: float = 1.0) -> None:
+        self.center = float(center)
+        self.scale = float(scale)
 
     # --- layout --------------------------------------------------------------------------------------------
 
@@ -52,12 +59,12 @@ class ColumnType:
     # --- text side: cells -> features -> cells --------------------------------------------------------------
 
     def encode(self, values: np.ndarray, levels: int) -> np.ndarray:
-        """Features (N, width) of the observed values (N,): numbers after the column's scaling, or level indices."""
-        return values[:, None].astype(np.float64)
+        """Features (N, width) of the observed values (N,): numbers in the column's units, or level indices."""
+        return ((values - self.center) / self.scale)[:, None]
 
     def decode(self, features: np.ndarray, levels: int) -> np.ndarray:
-        """The value (N,) that features (N, width) stand for: a number, or a level index (int64)."""
-        return features[:, 0]
+        """The value (N,) that features (N, width) stand for: a number in the column's units, or a level index."""
+        return features[:, 0] * self.scale + self.center
 
     # --- model side ----------------------------------------------------------------------------------------
 
@@ -103,20 +110,30 @@ class Positive(Real):
     name = "positive"
     help = "positive real numbers (log-normal)"
 
+    def encode(self, values, levels):
+        return super().encode(np.log(values), levels)
+
+    def decode(self, features, levels):
+        return np.exp(super().decode(features, levels))
+
 
 @COLUMN_TYPES.register("count")
 class Count(ColumnType):
-    """Non-negative integers: negative binomial with mean m = exp(params[0]) and shape r = softplus(params[1])."""
+    """Non-negative integers: negative binomial with mean m = exp(params[0]) and shape r = softplus(params[1]);
+    the features are log(1 + k), standardised."""
 
     name = "count"
     numeric = True
     help = "non-negative integers (negative binomial)"
 
     def encode(self, values, levels):
-        return np.log1p(values)[:, None]
+        return super().encode(np.log1p(values), levels)
 
     def decode(self, features, levels):
-        return np.maximum(0.0, np.round(np.expm1(features[:, 0])))
+        return np.maximum(0.0, np.round(np.expm1(super().decode(features, levels))))
+
+    def _feature(self, k: torch.Tensor) -> torch.Tensor:
+        return (torch.log1p(k) - self.center) / self.scale
 
     def _nb(self, params):
         # NB(r, logits = log m - log r): mean r * exp(logits) = m. Rates are bounded so that exp cannot overflow.
@@ -125,14 +142,14 @@ class Count(ColumnType):
         return D.NegativeBinomial(total_count=r, logits=log_mean - r.log(), validate_args=False), log_mean
 
     def log_prob(self, params, x, scale):
-        k = torch.expm1(x[..., 0]).round().clamp_min(0.0)
+        k = torch.expm1(x[..., 0] * self.scale + self.center).round().clamp_min(0.0)
         return self._nb(params)[0].log_prob(k)
 
     def mean(self, params, scale):
-        return torch.log1p(self._nb(params)[1].exp())[..., None]
+        return self._feature(self._nb(params)[1].exp())[..., None]
 
     def sample(self, params, scale):
-        return torch.log1p(self._nb(params)[0].sample())[..., None]
+        return self._feature(self._nb(params)[0].sample())[..., None]
 
 
 @COLUMN_TYPES.register("binary")
@@ -231,9 +248,9 @@ class Ordinal(ColumnType):
         return (level[..., None] >= torch.arange(1, probs.shape[-1], device=probs.device)).to(probs.dtype)
 
 
-def column_type(name: str) -> ColumnType:
-    """The registered column type `name` (a ConfigError naming the choices otherwise)."""
-    return COLUMN_TYPES.get(name)()
+def column_type(name: str, center: float = 0.0, scale: float = 1.0) -> ColumnType:
+    """The registered column type `name` with its feature scaling (a ConfigError naming the choices otherwise)."""
+    return COLUMN_TYPES.get(name)(center, scale)
 
 
 def features_of(types_and_levels: list[tuple[str, int]]) -> int:

@@ -148,7 +148,7 @@ class TableImputer(BaseEstimator):
             model=ModelConfig(latent_dim=self.latent_dim or max(1, min(10, columns - 1)),
                               network=Plugin("network", "mlp", {"hidden": list(self.hidden), "activation": "tanh",
                                                                 "mask_input": True}),
-                              likelihood=Plugin("likelihood", "mixed", {"columns": self.schema_.likelihood_columns}),
+                              likelihood=Plugin("likelihood", "mixed", self.schema_.likelihood_options),
                               prior=Plugin("prior", "normal")),
             objective=Plugin("objective", "iwae", {"k": self.k}),
             train=TrainConfig(epochs=self.epochs or auto_epochs(n, self.batch_size, AUTO_STEPS, AUTO_EPOCHS),
@@ -186,11 +186,13 @@ class TableImputer(BaseEstimator):
         seed = 0 if self.random_state is None else int(self.random_state)
         with torch_threads(ESTIMATOR_THREADS):
             filled = impute(self.model_, xt, mt, self.method, self.samples, seed=seed, progress=bool(self.verbose))
-        return self._new_cells(filled.double().numpy(), cell_mask)
+        sigmas = self.model_.likelihood.log_scale.detach().exp().cpu().double().numpy()
+        return self._new_cells(filled.double().numpy(), cell_mask, sigmas)
 
-    def _new_cells(self, features: np.ndarray, cell_mask: np.ndarray) -> dict[tuple[int, int], str]:
+    def _new_cells(self, features: np.ndarray, cell_mask: np.ndarray,
+                   sigmas: np.ndarray | None = None) -> dict[tuple[int, int], str]:
         missing_rows = np.flatnonzero(~cell_mask.all(1))
-        texts = self.schema_.decode(features[missing_rows])
+        texts = self.schema_.decode(features[missing_rows], sigmas)
         out = {}
         for r, i in enumerate(missing_rows):
             for k, c in enumerate(self.schema_.modelled):

@@ -5,7 +5,9 @@ Nazabal et al. 2020), over the table's F features (see `vaekit.tabular.columns`)
 
 Option `columns`: the columns in order as "type" or "type:levels" ("real", "count", "categorical:4",
 "ordinal:5"); their widths must add up to the data's F features (data of more dimensions are read flattened).
-Without columns every feature is "real". The elementwise `log_prob` puts each column's
+Without columns every feature is "real". Options `centers` and `scales` (one number per column, default 0 and
+1) are the standardisation of each numeric column's feature, which a count's distribution over whole numbers
+undoes (k = exp(x * scale + center) - 1); a Gaussian column is modelled in standardised units as it is. The elementwise `log_prob` puts each column's
 log-probability at the first feature of its block and 0 at the others, so that a mask over features that is
 equal within a block (as the table encoder makes it) counts each observed column once.
 """
@@ -99,14 +101,22 @@ class MixedLikelihood(Likelihood):
     params_per_entry = 2
     support = "mixed"
 
-    def __init__(self, event_shape: tuple[int, ...], columns: Sequence[str] = ()) -> None:
+    def __init__(self, event_shape: tuple[int, ...], columns: Sequence[str] = (), centers: Sequence[float] = (),
+                 scales: Sequence[float] = ()) -> None:
         super().__init__(event_shape)
         n_features = math.prod(self.event_shape)
         # no columns given: every feature is a real number (then it is the 'gaussian-learned' likelihood)
         self.columns = parse_columns(columns) if columns else [("real", 0)] * n_features
+        centers = list(centers) or [0.0] * len(self.columns)
+        scales = list(scales) or [1.0] * len(self.columns)
+        if len(centers) != len(self.columns) or len(scales) != len(self.columns):
+            raise ConfigError(f"centers and scales need one number per column ({len(self.columns)}), got "
+                              f"{len(centers)} and {len(scales)}")
+        if not all(math.isfinite(v) and v > 0 for v in scales):
+            raise ConfigError("scales must be positive numbers")
         self.blocks, start = [], 0
-        for name, levels in self.columns:
-            kind = column_type(name)
+        for (name, levels), center, scale in zip(self.columns, centers, scales):
+            kind = column_type(name, center, scale)
             self.blocks.append((kind, start, kind.width(levels)))
             start += kind.width(levels)
         if start != n_features:

@@ -50,8 +50,8 @@ def _number(cell: str) -> float | None:
 @dataclass(frozen=True)
 class Column:
     """One column: its name, position, type (a registered column type or "text") and what its type needs:
-    `labels` in level order (discrete types), `center` / `scale` (real: of the values; positive: of their
-    logarithms), `decimals` an imputed number is written with, and how many cells are `missing`."""
+    `labels` in level order (discrete types), `center` / `scale` (the mean and standard deviation of the values
+    (real), of their logarithms (positive) or of log(1 + k) (count)), `decimals` an imputed number is written with, and how many cells are `missing`."""
 
     name: str
     index: int
@@ -73,8 +73,13 @@ class Column:
         return f"{self.type}:{len(self.labels)}" if column_type(self.type).discrete else self.type
 
     @property
+    def kind(self):
+        """The column's registered type, with its feature scaling."""
+        return column_type(self.type, self.center, self.scale)
+
+    @property
     def width(self) -> int:
-        return column_type(self.type).width(len(self.labels))
+        return self.kind.width(len(self.labels))
 
 
 @dataclass(frozen=True)
@@ -93,8 +98,10 @@ class Schema:
         return sum(c.width for c in self.modelled)
 
     @property
-    def likelihood_columns(self) -> list[str]:
-        return [c.spec for c in self.modelled]
+    def likelihood_options(self) -> dict[str, list]:
+        """The options of the likelihood "mixed" for these columns."""
+        return {"columns": [c.spec for c in self.modelled], "centers": [c.center for c in self.modelled],
+                "scales": [c.scale for c in self.modelled]}
 
     def to_dict(self) -> dict:
         return {"names_given": self.names_given, "columns": [dataclasses.asdict(c) for c in self.columns]}
@@ -149,7 +156,7 @@ class Schema:
             values = np.zeros(n)
             for i in np.flatnonzero(observed):
                 values[i] = _value_of(c, raw[i].strip())
-            kind = column_type(c.type)
+            kind = c.kind
             features = np.zeros((n, c.width))
             if observed.any():
                 features[observed] = kind.encode(values[observed], len(c.labels))
@@ -159,13 +166,19 @@ class Schema:
         feature_mask = np.concatenate([np.repeat(m[:, None], c.width, 1) for m, c in zip(masks, self.modelled)], 1)
         return (np.concatenate(blocks, 1).astype(np.float32), feature_mask.astype(np.float32), cell_mask)
 
-    def decode(self, features: np.ndarray) -> list[list[str]]:
-        """Cell texts (N, C modelled) of features (N, F): a label, or a number in the column's format."""
+    def decode(self, features: np.ndarray, sigmas: np.ndarray | None = None) -> list[list[str]]:
+        """Cell texts (N, C modelled) of features (N, F): a label, or a number in the column's format.
+
+        `sigmas` (F,), the model's learned standard deviations in feature units, say that the features are
+        conditional means: a positive column is then read as the log-normal's mean, exp(mu + s^2 / 2) in its
+        own units, rather than its median exp(mu) (the mean is what minimises the squared error)."""
         out, start = [], 0
         for c in self.modelled:
             block = np.asarray(features[:, start : start + c.width], dtype=np.float64)
+            if sigmas is not None and c.type == "positive":
+                block = block + float(sigmas[start]) ** 2 * c.scale / 2  # log-mean shift, in standardised units
             start += c.width
-            value = column_type(c.type).decode(block, len(c.labels))
+            value = c.kind.decode(block, len(c.labels))
             out.append([_text_of(c, v) for v in value])
         return [list(row) for row in zip(*out)]
 
@@ -181,22 +194,13 @@ def _holds(c: Column) -> str:
 
 
 def _value_of(c: Column, cell: str) -> float:
-    """An observed cell's value as the column type encodes it: a scaled number, or its label's level."""
-    if c.labels:
-        return float(c.labels.index(cell))
-    value = float(cell)
-    if c.type == "positive":
-        value = math.log(value)
-    return (value - c.center) / c.scale if c.type in ("real", "positive") else value
+    """An observed cell's value for its column type to encode: the number, or its label's level."""
+    return float(c.labels.index(cell)) if c.labels else float(cell)
 
 
 def _text_of(c: Column, value: float) -> str:
     if c.labels:
         return c.labels[int(value)]
-    if c.type in ("real", "positive"):
-        value = value * c.scale + c.center
-        if c.type == "positive":
-            value = math.exp(value)
     if c.type == "count":
         value = round(value)  # a whole number, written as the column writes its numbers ("3" or "3.0")
     return f"{value:.{c.decimals}f}"
@@ -321,6 +325,8 @@ def _scaled(kind: str, values: np.ndarray, cells: list[str], label: str) -> dict
         if (values <= 0).any():
             raise DataError(f"{label} is typed positive, and holds {values[values <= 0][0]:g}: values must be > 0")
         values = np.log(values)
+    if kind == "count":
+        values = np.log1p(values)
     spread = float(values.std())
     return {"center": float(values.mean()), "scale": spread if spread > 0 else 1.0, "decimals": _decimals(cells)}
 
