@@ -306,3 +306,34 @@ def test_structured_arrays_and_object_arrays_come_back_filled_as_their_own_kind(
     assert filled.shape == rows.shape and all(v in ("red", "blue") for v in filled[:, 1])
     with pytest.raises(DataError, match="2-D"):
         TableImputer().fit([1, 2, 3])
+
+
+def test_header_guess_and_no_header(tmp_path):
+    from vaekit.tabular.schema import has_header
+
+    assert has_header([["age", "colour"], ["3", "red"], ["4", "blue"]])
+    assert not has_header([["3", "red"], ["4", "blue"], ["5", "red"]])
+    assert has_header([["name", "colour"], ["x", "red"], ["y", "blue"]])  # text only: a header above rows
+    src = tmp_path / "t.csv"
+    src.write_text("1,red\n2,\n3,blue\n4,red\n,blue\n6,red\n")
+    out = tmp_path / "o.csv"
+    assert main(["impute", str(src), "--no-header", "--types", "1=real", "--out", str(out), "--epochs", "1",
+                 "--samples", "5"]) == 0
+    rows = read_csv_text(out).values()
+    assert len(rows) == 6 and rows[1][1] in ("red", "blue") and rows[4][0] != ""
+    assert [r[0] for r in rows[:4]] == ["1", "2", "3", "4"]  # an integer column written as integers
+
+
+def test_the_score_is_the_sum_of_the_column_contributions_and_the_kl():
+    from vaekit.tabular import TableAnomalyDetector
+    from vaekit.tabular.frames import as_cells
+
+    frame = _frame(200)
+    detector = TableAnomalyDetector(epochs=2, random_state=0).fit(frame)
+    cells = as_cells(frame.iloc[:20]).rows
+    contributions, kl = detector._contributions(*detector._encode(cells, "X", 1))
+    assert np.allclose(detector.decision_function(frame.iloc[:20]), contributions.sum(1) + kl)
+    assert np.isfinite(kl).all() and contributions.shape == (20, 4)
+    holey = frame.iloc[:20].copy()
+    holey.iloc[0, 2] = None  # a missing cell contributes nothing
+    assert detector.explain_cells(as_cells(holey).rows)[0, 2] == 0

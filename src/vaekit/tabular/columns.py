@@ -7,7 +7,7 @@ feature, (..., 2, F), and each type reads its column's block of 2 x width number
 
     real         x = (v - mean) / std                 Normal(mu, sigma), sigma learned per column
     positive     x = (log v - mean) / std              log-normal: Normal on the standardised log
-    count        x = log(1 + k)                        negative binomial NB(r, p) (mean r p / (1 - p); an
+    count        x = standardised log(1 + k)           negative binomial NB(r, p) (mean r p / (1 - p); an
                                                        overdispersed Poisson, which it approaches as r grows)
     binary       x = 0 / 1                             Bernoulli(logit)
     categorical  x = one-hot (K features)              Categorical(softmax(logits)), K logits
