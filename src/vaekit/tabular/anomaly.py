@@ -34,7 +34,7 @@ from ..errors import CheckpointError, ConfigError, DataError
 from ..training.train import fit, torch_threads
 from .frames import as_cells
 from .imputer import check_rows_observed
-from .schema import Schema, infer_schema, parse_types
+from .schema import Schema, infer_schema, types_of
 
 DETECTOR_FILE = "detector.json"
 SCHEMA_FILE = "schema.json"
@@ -108,8 +108,7 @@ class TableAnomalyDetector(BaseEstimator):
                   first_line: int = 1) -> "TableAnomalyDetector":
         """`fit` on a table as texts (a CSV file's header and rows)."""
         self._check_params()
-        types = parse_types(self.types) if isinstance(self.types, str) else {str(k): v for k, v in
-                                                                                (self.types or {}).items()}
+        types = types_of(self.types)
         self.schema_ = infer_schema(header, rows, types, source, first_line)
         x, mask, cell_mask = self.schema_.encode(rows)
         check_rows_observed(self.schema_, cell_mask, source, first_line)

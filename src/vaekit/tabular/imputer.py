@@ -39,7 +39,7 @@ from ..data import DataBundle
 from ..errors import ConfigError, DataError
 from ..training.train import fit, torch_threads
 from .frames import Cells, as_cells, filled_copy
-from .schema import Schema, infer_schema, parse_types
+from .schema import Schema, infer_schema, types_of
 
 
 def expand_to_features(schema: Schema, cell_mask: np.ndarray) -> np.ndarray:
@@ -121,8 +121,7 @@ class TableImputer(BaseEstimator):
               first_line: int = 1) -> Schema:
         """The column types of a table as texts (the user's `types`, the others inferred), without training."""
         self._check_params()
-        types = parse_types(self.types) if isinstance(self.types, str) else {str(k): v for k, v in
-                                                                                (self.types or {}).items()}
+        types = types_of(self.types)
         return infer_schema(header, rows, types, source, first_line)
 
     def _check_params(self) -> None:

@@ -220,6 +220,11 @@ def _mostly_numbers(cells: list[str]) -> bool:
     return bool(present) and sum(_number(c) is not None for c in present) * 2 >= len(present)
 
 
+def types_of(types: dict | str | None) -> dict[str, str]:
+    """The user's types as {column name or 1-based position: type}, from a dict or a "name=type,..." string."""
+    return parse_types(types) if isinstance(types, str) else {str(k): v for k, v in (types or {}).items()}
+
+
 def parse_types(spec: str | None) -> dict[str, str]:
     """ "name=type,name=type" (or a dict) as {name: type}; ordinal levels go after a colon, separated by "<"."""
     if not spec:
