@@ -155,8 +155,8 @@ FLOORS: list[tuple[str, list[str]]] = [
     ("run assembly, training, evaluation", ["vaekit.config", "vaekit.build", "vaekit.evaluate", "vaekit.io",
                                             "vaekit.training", "vaekit.figures", "vaekit.modalities",
                                             "vaekit.text.modality"]),
-    ("analysis, metrics, applications", ["vaekit.analysis", "vaekit.metrics", "vaekit.apps", "vaekit.text.quality",
-                                         "vaekit.tabular"]),
+    ("analysis, metrics, applications", ["vaekit.analysis", "vaekit.metrics", "vaekit.apps", "vaekit.export",
+                                         "vaekit.text.quality", "vaekit.tabular"]),
     ("serve, commands", ["vaekit.serve", "vaekit.commands", "vaekit.cli", "vaekit.__main__", "vaekit"]),
 ]
 

@@ -162,7 +162,9 @@ class DiscretizedLogisticMixture(D.Distribution):
     Values off the grid are rounded to the nearest level (and clamped to [0, 1]).
     """
 
-    arg_constraints: dict = {}
+    # Its parameters, as torch's distributions declare theirs (not validated: validate_args is False); what reads a
+    # distribution's parameters by name (vaekit.export) finds them here.
+    arg_constraints: dict = {"logits": D.constraints.real, "loc": D.constraints.real, "log_scale": D.constraints.real}
     support = D.constraints.unit_interval
 
     def __init__(self, logits: torch.Tensor, loc: torch.Tensor, log_scale: torch.Tensor, n_event: int) -> None:
