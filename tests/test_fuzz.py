@@ -91,6 +91,7 @@ BASES: dict[tuple[str, ...], list[tuple[str, str | None]]] = {
     ("compress",): [("run", RUN), ("input", IN + "images.npy"), ("--out", "out.vkz")],
     ("decompress",): [("run", RUN), ("input", IN + "images.vkz"), ("--out", "out.npy")],
     ("disentangle",): [("run", RUN), ("--out", "out.json"), ("--n", "20"), ("--no-progress", None)],
+    ("export",): [("run", RUN), ("--format", "torchscript"), ("--out", "out")],
     ("impute",): [("source", IN + "holes.csv"), ("--out", "out.csv"), ("--epochs", "1"), ("--samples", "2")],
     ("latent", "embed"): [("run", RUN), ("--out", "out.npz"), ("--max-points", "50")],
     ("latent", "plot"): [("run", RUN), ("--out", "out.png"), ("--max-points", "50"), ("--method", "pca")],

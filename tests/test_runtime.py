@@ -154,6 +154,7 @@ COMMANDS = {
     "text eval": (["eval", "{text}", "--iw-samples", "2", "--limit", "5", "--out", "{out}/eval.json"], "load"),
     "text interpolate": (["latent", "interpolate", "{text}", "--steps", "3", "--out", "{out}/interp.txt"], "load"),
     "disentangle": (["disentangle", "{shapes}", "--n", "60", "--no-progress", "--out", "{out}/dis.json"], "load"),
+    "export": (["export", "{image}", "--format", "torchscript", "--out", "{out}/export"], "load"),
 }
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import CheckpointError
-from .common import class_names_of, load_run_of, output_path, refuse_nonempty
+from .common import add_device_arg, class_names_of, load_run_of, output_path, refuse_nonempty
 
 FORMAT_NAMES = ("onnx", "torchscript")
 
@@ -28,6 +28,7 @@ def register(sub) -> None:
     p.add_argument("--out", type=output_path, required=True, help="folder to write (new or empty)")
     p.add_argument("--force", action="store_true",
                    help="replace an earlier export in --out (a folder holding other files is still refused)")
+    add_device_arg(p)  # where the model is traced and checked (default cpu: files that run anywhere)
 
 
 def export_files() -> set[str]:
@@ -53,7 +54,7 @@ def cmd_export(args) -> int:
 
     out = Path(args.out)
     check_out(out, args.force)
-    run = load_run_of(args)  # on the CPU: the files run anywhere
+    run = load_run_of(args)
     names = class_names_of(run) if run.model.conditional else None
     stale = [p for p in out.iterdir() if p.is_file()] if out.is_dir() else []  # an earlier export (--force)
     written = export_model(run.model, out, args.format, config=run.config.model, class_names=names)
