@@ -12,8 +12,9 @@ import base64
 import html
 import io
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 # Numbers in tables: enough digits to compare runs, few enough to read.
 SIGNIFICANT = 5

@@ -56,8 +56,8 @@ def summary_rows(run: Run, history: list[dict], data: Any | None) -> list[tuple[
         rows.append(("epochs trained", f"{history[-1].get('epoch', len(history))} of {config.train.epochs}"))
         best = best_epoch(history)
         if best is not None:
-            rows.append(("best epoch (saved weights)", f"{best.get('epoch')} (validation loss {best['valid_loss']:.4g} "
-                                                       "nats)"))
+            loss = f"validation loss {best['valid_loss']:.4g} nats"
+            rows.append(("best epoch (saved weights)", f"{best.get('epoch')} ({loss})"))
         seconds = sum(r.get("seconds", 0.0) for r in history if isinstance(r.get("seconds"), (int, float)))
         if seconds:
             rows.append(("training time", f"{seconds:.1f} s"))
