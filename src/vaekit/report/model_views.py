@@ -75,7 +75,7 @@ def _array_table(rows: np.ndarray, data: Any, caption: str, reconstructions: boo
         labels = [f"{kind} {i}" for i in range(len(originals)) for kind in ("data", "recon")]
         classes = ["data", "recon"] * len(originals)
     cut = shown.shape[1] > TABLE_COLUMNS
-    names = list(getattr(data, "meta", {}).get("columns") or [])[: shown.shape[1]]
+    names = list(getattr(data, "meta", {}).get("feature_names") or [])  # a CSV file's header
     header = ["row"] + [names[j] if j < len(names) else f"x{j}" for j in range(min(shown.shape[1], TABLE_COLUMNS))]
     body = [[label, *(float(v) for v in row[:TABLE_COLUMNS])] for label, row in zip(labels, shown)]
     note = f" (the first {TABLE_COLUMNS} of {shown.shape[1]} columns)" if cut else ""
@@ -112,7 +112,7 @@ def latent_map_section(run: Run, data: Any, max_points: int = 2000, seed: int = 
     how = {"none": "the codes themselves", "pca": "the first two principal components"}.get(projection.method,
                                                                                          projection.method)
     title = f"{split} split: posterior means, {how}"
-    caption = (f"{len(codes):,} {split} examples, {codes.shape[1]}-D codes (model.embed); "
+    caption = (f"{len(codes):,} {split} examples, {codes.shape[1]}-D codes (model.embed), {how}; "
                + ("coloured by label." if labels is not None else "the data have no labels."))
     body = figure_image(scatter_figure(projection.coords, labels, names, projection.axis_names, title),
                         "latent map", caption)
