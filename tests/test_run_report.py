@@ -15,6 +15,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from conftest import tiny_config, tiny_text_config
 from PIL import Image
 
 import vaekit
@@ -22,8 +23,6 @@ from vaekit.cli import main
 from vaekit.io import load_run
 from vaekit.report import run_report_html
 from vaekit.training.train import load_run_bundle
-
-from conftest import tiny_config, tiny_text_config
 
 ALL_DIGITS_SECTIONS = {"configuration", "curves", "samples", "reconstructions", "latent-map", "kl"}
 
