@@ -102,6 +102,7 @@ BASES: dict[tuple[str, ...], list[tuple[str, str | None]]] = {
     ("latent", "arithmetic"): [("run", RUN), ("--out", "out.png"), ("--target", "1"), ("--strength", "0,1")],
     ("quality",): [("run", QRUN), ("--out", "out.json"), ("-n", "20"), ("--threads", "1")],
     ("serve",): [("run", SRV), ("--max-points", "50")],
+    ("report",): [("run", RUN), ("--out", "out.html"), ("--max-points", "50")],
     ("style",): [("run", RUN), ("--out", "out.png"), ("--style", "0"), ("--content", "1")],
 }
 # Second bases over other run kinds (the same parser): image impute, text sampling and reconstruction.

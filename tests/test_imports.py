@@ -156,7 +156,7 @@ FLOORS: list[tuple[str, list[str]]] = [
                                             "vaekit.training", "vaekit.figures", "vaekit.modalities",
                                             "vaekit.text.modality"]),
     ("analysis, metrics, applications", ["vaekit.analysis", "vaekit.metrics", "vaekit.apps", "vaekit.export",
-                                         "vaekit.text.quality", "vaekit.tabular"]),
+                                         "vaekit.text.quality", "vaekit.tabular", "vaekit.report"]),
     ("serve, commands", ["vaekit.serve", "vaekit.commands", "vaekit.cli", "vaekit.__main__", "vaekit"]),
 ]
 

@@ -247,6 +247,8 @@ FLAGS = [
     (["quality", RUN], "-n", "int", 2, None, False, False),
     (["quality", RUN], "--seed", "int", 0, MAX_SEED, False, False),
     (["quality", RUN], "--threads", "int", 1, 1024, False, False),
+    (["report", RUN], "--seed", "int", 0, MAX_SEED, False, False),
+    (["report", RUN], "--max-points", "int", 10, 100_000, False, False),
     (["disentangle", RUN], "--n", "int", 1, None, False, False),
     (["disentangle", RUN], "--seed", "int", 0, MAX_SEED, False, False),
     (["anomaly", "fit", DATA, "--out", "OUT"], "--contamination", "float", 0, 0.5, True, False),

@@ -137,6 +137,7 @@ COMMANDS = {
                         "--out", "{out}/clusters.json"], "load"),
     "latent arithmetic": (["latent", "arithmetic", "{image}", "--target", "1", "--out", "{out}/arith.png"], "load"),
     "serve": (["serve", "{image}", "--max-points", "50"], "load"),
+    "report": (["report", "{image}", "--max-points", "50", "--out", "{out}/report.html"], "load"),
     "compress": (["compress", "{image}", "{images_npy}", "--lossy", "--out", "{out}/x.vkz"], "load"),
     "decompress": (["decompress", "{image}", "{images_vkz}", "--out", "{out}/x.npy"], "load"),
     "anomaly fit": (["anomaly", "fit", "{images_npz}", "--epochs", "1", "--out", "{out}/detector"], "train"),
