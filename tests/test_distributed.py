@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -138,11 +139,22 @@ def test_two_processes_train_a_vq_vae_as_one_does(tmp_path):
 
 def test_resume_under_torchrun_continues_the_same_run(runs):
     # 1 epoch, then resumed to 2 epochs under torchrun: the same as 2 epochs in one go (same per-step noise).
-    first = _torchrun(["train", "--config", "run.toml", "--out", "resumed", "--epochs", "1"], 2, runs)
+    # With TensorBoard logging (when installed): rank 0 alone writes events, and the resumed session continues the
+    # same curve.
+    tensorboard = importlib.util.find_spec("tensorboard") is not None
+    log = ["--log", "tensorboard"] if tensorboard else []
+    first = _torchrun(["train", "--config", "run.toml", "--out", "resumed", "--epochs", "1", *log], 2, runs)
     assert first.returncode == 0, first.stderr[-3000:]
-    more = _torchrun(["train", "--out", "resumed", "--resume", "--epochs", "2"], 2, runs)
+    more = _torchrun(["train", "--out", "resumed", "--resume", "--epochs", "2", *log], 2, runs)
     assert more.returncode == 0, more.stderr[-3000:]
     _assert_same_run(runs / "one", runs / "resumed")
+    if tensorboard:
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        assert len(list((runs / "resumed" / "tensorboard").glob("events.*"))) == 2  # one per session, rank 0's
+        events = EventAccumulator(str(runs / "resumed" / "tensorboard"))
+        events.Reload()
+        assert [e.step for e in events.Scalars("train/loss")] == [1, 2]
 
 
 def test_bad_torchrun_requests_are_one_line_errors(runs):

@@ -167,6 +167,9 @@ def _build(config: ModelConfig) -> VAE:
                        sequence_data=modality.variable_length, model_class=modality.model_class)
     model = MODEL_KINDS.build(kind.name, kind.options, where="model.kind", parts=parts)
     model.modality = modality  # what its values are (vaekit.modalities.modality_of)
+    # the registered names it was built from, for people (its notebook summary), never for dispatch
+    model.plugins = {"kind": kind.name, "network": net.name, "likelihood": lik.name,
+                     "prior": prior.name, "posterior": post.name}
     return model
 
 

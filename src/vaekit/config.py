@@ -37,8 +37,7 @@ from .core import runtime
 from .core.registry import REQUIRED
 
 # Device strings and memory limits are checked in vaekit.core.runtime; these names stay importable from here.
-from .core.runtime import (AUTO_DEVICE, DEVICE_TYPES, check_device_available, parse_memory_limit,  # noqa: F401
-                           resolve_device)
+from .core.runtime import AUTO_DEVICE, DEVICE_TYPES, check_device_available, parse_memory_limit, resolve_device  # noqa: F401
 from .core.typecheck import Range, check_type, shown
 from .data.common import DEFAULT_MAX_LEN, DEFAULT_TEST_FRACTION, DEFAULT_VALID_FRACTION, DEFAULT_VOCAB_SIZE
 from .errors import ConfigError
@@ -249,8 +248,8 @@ def check_modality(value: str | None, path: str = "model.modality") -> str | Non
 def _registry(kind: str):
     """The registry of a plug-in kind, with every built-in entry registered."""
     from . import likelihoods, modalities, models, nets, objectives, posteriors, priors  # noqa: F401  (importing registers the entries)
-    from .tabular import likelihood  # noqa: F401,F811  (the likelihood "mixed")
     from .core.registry import REGISTRIES
+    from .tabular import likelihood  # noqa: F401,F811  (the likelihood "mixed")
 
     return REGISTRIES[kind]
 
@@ -322,6 +321,16 @@ class TrainConfig(Section):
     compile: bool = False  # torch.compile the training step (model, likelihood and objective)
     precision: str = choice("float32", "float32", "bfloat16", "float16")  # autocast dtype of the training step
     progress: bool = True
+    # Experiment trackers that also receive every epoch's metrics (metrics.jsonl stays the record): "tensorboard"
+    # (RUN/tensorboard/), "mlflow" (vaekit.training.trackers); rank 0 only
+    log: list[str] = field(default_factory=list, metadata={"check": lambda value, path: _check_trackers(value, path)})
+    log_images_every: int = ranged(5, 1)  # epochs between the sample and reconstruction images sent to train.log
+
+
+def _check_trackers(value: list[str], path: str) -> list[str]:
+    from .training.trackers import check_trackers  # the registry of trackers (no tracker package imported)
+
+    return check_trackers(value, path)
 
 
 @dataclass

@@ -86,6 +86,22 @@ class EvalResult:
         """JSON-ready dict."""
         return asdict(self)
 
+    def _repr_html_(self) -> str:
+        """A short table for Jupyter: the losses, the likelihood, the use of the latent space."""
+        from .core.html_summary import html_table
+
+        units = None if self.active_units is None else f"{self.active_units} of {self.latent_dim}"
+        rows = [("examples", self.n), ("negative ELBO (nats)", self.neg_elbo), ("reconstruction (nats)", self.recon),
+                ("KL (nats)", self.kl),
+                (f"NLL, {self.iw_samples:,} importance samples (nats)", None if self.point_mass else self.nll),
+                ("bits per dimension", self.bits_per_dim), ("active units", units),
+                ("mutual information I(x; z) (nats)", self.mutual_information),
+                ("KL per layer, bottom first", None if self.kl_per_layer is None
+                 else ", ".join(f"{v:.2f}" for v in self.kl_per_layer)),
+                ("perplexity per word", self.perplexity_word), ("sharpness of reconstructions / data",
+                                                                self.sharpness_ratio)]
+        return html_table("vaekit evaluation", rows, note="lower is better for every loss; .to_dict() has them all")
+
 
 @torch.no_grad()
 def importance_sampled_nll(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None, k: int = 1000,

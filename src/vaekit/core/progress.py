@@ -51,6 +51,37 @@ def on_terminal(stream=None) -> bool:
         return False
 
 
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (notebook, JupyterLab, VS Code, Colab), whose output is not a terminal but
+    shows a live bar: a bar there, not one line per epoch. The same test as tqdm.autonotebook's."""
+    if "ipykernel.zmqshell" not in sys.modules:
+        return False
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return shell is not None and not any(k in type(shell).__name__.lower() for k in ("qt", "spyder"))
+
+
+def interactive() -> bool:
+    """True where a live progress bar can be seen: a terminal or a notebook."""
+    return on_terminal() or in_notebook()
+
+
+def bar_class():
+    """The progress bar to draw: tqdm's widget bar in a notebook that has ipywidgets (pip install
+    "vaekit[notebook]"), its text bar everywhere else (a notebook without ipywidgets shows that one too)."""
+    if in_notebook():
+        try:
+            import ipywidgets  # noqa: F401  (the widget bar's dependency)
+            from tqdm.notebook import tqdm as notebook_bar
+
+            return notebook_bar
+        except ImportError:
+            pass
+    from tqdm import tqdm
+
+    return tqdm
+
+
 def above(bar) -> Callable[[str], None]:
     """Writes a line to stderr above the tqdm `bar` (stdout may be the command's data)."""
     return lambda line: bar.write(line, file=sys.stderr)
@@ -74,12 +105,11 @@ def progress(iterable: Iterable[T], *, total: int | None = None, desc: str = "",
              write: Callable[[str], None] | None = None) -> Iterator[T]:
     """`iterable` behind a tqdm bar (unless `disable`) that announces a long job's estimated duration once its
     first items are timed. `total` defaults to len(iterable); `clock` and `write` are for tests."""
-    from tqdm.auto import tqdm
-
+    tqdm = bar_class()
     if total is None:
         total = len(iterable)  # type: ignore[arg-type]
     # In a log file (not a terminal) a bar's every update would pile up on one line: one every LOG_INTERVAL s.
-    interval = 0.1 if on_terminal() else LOG_INTERVAL_SECONDS
+    interval = 0.1 if interactive() else LOG_INTERVAL_SECONDS
     bar = tqdm(iterable, total=total, desc=desc, unit=unit, disable=disable, leave=leave, mininterval=interval)
     say, clock = write or above(bar), clock or now
     started, done, pending = clock(), 0, not disable
@@ -96,4 +126,5 @@ def progress(iterable: Iterable[T], *, total: int | None = None, desc: str = "",
         bar.close()
 
 
-__all__ = ["progress", "announce_duration", "above", "on_terminal", "format_duration", "LONG_JOB_SECONDS"]
+__all__ = ["progress", "announce_duration", "above", "on_terminal", "in_notebook", "interactive", "bar_class",
+           "format_duration", "LONG_JOB_SECONDS"]

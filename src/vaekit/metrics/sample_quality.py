@@ -115,8 +115,9 @@ def train_classifier(bundle: DataBundle, epochs: int | None = None, batch_size: 
     `epochs` defaults to about 150,000 examples seen (3 to 50 epochs): on MNIST 3 epochs, about 30 s on one
     CPU thread, 98.4% test accuracy; on the 1,258 training digits 50 epochs, a few seconds.
     """
-    from tqdm.auto import tqdm
+    from ..core.progress import bar_class
 
+    tqdm = bar_class()  # a widget in a notebook, text elsewhere
     x, y = _labelled(bundle, "train")
     if limit:
         x, y = x[:limit], y[:limit]

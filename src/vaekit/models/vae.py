@@ -91,6 +91,25 @@ class VAE(nn.Module):
         the code along the layers' means)."""
         return self.encode(x, y, mask).mean
 
+    def _repr_html_(self) -> str:
+        """A short summary for Jupyter (the module tree stays available as `print(model)`)."""
+        from ..core.html_summary import html_table
+
+        names = getattr(self, "plugins", {})
+        parameters = sum(p.numel() for p in self.parameters())
+        first = next(self.parameters(), None)
+        rows = [("kind", names.get("kind", type(self).__name__)), ("data shape", self.event_shape),
+                ("latent dimensions", self.latent_dim),
+                ("classes", self.num_classes if self.conditional else None),
+                ("network", names.get("network", type(self.encoder).__name__)),
+                ("likelihood", names.get("likelihood", type(self.likelihood).__name__)),
+                ("prior", names.get("prior", type(self.prior).__name__)),
+                ("posterior", names.get("posterior", type(self.posterior).__name__)),
+                ("parameters", parameters),
+                ("device", None if first is None else f"{first.device} ({str(first.dtype).removeprefix('torch.')})"),
+                ("mode", "training" if self.training else "eval")]
+        return html_table("vaekit model", rows, note="print(model) shows its layers")
+
     @property
     def conditional(self) -> bool:
         """True when encoder and decoder are conditioned on a class label."""

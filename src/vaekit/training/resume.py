@@ -6,8 +6,9 @@ or be one of the few that do not change what the run computes so far:
 
     train.epochs      more epochs than saved: the run is extended (written back to config.json, logged)
     train.time_limit  the budget of this session of training
-    train.threads, train.progress, train.device, train.compile, data.memory_limit, data.workers
-                      how it runs here, not what it computes
+    train.threads, train.progress, train.device, train.compile, train.log, train.log_images_every,
+    data.memory_limit, data.workers
+                      how it runs here (and what it reports to), not what it computes
 
 Anything else that differs (a seed, a learning rate, a data option) is refused with a message naming it.
 """
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 
 # Keys a resumed run may take from the caller instead of its config.json.
 RESUMABLE = ("train.epochs", "train.time_limit", "train.peer_timeout", "train.threads", "train.progress", "train.device",
-             "train.compile",
+             "train.compile", "train.log", "train.log_images_every",
              "data.memory_limit", "data.workers")
 
 

@@ -34,8 +34,9 @@ import torch
 
 from .. import io
 from ..build import build_model, resolve_model_config
-from ..config import RunConfig, TrainConfig, default_epochs, resolve_device
-from ..core.progress import above, announce_duration, on_terminal
+from ..config import RunConfig, TrainConfig, default_epochs, resolve_device, to_dict
+from ..core.progress import above, announce_duration, bar_class, interactive
+from ..core.rng import seeded
 from ..core.runtime import Runtime
 from ..data import DataBundle, Split, load_data
 from ..data.streaming import batch_loader, check_batch_fits, is_streamed
@@ -46,6 +47,7 @@ from ..models.vae import VAE, Batch
 from ..objectives import Objective, build_objective
 from .distributed import Cluster, check_shareable, shard_rows
 from .resume import check_resume
+from .trackers import RunTrackers, open_trackers
 from .train_step import StepNoise, TrainingStep, autocast, grad_scaler, samples_of, wrap_step
 from .writer import RunWriter
 
@@ -70,6 +72,20 @@ class FitResult:
     history: list[dict] = field(default_factory=list)
     run_dir: Path | None = None
     figures: list[Path] = field(default_factory=list)  # the figures written with fit(..., figures=True)
+
+    def _repr_html_(self) -> str:
+        """A short summary for Jupyter: the run's length and its last losses."""
+        from ..core.html_summary import html_table
+
+        last = self.history[-1] if self.history else {}
+        best = min((r for r in self.history if "valid_loss" in r), key=lambda r: r["valid_loss"], default=None)
+        rows = [("run folder", None if self.run_dir is None else str(self.run_dir)),
+                ("epochs trained", len(self.history) or None), ("train loss (last epoch)", last.get("train_loss")),
+                ("validation loss (last epoch)", last.get("valid_loss")),
+                ("best validation loss", None if best is None else f"{best['valid_loss']:.4g} (epoch {best['epoch']})"),
+                ("active units", None if "active_units" not in last
+                 else f"{last['active_units']} of {self.model.latent_dim}")]
+        return html_table("vaekit training", rows, note="losses in nats per example; .model is the trained model")
 
 
 @dataclass
@@ -336,11 +352,22 @@ def fit(
                 last = None if cluster.is_main or not checkpoint else Path(run_dir) / io.LAST_CHECKPOINT
                 run = setup(config, data, validate, writer, resume=checkpoint, cluster=cluster, checkpoint=last,
                             valid_score=valid_score)
-                if resume:
-                    cluster.from_main(lambda: writer.save_config(run.config))  # an extended run records its length
-                else:  # only once data, model, objective are valid: no empty folder
-                    cluster.from_main(lambda: writer.start(run.config, run.bundle))
-                _loop(run, writer)
+                # Rank 0's trackers, opened before the folder is written (a missing package leaves nothing behind);
+                # an error there reaches every process.
+                opened: list[RunTrackers | None] = []
+                cluster.from_main(lambda: opened.append(_open_trackers(run, run_dir, resumed=checkpoint)))
+                trackers = opened[0] if opened else None
+                failed = True
+                try:
+                    if resume:  # an extended run records its length
+                        cluster.from_main(lambda: writer.save_config(run.config))
+                    else:  # only once data, model, objective are valid: no empty folder
+                        cluster.from_main(lambda: writer.start(run.config, run.bundle))
+                    _loop(run, writer, trackers)
+                    failed = False
+                finally:
+                    if trackers is not None:
+                        trackers.close(failed)
                 figures = cluster.from_main(lambda: writer.finish(run.model, run.bundle, run.history))
                 if not cluster.is_main:
                     writer.finish(run.model, run.bundle, run.history)  # the best weights kept in memory
@@ -362,14 +389,37 @@ def _train_setting(config: RunConfig | None, run_dir: str | Path | None, name: s
         return getattr(TrainConfig(), name)
 
 
-def _loop(run: Training, writer: RunWriter) -> None:
-    """Epochs from the trainer state's to train.epochs, or until early stopping or the time limit."""
-    from tqdm.auto import tqdm
+def _open_trackers(run: Training, run_dir: str | Path | None, resumed: bool) -> RunTrackers | None:
+    """The experiment trackers train.log names (rank 0), continuing their curves when the run resumes."""
+    t = run.config.train
+    trackers = open_trackers(t.log, run_dir, to_dict(run.config), t.log_images_every, t.epochs)
+    if trackers is not None and resumed:
+        trackers.resume(run.history)
+    elif trackers is not None:
+        trackers.start()
+    return trackers
 
+
+def _run_outputs(run: Training) -> list:
+    """What the run folder shows at the end (samples, reconstructions), for the trackers: drawn in eval mode on
+    fixed noise, the training's random state left as it was."""
+    was_training = run.model.training
+    run.model.eval()
+    try:
+        with torch.no_grad(), seeded(run.config.train.seed):
+            return list(modality_of(run.model).run_outputs(run.model, run.bundle, []))
+    finally:
+        run.model.train(was_training)
+
+
+def _loop(run: Training, writer: RunWriter, trackers: RunTrackers | None = None) -> None:
+    """Epochs from the trainer state's to train.epochs, or until early stopping or the time limit; each epoch's
+    record goes to metrics.jsonl, then to the `trackers` (rank 0's)."""
+    tqdm = bar_class()  # a widget in a notebook, text elsewhere
     t, state = run.config.train, run.state
     main = run.cluster.is_main
-    # On a terminal a bar; in a log file (or CI) one short line per epoch instead of the bar's many updates.
-    lines = t.progress and main and not on_terminal()
+    # On a terminal or in a notebook a bar; in a log file (or CI) one short line per epoch instead of its updates.
+    lines = t.progress and main and not interactive()
     bar = tqdm(total=math.ceil(len(run.train) / t.batch_size) * t.epochs, initial=state["step"],
                disable=not (t.progress and main) or lines, unit="batch", dynamic_ncols=True)
     collapse = CollapseWatch(run.model.latent_dim, t.epochs) if main else None
@@ -393,6 +443,8 @@ def _loop(run: Training, writer: RunWriter) -> None:
             improved = _update_state(state, record, epoch, step)
             run.history.append(record)
             writer.epoch(record, run.model, run.optimizer, state, improved)
+            if trackers is not None:  # after the folder holds the epoch: a tracker never runs ahead of it
+                trackers.epoch(record, run.optimizer.param_groups[0]["lr"], lambda: _run_outputs(run))
             if lines:
                 print(epoch_line(record, t.epochs), file=sys.stderr, flush=True)
             if epoch == first_epoch and (lines or not bar.disable):  # a run of minutes says so after its first epoch
