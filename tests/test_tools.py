@@ -11,6 +11,7 @@ import types
 
 import pytest
 import torch
+from conftest import tiny_config
 
 import vaekit
 from vaekit.cli import main
@@ -18,8 +19,6 @@ from vaekit.core import progress
 from vaekit.errors import ConfigError
 from vaekit.training import trackers as tracking
 from vaekit.training.trackers import TrackerError, check_trackers, flat_params, scalars
-
-from conftest import tiny_config
 
 HAS_TENSORBOARD = importlib.util.find_spec("tensorboard") is not None
 HAS_MLFLOW = importlib.util.find_spec("mlflow") is not None
@@ -64,6 +63,46 @@ def test_train_log_names_known_trackers_once():
         vaekit.build_run_config(None, ['train.log=["tensorboard", "tensorboard"]'])
     with pytest.raises(ConfigError, match="train.log_images_every"):
         vaekit.build_run_config(None, ["train.log_images_every=0"])
+    assert vaekit.RunConfig().train.log_images_every is None  # automatic
+
+
+class Recorder(tracking.Tracker):
+    """A tracker that remembers the epochs it got numbers and images for."""
+
+    def __init__(self):
+        self.numbers, self.images = [], []
+
+    def epoch(self, epoch, values):
+        self.numbers.append(epoch)
+
+    def outputs(self, epoch, items):
+        self.images.append(epoch)
+
+
+@pytest.mark.parametrize("every, seconds_per_epoch, expected", [
+    (3, 1.0, [3, 6, 7]),             # every 3 epochs, and the last
+    (None, 1.0, [7]),                # automatic, short epochs: only the last
+    (None, 12.0, [3, 6, 7]),         # automatic, 12 s epochs: once 30 s have passed, and the last
+])
+def test_images_are_logged_on_schedule(monkeypatch, every, seconds_per_epoch, expected):
+    now = [0.0]
+    monkeypatch.setattr(tracking, "clock", lambda: now[0])
+    recorder = Recorder()
+    run = tracking.RunTrackers({"r": recorder}, every, epochs=7)
+    for epoch in range(1, 8):
+        now[0] += seconds_per_epoch
+        run.epoch({"epoch": epoch, "train_loss": 1.0}, 1e-3, lambda: [])
+    run.finish({"epoch": 7}, lambda: [])  # already logged at the last epoch: not twice
+    assert recorder.numbers == list(range(1, 8)) and recorder.images == expected
+
+
+def test_a_run_stopped_early_logs_its_last_images(monkeypatch):
+    recorder = Recorder()
+    run = tracking.RunTrackers({"r": recorder}, 5, epochs=50)
+    for epoch in range(1, 8):  # patience stopped it after epoch 7
+        run.epoch({"epoch": epoch, "train_loss": 1.0}, 1e-3, lambda: [])
+    run.finish({"epoch": 7}, lambda: [])
+    assert recorder.images == [5, 7]
 
 
 def test_trackers_need_a_run_folder():

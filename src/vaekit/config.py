@@ -324,7 +324,9 @@ class TrainConfig(Section):
     # Experiment trackers that also receive every epoch's metrics (metrics.jsonl stays the record): "tensorboard"
     # (RUN/tensorboard/), "mlflow" (vaekit.training.trackers); rank 0 only
     log: list[str] = field(default_factory=list, metadata={"check": lambda value, path: _check_trackers(value, path)})
-    log_images_every: int = ranged(5, 1)  # epochs between the sample and reconstruction images sent to train.log
+    # epochs between the sample and reconstruction images sent to train.log (None: every 30 s of training); and after
+    # the last epoch
+    log_images_every: int | None = ranged(None, 1)
 
 
 def _check_trackers(value: list[str], path: str) -> list[str]:

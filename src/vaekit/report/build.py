@@ -22,9 +22,9 @@ def run_report_html(run: Run, data: Any | None, *, history: list[dict] | None = 
     subsample of the latent map are drawn with `seed`, so the same run gives the same page. Nothing is written.
     """
     if history is None:
-        from ..training.writer import _read_history
+        from ..training.writer import read_history
 
-        history = _read_history(run.path)
+        history = read_history(run.path)
     sections: list[Section | None] = [configuration_section(run, history, data), curves_section(history)]
     if data is not None:
         sections += output_sections(run, data, seed)

@@ -461,6 +461,8 @@ def _loop(run: Training, writer: RunWriter, trackers: RunTrackers | None = None)
         bar.close()
     if collapse is not None:
         collapse.finish(run.history)
+    if trackers is not None and run.history:
+        trackers.finish(run.history[-1], lambda: _run_outputs(run))
 
 
 def epoch_line(record: dict, epochs: int) -> str:

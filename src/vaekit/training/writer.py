@@ -105,7 +105,7 @@ class RunWriter:
         """Loads the last checkpoint into model and optimiser; returns the trainer state and the metrics up to
         it (lines written after the checkpoint, before a crash, are dropped so the log matches the state)."""
         state = io.load_training_state(self.run_dir / io.LAST_CHECKPOINT, model, optimizer)
-        history = _read_history(self.run_dir)[: state["epoch"]]
+        history = read_history(self.run_dir)[: state["epoch"]]
         io.atomic_write_text(self.run_dir / io.METRICS_FILE, "".join(json.dumps(r) + "\n" for r in history))
         log.info("resuming %s at epoch %d", self.run_dir, state["epoch"])
         return state, history
@@ -139,7 +139,7 @@ class RunWriter:
                 modality_of(model).run_outputs(model, bundle, history)]
 
 
-def _read_history(run_dir: Path) -> list[dict]:
+def read_history(run_dir: Path) -> list[dict]:
     """The records of metrics.jsonl; a last line cut short by a crash mid-append is dropped, a bad line
     before it is a CheckpointError."""
     path = run_dir / io.METRICS_FILE
