@@ -1,4 +1,4 @@
-"""What experiment tracking costs: whole `vaekit train` processes with and without `--log tensorboard`, against the
+"""What experiment tracking costs: whole `vaekit train` processes with and without `--track tensorboard`, against the
 code before tracking existed, interleaved, medians of N rounds.
 
 Each process trains the pytorch/examples architecture (784-400-20 MLP, Bernoulli, batch 128) for 5 epochs on
@@ -49,8 +49,8 @@ def main() -> None:
     parser.add_argument("--demo", action="store_true", help="time the README's demo (digits) instead of MNIST")
     args = parser.parse_args()
     base = DEMO if args.demo else BASE
-    variants = {"no log": (HERE, []), "tensorboard": (HERE, ["--log", "tensorboard"]),
-                "tensorboard, images every epoch": (HERE, ["--log", "tensorboard",
+    variants = {"no log": (HERE, []), "tensorboard": (HERE, ["--track", "tensorboard"]),
+                "tensorboard, images every epoch": (HERE, ["--track", "tensorboard",
                                                            "--set", "train.log_images_every=1"])}
     if args.before is not None:
         variants = {"before": (args.before, []), **variants}

@@ -142,7 +142,7 @@ def test_resume_under_torchrun_continues_the_same_run(runs):
     # With TensorBoard logging (when installed): rank 0 alone writes events, and the resumed session continues the
     # same curve.
     tensorboard = importlib.util.find_spec("tensorboard") is not None
-    log = ["--log", "tensorboard"] if tensorboard else []
+    log = ["--track", "tensorboard"] if tensorboard else []
     first = _torchrun(["train", "--config", "run.toml", "--out", "resumed", "--epochs", "1", *log], 2, runs)
     assert first.returncode == 0, first.stderr[-3000:]
     more = _torchrun(["train", "--out", "resumed", "--resume", "--epochs", "2", *log], 2, runs)

@@ -22,7 +22,8 @@ from vaekit.training.trackers import TrackerError, check_trackers, flat_params, 
 
 HAS_TENSORBOARD = importlib.util.find_spec("tensorboard") is not None
 HAS_MLFLOW = importlib.util.find_spec("mlflow") is not None
-needs_tensorboard = pytest.mark.skipif(not HAS_TENSORBOARD, reason="needs tensorboard (pip install vaekit[tensorboard])")
+needs_tensorboard = pytest.mark.skipif(not HAS_TENSORBOARD,
+                                       reason="needs tensorboard (pip install vaekit[tensorboard])")
 needs_mlflow = pytest.mark.skipif(not HAS_MLFLOW, reason="needs mlflow (pip install vaekit[mlflow])")
 
 
@@ -179,10 +180,10 @@ def test_a_tracker_failing_mid_run_is_dropped_and_training_goes_on(tmp_path, mon
 
 @needs_tensorboard
 def test_cli_train_with_log(tmp_path, capsys):
-    assert main(["train", "--epochs", "2", "--out", str(tmp_path / "run"), "--log", "tensorboard", "--no-progress",
+    assert main(["train", "--epochs", "2", "--out", str(tmp_path / "run"), "--track", "tensorboard", "--no-progress",
                  "--set", "model.network.hidden=[32]"]) == 0
     assert list((tmp_path / "run" / "tensorboard").glob("events.*"))
-    assert main(["train", "--epochs", "1", "--out", str(tmp_path / "other"), "--log", "wandb"]) == 2
+    assert main(["train", "--epochs", "1", "--out", str(tmp_path / "other"), "--track", "wandb"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown tracker 'wandb'" in err[0]
     assert not (tmp_path / "other").exists()
@@ -231,7 +232,7 @@ def test_mlflow_that_cannot_start_is_one_error_before_anything_is_written(tmp_pa
     with pytest.raises(TrackerError, match="mlflow could not start"):
         vaekit.fit(tiny_config(log=["mlflow"]), run)
     assert not run.exists()
-    assert main(["train", "--epochs", "1", "--out", str(run), "--log", "mlflow", "--no-progress"]) == 2
+    assert main(["train", "--epochs", "1", "--out", str(run), "--track", "mlflow", "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("vaekit train: error: train.log: mlflow could not start")
 

@@ -58,8 +58,9 @@ def _train_parser(sub) -> None:
                    "its saved settings (--epochs N extends it)")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress output (by default: a bar on a terminal, one line per epoch in a log file)")
-    p.add_argument("--log", action="append", metavar="TRACKER", help="also log the metrics and images to tensorboard "
-                   "(RUN/tensorboard/) or mlflow (train.log; repeatable)")
+    # (not --log: torchrun reads a prefix of its own --log-dir in the arguments it passes on, and stops)
+    p.add_argument("--track", action="append", metavar="TRACKER", help="also send the metrics and images to "
+                   "tensorboard (RUN/tensorboard/) or mlflow (train.log; repeatable)")
 
 
 def register(sub) -> None:
@@ -120,7 +121,7 @@ def cmd_train(args) -> int:
     flags = {"data.name": args.data, "data.root": args.data_root, "train.epochs": args.epochs,
              "train.batch_size": args.batch_size, "train.lr": args.lr, "model.latent_dim": args.latent_dim,
              "model.network": args.network, "model.likelihood": args.likelihood, "objective.beta": args.beta,
-             "train.seed": args.seed, "train.device": args.device, "train.log": args.log}
+             "train.seed": args.seed, "train.device": args.device, "train.log": args.track}
     overrides = [f"{k}={json.dumps(v)}" for k, v in flags.items() if v is not None] + args.overrides
     if args.no_progress:
         overrides.append("train.progress=false")
