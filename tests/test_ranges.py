@@ -75,7 +75,8 @@ any_value = st.one_of(
 
 def _valid(section: str, key: str, value) -> bool:
     """The oracle: is `value` in the range the brief gives for this key (independent of the config code)?"""
-    nullable = key in ("limit", "epochs", "patience", "time_limit", "grad_clip", "threads", "event_shape")
+    nullable = key in ("limit", "epochs", "patience", "time_limit", "grad_clip", "threads", "event_shape",
+                       "log_images_every")
     if value is None:
         return nullable
     if isinstance(value, bool):
@@ -108,7 +109,8 @@ def _valid(section: str, key: str, value) -> bool:
         return False
     lo, hi = {"limit": (1, None), "seed": (0, MAX_SEED), "latent_dim": (1, 65536), "num_classes": (0, 10**6),
               "epochs": (1, 1_000_000), "batch_size": (1, None), "patience": (1, None), "threads": (1, 1024),
-              "max_len": (1, 10_000), "vocab_size": (5 if section == "data" else 0, 10**6), "workers": (0, 256)}[key]
+              "max_len": (1, 10_000), "vocab_size": (5 if section == "data" else 0, 10**6), "workers": (0, 256),
+              "log_images_every": (1, None)}[key]
     return lo <= value and (hi is None or value <= hi) and value <= 2**63 - 1
 
 

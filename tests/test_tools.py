@@ -11,7 +11,7 @@ import types
 
 import pytest
 import torch
-from conftest import tiny_config
+from conftest import tiny_config, tiny_text_config
 
 import vaekit
 from vaekit.cli import main
@@ -136,6 +136,17 @@ def test_tensorboard_holds_every_metric_the_lr_and_images(tmp_path):
     assert [e.step for e in events.Images("samples")] == [2, 4]  # every 2 epochs (and the last)
     assert [e.step for e in events.Images("reconstructions")] == [2, 4]
     assert "config/text_summary" in events.Tags()["tensors"]
+
+
+@needs_tensorboard
+def test_a_text_run_logs_its_sentences(tmp_path):
+    config = tiny_text_config()
+    config.train.log = ["tensorboard"]
+    vaekit.fit(config, tmp_path / "text")
+    events = _events(tmp_path / "text")
+    assert {"samples/text_summary", "reconstructions/text_summary"} <= set(events.Tags()["tensors"])
+    sentences = events.Tensors("samples/text_summary")[0].tensor_proto.string_val[0].decode()
+    assert "z ~ p(z), decoded greedily" in sentences and not events.Tags()["images"]
 
 
 @needs_tensorboard
