@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 
 import torch
+from demo_check import N_SAMPLES, confident_share, flat
 from sklearn.linear_model import LogisticRegression
 
 import vaekit
-from demo_check import N_SAMPLES, confident_share, flat
 
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "digits.toml"
 CANDIDATES = {
