@@ -316,3 +316,28 @@ def test_html_summaries_escape_their_values():
     page = html_table("<t>", [("a<b", "<script>"), ("left out", None), ("n", 12345), ("x", 0.123456)])
     assert "<script>" not in page and "&lt;script&gt;" in page and "left out" not in page
     assert "12,345" in page and "0.1235" in page
+
+
+def test_a_real_notebook_shows_a_widget_bar_and_html_summaries(tmp_path):
+    """In a Jupyter kernel (run with nbclient, when installed): fit draws the widget bar and no epoch lines, and a
+    fit result, a model and an evaluation display as vaekit's HTML tables."""
+    for package in ("nbclient", "nbformat", "ipykernel", "ipywidgets"):
+        pytest.importorskip(package, reason="a real notebook needs nbclient, nbformat, ipykernel and ipywidgets")
+    import nbformat
+    from nbclient import NotebookClient
+
+    run = tmp_path / "run"
+    cells = [f"import vaekit\nconfig = vaekit.build_run_config(None, ['data.name=digits', 'train.epochs=3', "
+             f"'model.network.hidden=[32]', 'model.latent_dim=4'])\nresult = vaekit.fit(config, run_dir={str(run)!r})"
+             "\nresult",
+             f"model = vaekit.load({str(run)!r})\nmodel",
+             "vaekit.evaluate(model, vaekit.load_data('digits').split('test').x[:50], iw_samples=5)"]
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in cells])
+    NotebookClient(notebook, timeout=120, kernel_name="python3").execute()
+    outputs = [cell.outputs for cell in notebook.cells]
+    assert any("application/vnd.jupyter.widget-view+json" in out.get("data", {}) for out in outputs[0])
+    assert not any("samples/s" in out.get("text", "") for out in outputs[0])  # no log-file epoch lines
+    titles = ["vaekit training", "vaekit model", "vaekit evaluation"]
+    for title, cell_outputs in zip(titles, outputs):
+        html = [out["data"]["text/html"] for out in cell_outputs if "text/html" in out.get("data", {})]
+        assert html and title in html[0], (title, cell_outputs)
