@@ -55,34 +55,30 @@ def main() -> None:
     bundle = vaekit.load_data("pinwheel")
     valid = bundle.split("valid")
     if args.report:
-        config = vaekit.build_run_config(None, BASE + CANDIDATES[args.report] + [f"train.threads={args.threads}",
-                                                                                 "train.seed=0"])
-        started = time.perf_counter()
-        model = vaekit.fit(config).model
-        seconds = time.perf_counter() - started
-        with torch.random.fork_rng():
-            torch.manual_seed(1)
-            samples = model.sample(SAMPLES, mean=False).numpy()
-        modes = mode_report(samples, bundle.meta["modes"])
-        nll = evaluate(model, bundle.split("test").x, iw_samples=500).nll
+        nll, modes, seconds = train_and_score(bundle, CANDIDATES[args.report] + ["train.seed=0"], args.threads,
+                                              bundle.split("test"), k=500)
         print(f"REPORT {args.report}: test NLL {nll:.3f}  near {100 * modes['near_fraction']:.1f}%  "
               f"covered {modes['modes_covered']}/{modes['modes']}  ({seconds:.0f} s)", flush=True)
         return
     for name, overrides in CANDIDATES.items():
         if args.only and name not in args.only:
             continue
-        config = vaekit.build_run_config(None, BASE + overrides + [f"train.threads={args.threads}"])
-        started = time.perf_counter()
-        model = vaekit.fit(config).model
-        seconds = time.perf_counter() - started
-        with torch.random.fork_rng():
-            torch.manual_seed(1)
-            samples = model.sample(SAMPLES, mean=False).numpy()
-        modes = mode_report(samples, bundle.meta["modes"])
-        nll = evaluate(model, valid.x, iw_samples=100).nll
+        nll, modes, seconds = train_and_score(bundle, overrides, args.threads, valid, k=100)
         print(f"{name:<52} valid NLL {nll:6.3f}  near {100 * modes['near_fraction']:5.1f}%  "
               f"covered {modes['modes_covered']}/{modes['modes']}  ({seconds:.0f} s)", flush=True)
 
+
+def train_and_score(bundle, overrides: list[str], threads: int, split, k: int) -> tuple[float, dict, float]:
+    """Trains one candidate; returns its NLL on `split` (k importance samples), the mode report of 5,000 samples
+    (seed 1) and the training seconds."""
+    config = vaekit.build_run_config(None, BASE + overrides + [f"train.threads={threads}"])
+    started = time.perf_counter()
+    model = vaekit.fit(config).model
+    seconds = time.perf_counter() - started
+    with torch.random.fork_rng():
+        torch.manual_seed(1)
+        samples = model.sample(SAMPLES, mean=False).numpy()
+    return evaluate(model, split.x, iw_samples=k).nll, mode_report(samples, bundle.meta["modes"]), seconds
 
 if __name__ == "__main__":
     main()

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import to_dict
+from ..core.dotted import dotted_items
 from ..io import Run
 from .page import Section, figure_image, key_value_table, paragraph
 
@@ -64,22 +65,12 @@ def summary_rows(run: Run, history: list[dict], data: Any | None) -> list[tuple[
     return rows
 
 
-def flat_items(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
-    """A nested dict as (dotted key, leaf value) rows, in the dict's order."""
-    if isinstance(value, dict) and value:
-        rows: list[tuple[str, Any]] = []
-        for key, inner in value.items():
-            rows += flat_items(inner, f"{prefix}{key}.")
-        return rows
-    return [(prefix.rstrip("."), value)]
-
-
 def configuration_section(run: Run, history: list[dict], data: Any | None) -> Section:
     """The model summary beside the run's whole configuration (config.json), one table per config section."""
     config = to_dict(run.config)
     tables = [key_value_table(summary_rows(run, history, data), caption="Summary")]
     for name, values in config.items():
-        rows = flat_items(values) if isinstance(values, dict) else [(name, values)]
+        rows = dotted_items(values) if isinstance(values, dict) else [(name, values)]
         tables.append(key_value_table(rows, caption=f"[{name}]"))
     return Section("configuration", "Configuration", f'<div class="row">{"".join(tables)}</div>')
 
@@ -110,7 +101,7 @@ def eval_section(run_dir: Path) -> Section | None:
                                                              "`vaekit eval RUN --force` again.", "warn"))
     if not isinstance(values, dict):
         return Section("evaluation", "Evaluation", paragraph(f"{EVAL_FILE} does not hold a JSON object.", "warn"))
-    rows = [(EVAL_NAMES.get(name, name.replace("_", " ")), value) for name, value in flat_items(values)
+    rows = [(EVAL_NAMES.get(name, name.replace("_", " ")), value) for name, value in dotted_items(values)
             if name not in EVAL_SKIP and value is not None]
     split = values.get("split")
     caption = f"From {EVAL_FILE}" + (f" ({split} split)" if isinstance(split, str) else "")

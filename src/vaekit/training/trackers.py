@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from ..core.dotted import dotted_items
 from ..core.registry import Registry
 from ..errors import ConfigError, TrainingError
 
@@ -87,16 +88,10 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def flat_params(config: dict, prefix: str = "") -> dict[str, str]:
+def flat_params(config: dict) -> dict[str, str]:
     """A nested config dict as flat "data.name" -> "digits" strings (what trackers show as hyperparameters)."""
-    out: dict[str, str] = {}
-    for key, value in config.items():
-        name = f"{prefix}.{key}" if prefix else key
-        if isinstance(value, dict):
-            out.update(flat_params(value, name))
-        else:
-            out[name] = json.dumps(value) if isinstance(value, (list, dict)) or value is None else str(value)
-    return out
+    return {key: json.dumps(value) if isinstance(value, (list, dict)) or value is None else str(value)
+            for key, value in dotted_items(config)}
 
 
 class Tracker:
