@@ -69,6 +69,7 @@ class VAE(nn.Module):
         event_shape: tuple[int, ...],
         num_classes: int = 0,
         posterior: nn.Module | None = None,
+        adversary: nn.Module | None = None,
     ) -> None:
         super().__init__()
         self.encoder, self.decoder = encoder, decoder
@@ -78,6 +79,8 @@ class VAE(nn.Module):
         self.latent_dim = latent_dim
         self.event_shape = tuple(event_shape)
         self.num_classes = num_classes
+        # a conditional model's label adversary (vaekit.models.label_adversary), None: none
+        self.adversary = adversary
         prior.attach(self)  # a prior defined through the encoder (VampPrior) keeps a reference to it
 
     @property
@@ -169,7 +172,10 @@ class VAE(nn.Module):
         px = self.decode(z, y)
         if mask is not None:
             px = Masked(px, mask)
-        return VAEOutput(qz=qz, z=z, px=px, pz=self.prior_for(y, x.shape[0]))
+        penalty = None
+        if self.adversary is not None and self.training:
+            penalty = self.adversary.penalty(z, self.condition(y, x.shape[0]).argmax(-1))  # (B,)
+        return VAEOutput(qz=qz, z=z, px=px, pz=self.prior_for(y, x.shape[0]), penalty=penalty)
 
     def prior_for(self, y: torch.Tensor | None, batch_size: int) -> D.Distribution:
         """p(z); for a prior that depends on the label (`Prior.label_conditional`), p(z|y) of each of the
@@ -311,9 +317,18 @@ class VAE(nn.Module):
 
 
 @MODEL_KINDS.register("vae")
-def vae(parts: ModelParts) -> VAE:
-    """One stochastic layer: q(z|x) from the encoder (a diagonal Gaussian, or a flow on it), p(z) any prior."""
+def vae(parts: ModelParts, label_adversary: float = 0.0) -> VAE:
+    """One stochastic layer: q(z|x) from the encoder (a diagonal Gaussian, or a flow on it), p(z) any prior.
+
+    `label_adversary` > 0 (conditional models): the weight of a classifier that learns the label from z while the
+    encoder learns to defeat it, so that the decoder reads the label (vaekit.models.label_adversary)."""
+    from .label_adversary import LabelAdversary
+
     nets = parts.networks(parts.latent_dim)
     model_class = parts.model_class or VAE
+    adversary = None
+    if label_adversary != 0:
+        adversary = LabelAdversary(parts.latent_dim, parts.num_classes, label_adversary)
     return model_class(nets.encoder, nets.decoder, parts.likelihood, parts.prior(parts.latent_dim), parts.latent_dim,
-                       parts.event_shape, parts.num_classes, posterior=parts.posterior(parts.latent_dim))
+                       parts.event_shape, parts.num_classes, posterior=parts.posterior(parts.latent_dim),
+                       adversary=adversary)
