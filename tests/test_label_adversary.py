@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_config
 from torch.nn import functional as F
 
 import vaekit
@@ -14,8 +15,6 @@ from vaekit.errors import ConfigError
 from vaekit.metrics.sample_quality import classify, train_classifier
 from vaekit.metrics.style_transfer import style_grid_accuracy
 from vaekit.models.label_adversary import reverse_gradient
-
-from conftest import tiny_config
 
 
 @pytest.fixture(autouse=True)
