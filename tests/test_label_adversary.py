@@ -90,6 +90,8 @@ def test_eval_mode_has_no_penalty_and_the_adversary_round_trips(adversarial_run,
         torch.testing.assert_close(model.state_dict()[name], value)
     assert any(name.startswith("adversary.") for name in model.state_dict())
     assert 0.0 <= model.adversary.accuracy(model.embed(x, y), y) <= 1.0
+    assert "weight 1" in model._repr_html_() and "label adversary" not in vaekit.fit(
+        tiny_config(epochs=1), None, data=digits).model._repr_html_()
 
 
 @pytest.mark.parametrize("settings, message", [

@@ -104,6 +104,7 @@ class VAE(nn.Module):
         rows = [("kind", names.get("kind", type(self).__name__)), ("data shape", self.event_shape),
                 ("latent dimensions", self.latent_dim),
                 ("classes", self.num_classes if self.conditional else None),
+                ("label adversary", None if self.adversary is None else f"weight {self.adversary.weight:g}"),
                 ("network", names.get("network", type(self.encoder).__name__)),
                 ("likelihood", names.get("likelihood", type(self.likelihood).__name__)),
                 ("prior", names.get("prior", type(self.prior).__name__)),
