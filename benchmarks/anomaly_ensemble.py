@@ -31,11 +31,7 @@ from sklearn.metrics import roc_auc_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from anomaly_adbench import detectors  # noqa: E402
-from anomaly_protocol import all_sets, load_set  # noqa: E402
-
-from vaekit.apps import VAEAnomalyDetector  # noqa: E402
-from vaekit.apps.anomaly import AUTO_EPOCHS  # noqa: E402
-from vaekit.apps.budget import auto_epochs  # noqa: E402
+from anomaly_protocol import all_sets, fit_detector, load_set  # noqa: E402
 
 PROTOCOL = Path(__file__).resolve().parent / "results" / "anomaly_protocol.json"
 COMBINATIONS = ("mean", "rank")
@@ -50,10 +46,7 @@ def parse(config: str) -> dict:
 
 
 def member_scores(x: np.ndarray, c: dict, seed: int) -> np.ndarray:
-    epochs = auto_epochs(len(x), 64, c["steps"], AUTO_EPOCHS)
-    det = VAEAnomalyDetector(scaling=c["scaling"], beta=c["beta"], epochs=epochs, hidden=c["hidden"],
-                             latent_dim=c["latent"], score=c["score"], random_state=seed, k=100).fit(x)
-    return det.decision_scores_
+    return fit_detector(x, c, seed, c["score"]).decision_scores_
 
 
 def combine(scores: list[np.ndarray], how: str) -> np.ndarray:

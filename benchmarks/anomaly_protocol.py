@@ -79,12 +79,16 @@ def load_set(root: Path, name: str, max_rows: int) -> tuple[np.ndarray, np.ndarr
     return x, y
 
 
-def vae_aucs(x: np.ndarray, y: np.ndarray, change: dict, seed: int) -> tuple[dict, float]:
-    c = {**BASE, **change}
+def fit_detector(x: np.ndarray, c: dict, seed: int, score: str | None = None) -> VAEAnomalyDetector:
+    """The detector of one grid configuration `c` (scaling, beta, steps, hidden, latent), fitted on x."""
     epochs = auto_epochs(len(x), 64, c["steps"], AUTO_EPOCHS)
+    return VAEAnomalyDetector(scaling=c["scaling"], beta=c["beta"], epochs=epochs, hidden=c["hidden"],
+                              latent_dim=c["latent"], score=score, random_state=seed, k=SCORE_K["nll"]).fit(x)
+
+
+def vae_aucs(x: np.ndarray, y: np.ndarray, change: dict, seed: int) -> tuple[dict, float]:
     start = time.perf_counter()
-    det = VAEAnomalyDetector(scaling=c["scaling"], beta=c["beta"], epochs=epochs, hidden=c["hidden"],
-                             latent_dim=c["latent"], random_state=seed, k=SCORE_K["nll"]).fit(x)
+    det = fit_detector(x, {**BASE, **change}, seed, "nll")
     xin = det.as_model_input(x)
     out = {"nll": float(roc_auc_score(y, det.decision_scores_))}
     for score in ("elbo", "recon"):

@@ -56,17 +56,20 @@ def train(bundle, conditional: bool, epochs: int, latent_dim: int, out: Path, re
     return result.model, {"train_seconds": round(seconds, 1), "valid_neg_elbo": round(last["valid_loss"], 3)}
 
 
-def figures(model, bundle, folder: Path, stem: str, n_styles: int = 8) -> list[str]:
-    """Analogy grid (first test image of n_styles different classes) and a per-class sample grid."""
+def analogies(model, bundle, path: Path, title: str, n_styles: int = 8) -> Path:
+    """The analogy grid of the first test image of n_styles different classes, drawn in every class, as a PNG."""
     test = bundle.split("test")
     index = [int((test.y == c).nonzero()[0]) for c in range(min(n_styles, bundle.num_classes))]
     grid = analogy_grid(model, test.x[index], test.y[index])
-    names = bundle.class_names
-    rows = [f"#{i} ({names[int(test.y[i])]})" for i in index]
-    a = write_output(analogy_figure(grid, names, rows,
-                                    title=f"{bundle.name}: style of each row's image, drawn in every class"),
-                     folder / f"{stem}_analogies.png")
-    s = write_output(class_rows_output(samples_per_class(model, 8, seed=0), ".png", names,
+    rows = [f"#{i} ({bundle.class_names[int(test.y[i])]})" for i in index]
+    return write_output(analogy_figure(grid, bundle.class_names, rows, title=title), path)
+
+
+def figures(model, bundle, folder: Path, stem: str, n_styles: int = 8) -> list[str]:
+    """Analogy grid (first test image of n_styles different classes) and a per-class sample grid."""
+    a = analogies(model, bundle, folder / f"{stem}_analogies.png",
+                  f"{bundle.name}: style of each row's image, drawn in every class", n_styles)
+    s = write_output(class_rows_output(samples_per_class(model, 8, seed=0), ".png", bundle.class_names,
                                        title=f"{bundle.name}: samples per class\n(the same z down each column)"),
                      folder / f"{stem}_samples_per_class.png")
     return [str(a), str(s)]

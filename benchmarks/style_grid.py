@@ -26,12 +26,10 @@ import time
 from pathlib import Path
 
 import torch
-from conditional_mnist import config
+from conditional_mnist import analogies, config
 
 import vaekit
-from vaekit.apps.style import analogy_figure, analogy_grid
 from vaekit.commands.outputs import save_classifier
-from vaekit.figures.plots import write_output
 from vaekit.metrics.sample_quality import load_classifier, sample_quality, train_classifier
 from vaekit.metrics.style_transfer import style_grid_accuracy
 
@@ -63,15 +61,6 @@ def run(bundle, latent: int, weight: float, epochs: int, prior: str, runs: Path,
     started = time.perf_counter()
     result = vaekit.fit(c, out, data=bundle)
     return result.model, round(time.perf_counter() - started, 1), out
-
-
-def analogies(model, bundle, path: Path, title: str) -> str:
-    """The analogy grid of the first test image of classes 0-7, drawn in every class, as a PNG."""
-    test = bundle.split("test")
-    index = [int((test.y == c).nonzero()[0]) for c in range(8)]
-    grid = analogy_grid(model, test.x[index], test.y[index])
-    rows = [f"#{i} ({bundle.class_names[int(test.y[i])]})" for i in index]
-    return str(write_output(analogy_figure(grid, bundle.class_names, rows, title=title), path))
 
 
 def main() -> None:
@@ -116,9 +105,9 @@ def main() -> None:
             row["class_sampling_accuracy"] = quality.conditional_accuracy
             row["frechet_distance"] = quality.frechet_distance
         if args.figures and args.stage == "report" and latent == 16:
-            row["figure"] = analogies(model, bundle, Path(args.figures) / f"style16_adversary{weight:g}.png",
+            row["figure"] = str(analogies(model, bundle, Path(args.figures) / f"style16_adversary{weight:g}.png",
                                       f"{bundle.name}, latent 16, label adversary weight {weight:g}: "
-                                      "each row's style drawn in every class")
+                                      "each row's style drawn in every class"))
         rows.append(row)
         print(json.dumps(row), flush=True)
     print("\n| latent | adversary weight | style images | cell accuracy | transfer (c' != c) | class-sampling accuracy "
