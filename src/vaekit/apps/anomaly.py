@@ -48,6 +48,7 @@ from ..core.progress import progress as progress_bar
 from ..core.rng import seeded
 from ..core.runtime import to_model
 from ..data import DataBundle
+from ..data.quantile import QuantileScaler
 from ..data.standardize import Standardizer
 from ..errors import CheckpointError, ConfigError, DataError
 from ..evaluate import importance_sampled_nll
@@ -144,7 +145,8 @@ class VAEAnomalyDetector(BaseEstimator):
     `contamination` (expected fraction of anomalies in the training data, sets the threshold); `likelihood`
     (None: "gaussian-learned", a learned scale per entry, for both kinds; "bernoulli" for binary images, with
     score "nll-entropy" when they have grey levels); `network` ("mlp" or "conv" for images);
-    `scaling` of table columns ("robust": median and IQR / 1.349, the default; "standard": mean and std);
+    `scaling` of table columns ("robust": median and IQR / 1.349, the default; "standard": mean and std;
+    "quantile": each column through its empirical CDF onto N(0, 1));
     `random_state`; `verbose` (progress bars); `device` the model trains and scores on ("cpu", "cuda", "cuda:N",
     "mps" or "auto"); `model_kind` (a registered model kind with its defaults: "vae", or "vqvae", whose codes
     also give the score "codes").
@@ -407,10 +409,13 @@ class VAEAnomalyDetector(BaseEstimator):
         return detector
 
 
-def _fit_scaling(x: np.ndarray, scaling: str) -> Standardizer:
-    """Per-column centre and scale of a table (N, F). "standard": mean and standard deviation. "robust": median
-    and IQR / 1.349 (the standard deviation of a normal column, but not inflated by the anomalies themselves);
-    a column with IQR 0 (e.g. a sparse binary one) falls back to its standard deviation, a constant one to 1."""
+def _fit_scaling(x: np.ndarray, scaling: str) -> Standardizer | QuantileScaler:
+    """Per-column scaling of a table (N, F). "standard": mean and standard deviation. "robust": median and
+    IQR / 1.349 (the standard deviation of a normal column, but not inflated by the anomalies themselves); a column
+    with IQR 0 (e.g. a sparse binary one) falls back to its standard deviation, a constant one to 1. "quantile":
+    each column through its empirical CDF onto N(0, 1) (`QuantileScaler`), not affine: ranks, not distances."""
+    if scaling == "quantile":
+        return QuantileScaler.fit(x)
     standard = Standardizer.fit(x)
     if scaling == "standard":
         return standard
@@ -419,12 +424,15 @@ def _fit_scaling(x: np.ndarray, scaling: str) -> Standardizer:
     return Standardizer(mean=median, scale=np.where(iqr > 0, iqr, standard.scale))
 
 
-def _load_standardizer(run_dir: Path, state: dict) -> Standardizer | None:
+def _load_standardizer(run_dir: Path, state: dict) -> Standardizer | QuantileScaler | None:
     """standardizer.json of the run; detectors saved before it existed kept mean and scale in detector.json."""
     path = run_dir / STANDARDIZER_FILE
     if path.is_file():
         try:
-            return Standardizer.from_dict(read_json(path, CheckpointError))
+            values = read_json(path, CheckpointError)
+            if isinstance(values, dict) and values.get("kind") == "quantile":
+                return QuantileScaler.from_dict(values)
+            return Standardizer.from_dict(values)
         except DataError as error:
             raise CheckpointError(f"{path} is invalid ({error})") from None
     if state.get("mean") is not None:

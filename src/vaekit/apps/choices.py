@@ -2,6 +2,6 @@
 its argument parser from them without loading scikit-learn (`vaekit --help` stays fast)."""
 
 SCORES = ("nll", "elbo", "recon", "nll-entropy", "codes")  # vaekit.apps.anomaly.anomaly_scores
-SCALINGS = ("robust", "standard")  # per-column scaling of tables: median/IQR or mean/std
+SCALINGS = ("robust", "standard", "quantile")  # per-column scaling of tables: median/IQR, mean/std or ranks
 
 __all__ = ["SCORES", "SCALINGS"]

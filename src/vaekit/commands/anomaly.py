@@ -51,7 +51,8 @@ def register(sub) -> None:
     p.add_argument("--score", choices=list(SCORES),
                    help="anomaly score (default: elbo for tables, nll for images; see vaekit.apps.anomaly)")
     p.add_argument("--scaling", choices=list(SCALINGS), default="robust",
-                   help="tables: per-column scaling, median/IQR (robust, default) or mean/std (standard)")
+                   help="tables: per-column scaling, median/IQR (robust, default), mean/std (standard) or ranks onto "
+                        "N(0, 1) (quantile)")
     p.add_argument("--contamination", type=float_range(0.0, 0.5, lo_open=True), default=0.1,
                    help="expected anomaly fraction, in (0, 0.5]: the threshold is that upper quantile of the "
                         "training scores (default: 0.1)")
