@@ -255,6 +255,7 @@ FLAGS = [
     (["disentangle", RUN], "--seed", "int", 0, MAX_SEED, False, False),
     (["anomaly", "fit", DATA, "--out", "OUT"], "--contamination", "float", 0, 0.5, True, False),
     (["anomaly", "fit", DATA, "--out", "OUT"], "--epochs", "int", 1, None, False, False),
+    (["anomaly", "fit", DATA, "--out", "OUT"], "--trim", "float", 0, 0.5, False, True),
     (["anomaly", "fit", DATA, "--out", "OUT"], "--latent-dim", "int", 1, 65536, False, False),
     (["anomaly", "fit", DATA, "--out", "OUT"], "--seed", "int", 0, MAX_SEED, False, False),
     (["anomaly", "map", RUN, DATA], "-n", "int", 1, None, False, False),

@@ -167,11 +167,14 @@ class ELBO(Objective):
     """Evidence lower bound with beta weighting, a KL schedule (constant, linear, logistic, cyclical) and free bits."""
 
     def __init__(self, beta: float = 1.0, warmup_steps: int = 0, free_bits: float = 0.0, n_samples: int = 1,
-                 kl_schedule: str = "linear", total_steps: int = 0, cycles: int = 4, cycle_ratio: float = 0.5) -> None:
+                 kl_schedule: str = "linear", total_steps: int = 0, cycles: int = 4, cycle_ratio: float = 0.5,
+                 trim: float = 0.0) -> None:
         _check_nonnegative(beta=beta, free_bits=free_bits)
         _check_samples(n_samples)
+        if not 0.0 <= trim < 0.5:
+            raise ConfigError(f"trim must be in [0, 0.5), got {trim}")
         self.schedule = KLSchedule(kl_schedule, warmup_steps, total_steps, cycles, cycle_ratio)
-        self.beta, self.free_bits, self.n_samples = beta, free_bits, n_samples
+        self.beta, self.free_bits, self.n_samples, self.trim = beta, free_bits, n_samples, trim
 
     def weight(self, step: int) -> float:
         """beta * w(step): the KL weight at `step`."""
@@ -185,7 +188,13 @@ class ELBO(Objective):
         kl_term = kl
         if self.free_bits > 0:
             kl_term = self._free_bits_kl(model, out.qz, kl)
-        total = (recon + self.weight(step) * kl_term).mean() + penalty_of(out)
+        per_example = recon + self.weight(step) * kl_term  # (B,)
+        if self.trim > 0:
+            # Trimmed likelihood: the batch's highest-loss fraction `trim` is left out of the gradient, so rows
+            # that the model fits worst (in contaminated data, mostly the anomalies) do not shape it.
+            per_example = per_example.topk(max(1, math.ceil((1.0 - self.trim) * len(per_example))),
+                                           largest=False).values
+        total = per_example.mean() + penalty_of(out)
         return Loss(total=total, terms={"loss": recon + kl, "recon": recon, "kl": kl})
 
     def _free_bits_kl(self, model: VAE, qz, kl: torch.Tensor) -> torch.Tensor:
@@ -263,16 +272,17 @@ def _check_samples(n: int, name: str = "n_samples") -> None:
 @OBJECTIVES.register("elbo")
 def elbo_objective(steps_per_epoch: int = 1, epochs: int = 0, beta: float = 1.0, kl_schedule: str = "linear",
                    warmup_epochs: float = 0.0, cycles: int = 4, cycle_ratio: float = 0.5, free_bits: float = 0.0,
-                   n_samples: int = 1) -> ELBO:
+                   n_samples: int = 1, trim: float = 0.0) -> ELBO:
     """Evidence lower bound with beta weighting, a KL schedule (constant, linear, logistic, cyclical) and free bits.
 
     `warmup_epochs`: the linear or logistic schedule's ramp; `cycles`, `cycle_ratio`: the cyclical one's (over all epochs);
-    `free_bits`: nats per latent dimension; `n_samples`: z draws per example.
+    `free_bits`: nats per latent dimension; `n_samples`: z draws per example; `trim`: the fraction of each batch
+    with the highest loss left out of the gradient, in [0, 0.5) (training on data with outliers in it).
     """
     _check_nonnegative(warmup_epochs=warmup_epochs)
     return ELBO(beta=beta, warmup_steps=int(warmup_epochs * steps_per_epoch), free_bits=free_bits,
                 n_samples=n_samples, kl_schedule=kl_schedule, total_steps=steps_per_epoch * epochs, cycles=cycles,
-                cycle_ratio=cycle_ratio)
+                cycle_ratio=cycle_ratio, trim=trim)
 
 
 @OBJECTIVES.register("capacity")
