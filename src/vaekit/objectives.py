@@ -171,7 +171,7 @@ class ELBO(Objective):
                  trim: float = 0.0) -> None:
         _check_nonnegative(beta=beta, free_bits=free_bits)
         _check_samples(n_samples)
-        if not 0.0 <= trim < 0.5:
+        if not (isinstance(trim, (int, float)) and 0.0 <= trim < 0.5):
             raise ConfigError(f"trim must be in [0, 0.5), got {trim}")
         self.schedule = KLSchedule(kl_schedule, warmup_steps, total_steps, cycles, cycle_ratio)
         self.beta, self.free_bits, self.n_samples, self.trim = beta, free_bits, n_samples, trim

@@ -225,7 +225,7 @@ class VAEAnomalyDetector(BaseEstimator):
                               f"likelihood='bernoulli', got {self.likelihood!r}")
         if self.scaling not in SCALINGS:
             raise ConfigError(f"unknown scaling {self.scaling!r}; choose one of: {', '.join(SCALINGS)}")
-        if self.trim is not None and not 0.0 <= self.trim < 0.5:
+        if self.trim is not None and not (isinstance(self.trim, (int, float)) and 0.0 <= self.trim < 0.5):
             raise ConfigError(f"trim must be in [0, 0.5) (or None for the default), got {self.trim}")
         if not 0.0 < self.contamination <= 0.5:
             raise ConfigError(f"contamination must be in (0, 0.5], got {self.contamination}")
