@@ -122,13 +122,14 @@ def main() -> None:
     left.set(xlabel="epoch", ylabel="-ELBO (nats / sentence)", title="each run, per epoch",
              ylim=(min(loss) - 9, min(loss) + 12))
     left.legend()
-    grid = np.geomspace(epochs.min(), max(epochs.max(), needed or 0) * 1.2, 200)
+    grid = np.geomspace(epochs.min(), max(epochs.max() * 3, needed or 0) * 1.2, 200)
     fresh = np.array([p["run"] != "earlier run" for p in points])
     right.plot(epochs[fresh], loss[fresh], "o", label="best validation -ELBO of a run")
     if (~fresh).any():
         right.plot(epochs[~fresh], loss[~fresh], "s", mfc="none", label="earlier run (same config)")
     right.plot(grid, l_inf + b * grid ** -c, "-", label=f"fit {l_inf:.1f} + {b:.0f} E^-{c:.2f}")
     right.axhline(level, color="grey", ls="--", label=f"test NLL {args.target:g}, on the validation scale")
+    right.axhline(l_inf, color="C2", ls=":", label=f"fitted floor {l_inf:.1f} (no budget goes below it)")
     right.set(xscale="log", xlabel="epochs in the schedule (log)", ylabel="validation -ELBO",
               title="budget curve")
     ticks = sorted(set(epochs.astype(int).tolist()) | {int(round(grid[-1]))})
