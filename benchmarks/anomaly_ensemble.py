@@ -1,16 +1,16 @@
 """Ensembles of VAE anomaly scores on the 43 ADBench sets, under the split protocol of anomaly_protocol.py.
 
 The two configurations that protocol chose (the one best on half A, reported on half B, and the reverse; read
-from its JSON when the run starts, and kept in --json) are each trained with --members seeds (0, 1, ...) on every set; the members' `elbo` scores
-(k = 100) are combined in two ways fixed before the run:
+from its JSON when the run starts, and kept in --json) are each trained with --members seeds (0, 1, ...) on every
+set; the members' `elbo` scores (k = 100) are combined in two ways fixed before the run:
     mean   the average score in nats (the log of the geometric mean of the members' likelihood bounds)
     rank   the average of each member's score ranks
 A second kind of ensemble varies the column scaling instead of the seed (added after the quantile scaling's
 protocol run showed it winning where robust scaling lost and the reverse): the configuration with its own scaling
 and with "quantile" (and "standard"), seed 0 each, combined by rank only (the members' nats are on different
 scales). The candidates (E = 1, the first member alone, which is what the protocol reported; E = 2 .. members with
-each combination; the scaling ensembles) are chosen as before: the best on half A is reported on half B and the reverse. IsolationForest
-(PyOD, seeds 0, 1, 2) runs in the same process on the same rows.
+each combination; the scaling ensembles) are chosen as before: the best on half A is reported on half B and the
+reverse. IsolationForest (PyOD, seeds 0, 1, 2) runs in the same process on the same rows.
 
     VAEKIT_DATA=../shared/data python benchmarks/anomaly_ensemble.py --json benchmarks/results/anomaly_ensemble.json
 

@@ -3,7 +3,7 @@
 Every ADBench tabular set in $VAEKIT_DATA/adbench (43 sets; sets over --max-rows rows are subsampled, seeded and
 stratified: the anomaly fraction is kept, with at least min(10, all) anomalies) is fitted without labels by
 each candidate configuration of `VAEAnomalyDetector` (a small grid: scaling, beta, training steps, width,
-latent size; each fitted model is scored three ways, nll / elbo / recon) and by IsolationForest, LOF, PyOD's
+latent size, trimming; each fitted model is scored three ways, nll / elbo / recon) and by IsolationForest, LOF, PyOD's
 AutoEncoder and PyOD's VAE, in the same run, on the same rows, with the same seeds.
 
 The set names are split into halves A and B by a fixed seeded permutation (--split-seed). The configuration with
@@ -161,7 +161,8 @@ def confirm(root: Path, cache: dict, seeds: list[int], max_rows: int, path: str 
     for name in cache["sets"]:
         row: dict = out.get(name, {})
         # only what is missing: a set confirmed before a grid entry was added gets that entry's seeds now
-        trainings = {k.rsplit("|", 1)[0] for k in keys if k not in row}
+        needed = {k for k in keys if k not in row}
+        trainings = {k.rsplit("|", 1)[0] for k in needed}
         changes = [c for c in GRID if config_name(c) in trainings]
         baselines = [m for m in ("IForest (PyOD)", "LOF (sklearn)") if m not in row]
         if not changes and not baselines:
@@ -171,7 +172,7 @@ def confirm(root: Path, cache: dict, seeds: list[int], max_rows: int, path: str 
             for change in changes:
                 aucs, _ = vae_aucs(x, y, change, seed)
                 for score, auc in aucs.items():
-                    if f"{config_name(change)}|{score}" in keys:
+                    if f"{config_name(change)}|{score}" in needed:  # a score already confirmed keeps its seeds
                         row.setdefault(f"{config_name(change)}|{score}", []).append(auc)
             fns = detectors(seed)
             for method in baselines:

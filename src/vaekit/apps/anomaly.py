@@ -168,7 +168,8 @@ class VAEAnomalyDetector(BaseEstimator):
                  batch_size: int = 64, lr: float = 1e-3, beta: float = 0.25, score: str | None = None, k: int = 100,
                  contamination: float = 0.1, likelihood: str | None = None, sigma: float | None = None,
                  network: str = "mlp", scaling: str = "robust", random_state: int | None = None,
-                 verbose: bool = False, device: str = "cpu", model_kind: str = "vae", trim: float | None = None) -> None:
+                 verbose: bool = False, device: str = "cpu", model_kind: str = "vae",
+                 trim: float | None = None) -> None:
         self.latent_dim = latent_dim
         self.hidden = hidden
         self.epochs = epochs
