@@ -63,17 +63,19 @@ def combine(scores: list[np.ndarray], how: str) -> np.ndarray:
 def run_set(root: Path, name: str, configs: dict[str, str], members: int, max_rows: int) -> dict:
     x, y = load_set(root, name, max_rows)
     entry: dict = {"n": len(x), "d": int(x.shape[1]), "aucs": {}, "seconds": {}}
+    first: dict[str, np.ndarray] = {}  # each configuration's seed-0 member, reused by the scaling ensembles
     for label, config in configs.items():
         c = parse(config)
         start = time.perf_counter()
         scores = [member_scores(x, c, seed) for seed in range(members)]
+        first[label] = scores[0]
         entry["seconds"][label] = time.perf_counter() - start
         entry["aucs"][f"{label}|E=1"] = float(roc_auc_score(y, scores[0]))
         entry["aucs"][f"{label}|members"] = [float(roc_auc_score(y, s)) for s in scores]
         for e in range(2, members + 1):
             for how in COMBINATIONS:
                 entry["aucs"][f"{label}|E={e}|{how}"] = float(roc_auc_score(y, combine(scores[:e], how)))
-    entry["aucs"].update(scaling_ensembles(x, y, configs))
+    entry["aucs"].update(scaling_ensembles(x, y, configs, first))
     start = time.perf_counter()
     entry["aucs"]["IForest (PyOD)"] = float(np.mean([roc_auc_score(y, detectors(s)["IForest (PyOD)"](x, x))
                                                      for s in range(3)]))
@@ -81,13 +83,15 @@ def run_set(root: Path, name: str, configs: dict[str, str], members: int, max_ro
     return entry
 
 
-def scaling_ensembles(x: np.ndarray, y: np.ndarray, configs: dict[str, str]) -> dict[str, float]:
+def scaling_ensembles(x: np.ndarray, y: np.ndarray, configs: dict[str, str],
+                      own_scores: dict[str, np.ndarray] | None = None) -> dict[str, float]:
     """ROC-AUCs of each configuration combined by rank with the same settings under other column scalings
-    (seed 0), keyed 'label|scalings=robust+quantile|rank'."""
+    (seed 0), keyed 'label|scalings=robust+quantile|rank'. `own_scores`: each label's seed-0 scores when the
+    caller already has them (trained here otherwise)."""
     out = {}
     for label, config in configs.items():
         c = parse(config)
-        own = member_scores(x, c, 0)
+        own = own_scores[label] if own_scores is not None else member_scores(x, c, 0)
         others = {}
         for extra in SCALING_SETS:
             for scaling in extra:
